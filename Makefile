@@ -1,0 +1,35 @@
+# Two entry points for a fresh clone: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint typecheck schemas check clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)  ## embedded broker + worker + the scripted demo
+	$(BIN)/consent-streams demo
+
+test: $(STAMP)  ## lint, types, contract drift, then the whole suite
+	$(BIN)/ruff check streams schemas tests
+	$(BIN)/mypy
+	$(BIN)/python -m schemas.generate --check
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check streams schemas tests
+	$(BIN)/ruff format --check streams schemas tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+schemas: $(STAMP)  ## regenerate JSON Schema and AsyncAPI from the models
+	$(BIN)/python -m schemas.generate
+
+clean:
+	rm -rf $(VENV) .consent-data .pytest_cache .mypy_cache .ruff_cache

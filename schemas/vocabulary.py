@@ -1,0 +1,77 @@
+"""Closed vocabularies shared by the contract, the policy catalogue and the engine."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class EventType(StrEnum):
+    CONSENT_GRANTED = "consent.granted"
+    CONSENT_CONFIRMED = "consent.confirmed"
+    CONSENT_WITHDRAWN = "consent.withdrawn"
+    UNSUBSCRIBED = "unsubscribed"
+    OBJECTION_RAISED = "objection.raised"
+    PRIVACY_SIGNAL = "privacy.signal"
+    ERASURE_REQUESTED = "erasure.requested"
+    RESTRICTION_REQUESTED = "restriction.requested"
+    RESTRICTION_LIFTED = "restriction.lifted"
+
+
+class Channel(StrEnum):
+    EMAIL = "email"
+    SMS = "sms"
+    PHONE = "phone"
+    POST = "post"
+    WEB = "web"
+
+
+class Objection(StrEnum):
+    DIRECT_MARKETING = "direct_marketing"
+    PROFILING = "profiling"
+    LEGITIMATE_INTEREST = "legitimate_interest"
+
+
+class Signal(StrEnum):
+    GPC = "gpc"
+    DNT = "dnt"
+
+
+class LegalBasis(StrEnum):
+    CONSENT = "consent"
+    LEGITIMATE_INTEREST = "legitimate_interest"
+    CONTRACT = "contract"
+    LEGAL_OBLIGATION = "legal_obligation"
+
+
+class Category(StrEnum):
+    DIRECT_MARKETING = "direct_marketing"
+    PROFILING = "profiling"
+    TRACKING = "tracking"
+    SALE_OR_SHARING = "sale_or_sharing"
+    ESSENTIAL = "essential"
+
+
+class Destination(StrEnum):
+    EMAIL = "email"
+    CRM = "crm"
+    ANALYTICS = "analytics"
+
+
+class Action(StrEnum):
+    SUPPRESS = "suppress"
+    ALLOW = "allow"
+
+
+class Reason(StrEnum):
+    CONSENT = "consent"
+    LEGITIMATE_INTEREST = "legitimate_interest"
+    CONTRACT = "contract"
+    LEGAL_OBLIGATION = "legal_obligation"
+    NO_CONSENT = "no_consent"
+    PENDING_CONFIRMATION = "pending_confirmation"
+    CONSENT_WITHDRAWN = "consent_withdrawn"
+    UNSUBSCRIBED = "unsubscribed"
+    OBJECTION = "objection"
+    PRIVACY_SIGNAL = "privacy_signal"
+    ERASURE = "erasure"
+    RESTRICTED = "restricted"

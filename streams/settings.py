@@ -1,0 +1,60 @@
+"""One typed, frozen settings object read from the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+DEFAULT_WEB_PORT = 6066
+
+
+class SettingsError(ValueError):
+    """The environment does not describe a valid configuration."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    bootstrap_servers: str | None = Field(
+        default=None, description="KAFKA_BOOTSTRAP_SERVERS; unset = start the embedded broker"
+    )
+    policy_file: Path | None = Field(
+        default=None, description="CONSENT_POLICY_FILE; unset = the shipped example policy"
+    )
+    data_dir: Path = Field(default=Path(".consent-data"), description="CONSENT_DATA_DIR")
+    web_host: str = Field(default="127.0.0.1", description="CONSENT_WEB_HOST")
+    web_port: int = Field(default=DEFAULT_WEB_PORT, ge=0, le=65535, description="CONSENT_WEB_PORT")
+    app_id: str = Field(
+        default="consent-streams",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$",
+        description="CONSENT_APP_ID: consumer group and internal topic prefix",
+    )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        raw: dict[str, str] = {
+            field: env[var] for var, field in ENVIRONMENT.items() if env.get(var, "").strip()
+        }
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{_VARIABLE_OF[str(err['loc'][0])]}: {err['msg']}" for err in exc.errors()
+            )
+            raise SettingsError(f"invalid configuration: {problems}") from None
+
+
+#: Environment variable -> settings field. The compose file and docs are checked against it.
+ENVIRONMENT: dict[str, str] = {
+    "KAFKA_BOOTSTRAP_SERVERS": "bootstrap_servers",
+    "CONSENT_POLICY_FILE": "policy_file",
+    "CONSENT_DATA_DIR": "data_dir",
+    "CONSENT_WEB_HOST": "web_host",
+    "CONSENT_WEB_PORT": "web_port",
+    "CONSENT_APP_ID": "app_id",
+}
+_VARIABLE_OF = {field: var for var, field in ENVIRONMENT.items()}

@@ -1,0 +1,75 @@
+"""Hypothesis strategies: admitted events over the test policy, with collisions on purpose."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from hypothesis import strategies as st
+
+from schemas.events import ConsentEvent
+
+from .conftest import NOW, T0
+
+# (purpose, its channels) of controller acme in the test policy.
+PURPOSES = {
+    "newsletter": ["email", "sms"],
+    "offers": ["email", "sms"],
+    "customer-marketing": ["email", "post"],
+    "personalisation": ["web"],
+    "analytics": ["web"],
+    "orders": ["email", "post"],
+    "bookkeeping": ["post"],
+}
+
+# Few distinct minutes, so equal event times (tie-breaks) are common.
+minutes = st.integers(min_value=0, max_value=6)
+
+
+@st.composite
+def events(draw: st.DrawFn, subject_id: str = "subject-1") -> ConsentEvent:
+    type_ = draw(
+        st.sampled_from(
+            [
+                "consent.granted",
+                "consent.confirmed",
+                "consent.withdrawn",
+                "unsubscribed",
+                "objection.raised",
+                "privacy.signal",
+                "erasure.requested",
+                "restriction.requested",
+                "restriction.lifted",
+            ]
+        )
+    )
+    data: dict[str, Any] = {"type": type_}
+    if type_.startswith("consent."):
+        purpose = draw(st.sampled_from(sorted(PURPOSES)))
+        data["purpose"] = purpose
+        data["channel"] = draw(st.none() | st.sampled_from(PURPOSES[purpose]))
+    elif type_ == "unsubscribed":
+        purpose = draw(st.none() | st.sampled_from(["newsletter", "offers", "customer-marketing"]))
+        data["purpose"] = purpose
+        data["channel"] = draw(st.none() | st.sampled_from(PURPOSES[purpose or "offers"]))
+    elif type_ == "objection.raised":
+        data["objection"] = draw(st.sampled_from(["direct_marketing", "profiling", "legitimate_interest"]))
+    elif type_ == "privacy.signal":
+        data["signal"] = draw(st.sampled_from(["gpc", "dnt"]))
+    data = {k: v for k, v in data.items() if v is not None}
+    data["event_id"] = draw(st.sampled_from("abcdefghijklmnop")) + draw(st.text("0123456789", min_size=1, max_size=3))
+    data["occurred_at"] = T0 + timedelta(minutes=draw(minutes))
+    data["controller"] = "acme"
+    data["subject_id"] = subject_id
+    return ConsentEvent.model_validate(data, context={"now": NOW})
+
+
+def unique_ids(batch: list[ConsentEvent]) -> list[ConsentEvent]:
+    """Keep the first event per event_id: one id names one logical event."""
+    seen: dict[str, ConsentEvent] = {}
+    for e in batch:
+        seen.setdefault(e.event_id, e)
+    return list(seen.values())
+
+
+event_sets = st.lists(events(), min_size=1, max_size=25).map(unique_ids)

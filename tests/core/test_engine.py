@@ -1,0 +1,111 @@
+"""Propagation: which changes produce messages, to whom, with which ids."""
+
+from __future__ import annotations
+
+import orjson
+
+from schemas.events import ConsentEvent
+from schemas.suppressions import SuppressionMessage
+from schemas.vocabulary import Destination
+from streams.core.engine import Engine, Outcome
+from streams.core.state import EMPTY, SubjectState
+
+from .conftest import NOW, MakeEvent
+
+
+def run(engine: Engine, events: list[ConsentEvent], state: SubjectState = EMPTY) -> tuple[SubjectState, list[Outcome]]:
+    outcomes = []
+    for e in events:
+        assert engine.admit(e) == []
+        outcome = engine.apply(state, e, NOW)
+        outcomes.append(outcome)
+        state = outcome.state
+    return state, outcomes
+
+
+def messages(outcome: Outcome) -> list[tuple[Destination, SuppressionMessage]]:
+    return [(m.destination, SuppressionMessage.model_validate_json(m.value)) for m in outcome.messages]
+
+
+def test_grant_allows_to_every_destination_with_identifiers(engine: Engine, event: MakeEvent) -> None:
+    grant = event("consent.granted", 1, purpose="offers", channel="email", identifiers={"email": "a@example.com"})
+    _, [outcome] = run(engine, [grant])
+    sent = messages(outcome)
+    assert [d for d, _ in sent] == [Destination.EMAIL, Destination.CRM]
+    message = sent[0][1]
+    assert (message.action, message.purpose, message.channel, message.reason) == ("allow", "offers", "email", "consent")
+    assert message.identifiers.email == "a@example.com"
+    assert message.caused_by_event_id == grant.event_id
+    assert message.effective_at == grant.occurred_at
+    assert message.legal_basis == "consent"
+
+
+def test_opt_out_of_a_never_allowed_pair_still_suppresses(engine: Engine, event: MakeEvent) -> None:
+    _, [outcome] = run(engine, [event("unsubscribed", 1, purpose="offers")])
+    assert [(d, m.action, m.reason) for d, m in messages(outcome)] == [
+        (Destination.EMAIL, "suppress", "unsubscribed"),
+        (Destination.CRM, "suppress", "unsubscribed"),
+    ]
+
+
+def test_entering_not_allowed_says_nothing(engine: Engine, event: MakeEvent) -> None:
+    _, [outcome] = run(engine, [event("consent.granted", 1, purpose="newsletter")])
+    assert outcome.messages == ()  # pending confirmation
+
+
+def test_leaving_allowed_for_not_allowed_suppresses(engine: Engine, event: MakeEvent) -> None:
+    # Confirmed, re-granted later; a withdrawal between them arrives last: pending again.
+    events = [
+        event("consent.confirmed", 1, purpose="newsletter", channel="email"),
+        event("consent.granted", 3, purpose="newsletter", channel="email"),
+        event("consent.withdrawn", 2, purpose="newsletter", channel="email"),
+    ]
+    _, outcomes = run(engine, events)
+    last = messages(outcomes[-1])
+    assert {m.action for _, m in last} == {"suppress"}
+    assert {m.reason for _, m in last} == {"pending_confirmation"}
+
+
+def test_no_change_no_message(engine: Engine, event: MakeEvent) -> None:
+    events = [event("unsubscribed", 1, purpose="offers"), event("consent.withdrawn", 2, purpose="offers", channel="email")]
+    _, outcomes = run(engine, events)
+    assert outcomes[1].messages == ()
+
+
+def test_late_older_event_changes_nothing(engine: Engine, event: MakeEvent) -> None:
+    events = [event("consent.granted", 5, purpose="offers"), event("consent.withdrawn", 1, purpose="offers")]
+    _, outcomes = run(engine, events)
+    assert outcomes[1].messages == ()
+
+
+def test_redelivery_restates_with_the_same_ids(engine: Engine, event: MakeEvent) -> None:
+    unsubscribe = event("unsubscribed", 1)
+    state, [first] = run(engine, [unsubscribe])
+    again = engine.apply(state, unsubscribe, NOW)
+    assert again.duplicate and again.state == state
+    assert [m.value for m in again.messages] == [m.value for m in first.messages]
+    # One id per (purpose, channel, action, cause), shared by both destinations.
+    ids = {orjson.loads(m.value)["suppression_id"] for m in first.messages}
+    assert len(ids) == len(first.messages) // 2
+
+
+def test_redelivery_of_a_superseded_event_restates_nothing(engine: Engine, event: MakeEvent) -> None:
+    grant = event("consent.granted", 1, purpose="offers", channel="email")
+    state, _ = run(engine, [grant, event("unsubscribed", 2, purpose="offers")])
+    assert engine.apply(state, grant, NOW).messages == ()
+
+
+def test_restriction_suppresses_everything_but_legal_obligations(engine: Engine, event: MakeEvent) -> None:
+    state, [_, outcome] = run(engine, [event("consent.granted", 1, purpose="offers"), event("restriction.requested", 2)])
+    sent = {(m.purpose, m.channel) for _, m in messages(outcome)}
+    assert ("offers", "email") in sent and ("orders", "post") in sent
+    assert ("bookkeeping", "post") not in sent
+    _, [lifted] = run(engine, [event("restriction.lifted", 3)], state)
+    assert {(m.purpose, m.action) for _, m in messages(lifted)} >= {("offers", "allow"), ("orders", "allow")}
+
+
+def test_policy_admission(engine: Engine, event: MakeEvent) -> None:
+    assert [e.loc for e in engine.admit(event("unsubscribed", controller="nobody"))] == ["controller"]
+    assert [e.loc for e in engine.admit(event("consent.granted", purpose="nothing"))] == ["purpose"]
+    errors = engine.admit(event("consent.granted", purpose="analytics", channel="email"))
+    assert [e.loc for e in errors] == ["channel"] and "web" in errors[0].msg
