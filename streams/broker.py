@@ -145,3 +145,17 @@ class EmbeddedBroker:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def wait_forever() -> None:
+    """Sleep until Ctrl-C or SIGTERM."""
+    stop = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    with contextlib.suppress(KeyboardInterrupt):
+        while not stop:
+            time.sleep(0.2)

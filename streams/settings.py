@@ -33,6 +33,21 @@ class Settings(BaseModel):
         description="CONSENT_APP_ID: consumer group and internal topic prefix",
     )
 
+    topic_prefix: str = Field(
+        default="",
+        pattern=r"^[A-Za-z0-9._-]{0,64}$",
+        description="CONSENT_TOPIC_PREFIX: prepended to every topic name (e.g. 'staging.')",
+    )
+    session_timeout: float = Field(
+        default=30.0, gt=0, description="CONSENT_SESSION_TIMEOUT: consumer group session, seconds"
+    )
+    producer_max_batch_size: int = Field(
+        default=16384, gt=0, description="CONSENT_PRODUCER_MAX_BATCH_SIZE: bytes per produce batch"
+    )
+    log_level: str = Field(
+        default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="CONSENT_LOG_LEVEL"
+    )
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
@@ -56,5 +71,9 @@ ENVIRONMENT: dict[str, str] = {
     "CONSENT_WEB_HOST": "web_host",
     "CONSENT_WEB_PORT": "web_port",
     "CONSENT_APP_ID": "app_id",
+    "CONSENT_TOPIC_PREFIX": "topic_prefix",
+    "CONSENT_SESSION_TIMEOUT": "session_timeout",
+    "CONSENT_PRODUCER_MAX_BATCH_SIZE": "producer_max_batch_size",
+    "CONSENT_LOG_LEVEL": "log_level",
 }
 _VARIABLE_OF = {field: var for var, field in ENVIRONMENT.items()}

@@ -1,0 +1,170 @@
+"""The Faust application: topics, the subject table and the agents, wired to the pure engine."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+from faust.types import EventT, StreamT
+
+from schemas.codec import RejectedRecord, dead_letter_record, decode_event
+from schemas.deadletter import FieldError
+from schemas.vocabulary import Destination
+from streams.core.engine import Engine, subject_key
+from streams.core.policy import Policy
+from streams.core.state import SubjectState
+from streams.settings import Settings
+from streams.topology import DEFAULT_PARTITIONS, SUBJECTS_TABLE, Topology
+
+log = logging.getLogger("consent_streams")
+
+RAW: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
+
+
+@dataclass
+class Counters:
+    """Running totals for health, metrics and the demo summary."""
+
+    accepted: int = 0
+    rejected: int = 0
+    folded: int = 0
+    duplicates: int = 0
+    emitted: dict[Destination, int] = field(default_factory=lambda: dict.fromkeys(Destination, 0))
+
+
+@dataclass
+class ConsentStreams:
+    """Everything a worker runs; built by :func:`create_app`."""
+
+    app: faust.App
+    engine: Engine
+    subjects: Any  # faust Table[bytes, bytes]
+    counters: Counters
+
+
+def create_app(
+    settings: Settings,
+    policy: Policy,
+    *,
+    bootstrap: str,
+    store: str = "rocksdb://",
+    partitions: int = DEFAULT_PARTITIONS,
+) -> ConsentStreams:
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{bootstrap}",
+        store=store,
+        datadir=str(settings.data_dir),
+        topic_partitions=partitions,
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout / 6),
+        producer_max_batch_size=settings.producer_max_batch_size,
+        web_enabled=True,
+        web_bind=settings.web_host,
+        web_port=settings.web_port,
+        web_host=settings.web_host,
+        # Faust's own browsing endpoints would reveal table contents: keep them off.
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
+        web_metrics_enabled=False,
+        web_in_thread=False,
+        consumer_auto_offset_reset="earliest",
+    )
+    engine = Engine(policy)
+    counters = Counters()
+    names = Topology.of(settings)
+    events_topic = app.topic(names.events, **RAW)
+    by_subject = app.topic(names.by_subject, partitions=partitions, internal=True, **RAW)
+    deadletter = app.topic(names.deadletter, **RAW)
+    outputs = {d: app.topic(topic, **RAW) for d, topic in names.suppressions.items()}
+    subjects = app.Table(
+        SUBJECTS_TABLE,
+        partitions=partitions,
+        schema=faust.Schema(key_type=bytes, value_type=bytes, **RAW),
+    )
+
+    async def reject(event: EventT, errors: list[FieldError]) -> None:
+        message = event.message
+        await deadletter.send(
+            key=message.key,
+            value=dead_letter_record(
+                message.value,
+                message.key,
+                errors,
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                received_at=datetime.now(UTC),
+            ),
+        )
+        counters.rejected += 1
+        log.warning(
+            "record rejected",
+            extra={
+                "topic": message.topic,
+                "partition": message.partition,
+                "offset": message.offset,
+                "fields": [e.loc for e in errors],
+            },
+        )
+
+    @app.agent(events_topic, concurrency=1)
+    async def intake(stream: StreamT[bytes]) -> AsyncIterator[None]:
+        """Validate every record; route valid ones to the partition of (controller, subject)."""
+        async for event in stream.events():
+            message = event.message
+            try:
+                parsed = decode_event(message.value, message.key)
+                errors = engine.admit(parsed)
+            except RejectedRecord as exc:
+                errors = exc.errors
+            if errors:
+                await reject(event, errors)
+                continue
+            key = subject_key(parsed.controller, parsed.subject_id).encode()
+            await by_subject.send(key=key, value=message.value)
+            counters.accepted += 1
+            yield None
+
+    @app.agent(by_subject, concurrency=1)
+    async def fold(stream: StreamT[bytes]) -> AsyncIterator[None]:
+        """Fold each event into its subject's state; send what the change requires, then store."""
+        async for event in stream.events():
+            key: bytes = event.key  # type: ignore[assignment]
+            try:
+                parsed = decode_event(event.value)  # type: ignore[arg-type]
+                outcome = engine.apply(SubjectState.from_bytes(subjects.get(key)), parsed, datetime.now(UTC))
+            except Exception as exc:  # keep the pipeline running; the record is kept intact
+                await reject(event, [FieldError(loc="", msg=f"could not process: {type(exc).__name__}")])
+                log.exception("event could not be processed")
+                continue
+            for outbound in outcome.messages:
+                await outputs[outbound.destination].send(key=outbound.key, value=outbound.value)
+                counters.emitted[outbound.destination] += 1
+            if outcome.duplicate:
+                counters.duplicates += 1
+            else:
+                subjects[key] = outcome.state.to_bytes()
+            counters.folded += 1
+            yield None
+
+    @app.page("/health")
+    async def health(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok"})
+
+    @app.page("/ready")
+    async def ready(web: Any, request: Any) -> Any:
+        """200 once partitions are assigned and tables recovered; 503 during a rebalance."""
+        recovered = app.tables.recovery.completed.is_set()
+        assigned = bool(app.consumer.assignment()) if app.consumer else False
+        if recovered and assigned and not app.rebalancing:
+            return web.json({"status": "ready"})
+        return web.json({"status": "not ready"}, status=503, headers={"Retry-After": "1"})
+
+    return ConsentStreams(app=app, engine=engine, subjects=subjects, counters=counters)

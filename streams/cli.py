@@ -1,0 +1,78 @@
+"""``consent-streams``: the command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from streams.core.policy import PolicyError, load_policy
+from streams.settings import ENVIRONMENT, Settings, SettingsError
+
+_ENV_HELP = "configuration (environment):\n" + "\n".join(
+    f"  {var:<34} {Settings.model_fields[field].description or ''}"
+    for var, field in ENVIRONMENT.items()
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="consent-streams",
+        description="Event-driven consent and preference stream processor.",
+        epilog=_ENV_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands.add_parser(
+        "worker",
+        help="run a worker (starts an embedded broker if KAFKA_BOOTSTRAP_SERVERS is unset)",
+        epilog=_ENV_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo = commands.add_parser(
+        "demo", help="embedded broker + worker + a scripted scenario, printed as tables"
+    )
+    demo.add_argument(
+        "--exit", action="store_true", help="stop after the scenario instead of keeping the worker up"
+    )
+    broker = commands.add_parser("broker", help="run only the embedded broker until Ctrl-C")
+    broker.add_argument("--port", type=int, default=None, help="port on 127.0.0.1 (default: free)")
+    commands.add_parser("check-policy", help="validate the policy file and print its purposes")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        policy = load_policy(settings.policy_file)
+    except (SettingsError, PolicyError) as exc:
+        print(f"consent-streams: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "worker":
+        from streams.worker import run_worker
+
+        return run_worker(settings, policy)
+    if args.command == "demo":
+        from streams.demo import run_demo
+
+        return run_demo(settings, keep_running=not args.exit)
+    if args.command == "broker":
+        from streams.broker import EmbeddedBroker, wait_forever
+
+        with EmbeddedBroker(port=args.port) as running:
+            print(f"embedded broker on {running.bootstrap} (Ctrl-C to stop)", flush=True)
+            wait_forever()
+        return 0
+    if args.command == "check-policy":
+        for controller in policy.controllers.values():
+            print(f"{controller.id}  {controller.name}")
+            for purpose in controller.purposes.values():
+                channels = ",".join(purpose.channels)
+                print(f"  {purpose.name:<24} {purpose.legal_basis.value:<20} {channels}")
+        return 0
+    raise AssertionError(args.command)  # pragma: no cover
+
+
+if __name__ == "__main__":
+    sys.exit(main())

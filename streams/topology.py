@@ -1,0 +1,35 @@
+"""Topic and table names a worker uses, derived from the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from schemas.topics import DEADLETTER_TOPIC, EVENTS_TOPIC, SUPPRESSION_TOPICS
+from schemas.vocabulary import Destination
+from streams.settings import Settings
+
+#: Partitions of topics the worker creates (public ones if missing, the internal ones always).
+DEFAULT_PARTITIONS = 6
+SUBJECTS_TABLE = "subjects"
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    events: str
+    deadletter: str
+    suppressions: dict[Destination, str]
+    by_subject: str  # internal: events keyed by (controller, subject)
+
+    @classmethod
+    def of(cls, settings: Settings) -> Topology:
+        prefix = settings.topic_prefix
+        return cls(
+            events=prefix + EVENTS_TOPIC,
+            deadletter=prefix + DEADLETTER_TOPIC,
+            suppressions={d: prefix + name for d, name in SUPPRESSION_TOPICS.items()},
+            by_subject=f"{settings.app_id}.events-by-subject",
+        )
+
+    @property
+    def public(self) -> tuple[str, ...]:
+        return (self.events, *self.suppressions.values(), self.deadletter)

@@ -1,0 +1,493 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from schemas.vocabulary import Category, Channel, Destination, LegalBasis, Signal
+from streams.core.policy import (
+    DEFAULT_POLICY_PATH,
+    ID_PATTERN,
+    Controller,
+    Policy,
+    PolicyError,
+    Purpose,
+    load_policy,
+    parse_policy,
+)
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "policy.md"
+
+VALID = """\
+[signals]
+gpc = ["tracking", "sale_or_sharing"]
+dnt = ["tracking"]
+
+[controllers.acme-se]
+name = "Acme Networks AB"
+
+[controllers.acme-se.purposes.newsletter]
+legal_basis = "consent"
+categories = ["direct_marketing"]
+channels = ["email", "sms"]
+destinations = ["email", "crm"]
+double_opt_in = true
+
+[controllers.acme-se.purposes.analytics]
+legal_basis = "legitimate_interest"
+categories = ["tracking", "profiling"]
+channels = ["web"]
+destinations = ["analytics"]
+retention = "3 years"
+
+[controllers.acme-se.purposes.invoices]
+legal_basis = "legal_obligation"
+categories = ["essential"]
+channels = ["post", "email"]
+destinations = []
+
+[controllers.quiet]
+name = "Quiet Ltd"
+signals = { dnt = [], gpc = ["sale_or_sharing"] }
+
+[controllers.quiet.purposes.offers]
+legal_basis = "legitimate_interest"
+categories = ["direct_marketing"]
+channels = ["phone"]
+destinations = ["crm"]
+"""
+
+
+def line_of(text: str, needle: str) -> int:
+    """1-based line of the only line of ``text`` containing ``needle``."""
+    hits = [n for n, line in enumerate(text.splitlines(), start=1) if needle in line]
+    assert len(hits) == 1, (needle, hits)
+    return hits[0]
+
+
+def failure(text: str, source: str = "bad.toml") -> PolicyError:
+    with pytest.raises(PolicyError) as caught:
+        parse_policy(text, source)
+    return caught.value
+
+
+# --- the shipped example ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def example() -> Policy:
+    return load_policy()
+
+
+def test_default_path_is_the_shipped_example(example: Policy) -> None:
+    assert DEFAULT_POLICY_PATH.name == "policy.example.toml"
+    assert DEFAULT_POLICY_PATH.is_file()
+    assert load_policy(DEFAULT_POLICY_PATH) == example
+
+
+def test_example_has_the_controllers_from_the_notices(example: Policy) -> None:
+    assert len(example.controllers) >= 3
+    assert set(example.controllers) == {"hms-se", "hms-contact-nl", "sms-tech", "kms-uk"}
+    hms = example.controller("hms-se")
+    assert hms is not None
+    assert hms.name == "HMS Industrial Networks AB"
+    for controller_id, controller in example.controllers.items():
+        assert controller.id == controller_id
+        assert re.fullmatch(ID_PATTERN, controller_id)
+        for name, purpose in controller.purposes.items():
+            assert purpose.name == name
+            assert re.fullmatch(ID_PATTERN, name)
+
+
+def test_example_mixes_consent_and_legitimate_interest_marketing(example: Policy) -> None:
+    marketing = [
+        p
+        for c in example.controllers.values()
+        for p in c.purposes.values()
+        if p.has_category(Category.DIRECT_MARKETING)
+    ]
+    bases = {p.legal_basis for p in marketing}
+    assert {LegalBasis.CONSENT, LegalBasis.LEGITIMATE_INTEREST} <= bases
+    hms = example.controllers["hms-se"].purposes
+    assert hms["customer-marketing"].legal_basis is LegalBasis.LEGITIMATE_INTEREST
+    assert hms["newsletter"].legal_basis is LegalBasis.CONSENT
+    assert all(
+        Destination.EMAIL in p.destinations for p in marketing if Channel.EMAIL in p.channels
+    )
+
+
+def test_example_has_double_opt_in_and_legal_obligation(example: Policy) -> None:
+    purposes = [p for c in example.controllers.values() for p in c.purposes.values()]
+    double = [p for p in purposes if p.double_opt_in]
+    assert double and all(p.legal_basis is LegalBasis.CONSENT for p in double)
+    assert example.controllers["hms-se"].purposes["newsletter"].double_opt_in is True
+    bookkeeping = example.controllers["hms-se"].purposes["bookkeeping"]
+    assert bookkeeping.legal_basis is LegalBasis.LEGAL_OBLIGATION
+    assert bookkeeping.categories == (Category.ESSENTIAL,)
+    assert bookkeeping.retention == "at most 10 years plus the current year"
+
+
+def test_example_web_analytics_and_retention(example: Policy) -> None:
+    analytics = example.controllers["hms-se"].purposes["web-analytics"]
+    assert analytics.categories == (Category.TRACKING,)
+    assert analytics.channels == (Channel.WEB,)
+    assert analytics.destinations == (Destination.ANALYTICS,)
+    assert analytics.retention == "3 years"
+    assert example.controllers["hms-se"].purposes["live-chat"].retention == "at most 45 days"
+    assert example.controllers["hms-contact-nl"].purposes["newsletter"].retention == "2 years"
+
+
+def test_example_signals(example: Policy) -> None:
+    # SMS Tech's notice says it ignores Do Not Track; everyone else follows the global table.
+    assert example.signal_categories("sms-tech", Signal.DNT) == frozenset()
+    assert example.signal_categories("sms-tech", Signal.GPC) == {
+        Category.TRACKING,
+        Category.SALE_OR_SHARING,
+    }
+    assert example.signal_categories("hms-se", Signal.DNT) == {Category.TRACKING}
+
+
+def test_docs_list_every_example_purpose(example: Policy) -> None:
+    docs = DOCS.read_text(encoding="utf-8")
+    for controller in example.controllers.values():
+        assert f"`{controller.id}`" in docs
+        for name, purpose in controller.purposes.items():
+            row = f"| `{controller.id}` | `{name}` | {purpose.legal_basis} |"
+            assert row in docs, row
+
+
+# --- behaviour of a valid policy --------------------------------------------------------------
+
+
+def test_parse_valid_policy_fills_names_and_defaults() -> None:
+    policy = parse_policy(VALID)
+    acme = policy.controllers["acme-se"]
+    assert acme.id == "acme-se"
+    assert acme.signals is None
+    newsletter = acme.purposes["newsletter"]
+    assert newsletter.name == "newsletter"
+    assert newsletter.channels == (Channel.EMAIL, Channel.SMS)
+    assert newsletter.description == ""
+    assert newsletter.retention is None
+    assert acme.purposes["invoices"].destinations == ()
+    assert acme.purposes["invoices"].double_opt_in is False
+    assert acme.purposes["analytics"].has_category(Category.PROFILING)
+    assert not acme.purposes["analytics"].has_category(Category.DIRECT_MARKETING)
+
+
+def test_signal_categories_override_and_global() -> None:
+    policy = parse_policy(VALID)
+    assert policy.signal_categories("acme-se", Signal.GPC) == {
+        Category.TRACKING,
+        Category.SALE_OR_SHARING,
+    }
+    assert policy.signal_categories("acme-se", Signal.DNT) == {Category.TRACKING}
+    assert policy.signal_categories("quiet", Signal.DNT) == frozenset()
+    assert policy.signal_categories("quiet", Signal.GPC) == {Category.SALE_OR_SHARING}
+    assert policy.signal_categories("unknown", Signal.DNT) == {Category.TRACKING}
+
+
+def test_controller_override_falls_back_per_signal() -> None:
+    text = VALID.replace(
+        'signals = { dnt = [], gpc = ["sale_or_sharing"] }', "signals = { dnt = [] }"
+    )
+    policy = parse_policy(text)
+    assert policy.signal_categories("quiet", Signal.DNT) == frozenset()
+    assert policy.signal_categories("quiet", Signal.GPC) == {
+        Category.TRACKING,
+        Category.SALE_OR_SHARING,
+    }
+
+
+def test_signals_default_when_absent_or_partial() -> None:
+    only_dnt = parse_policy(VALID.replace('gpc = ["tracking", "sale_or_sharing"]\n', "", 1))
+    assert only_dnt.signal_categories("acme-se", Signal.GPC) == {
+        Category.TRACKING,
+        Category.SALE_OR_SHARING,
+    }
+    assert only_dnt.signal_categories("acme-se", Signal.DNT) == {Category.TRACKING}
+
+    without_signals = VALID.split("[signals]", 1)[0] + VALID.split('dnt = ["tracking"]\n', 1)[1]
+    defaults = parse_policy(without_signals)
+    assert defaults.signals == {
+        Signal.GPC: (Category.TRACKING, Category.SALE_OR_SHARING),
+        Signal.DNT: (),
+    }
+    assert defaults.signal_categories("acme-se", Signal.DNT) == frozenset()
+
+
+def test_pairs_follow_file_order() -> None:
+    policy = parse_policy(VALID)
+    assert policy.pairs("acme-se") == (
+        ("newsletter", Channel.EMAIL),
+        ("newsletter", Channel.SMS),
+        ("analytics", Channel.WEB),
+        ("invoices", Channel.POST),
+        ("invoices", Channel.EMAIL),
+    )
+    assert policy.pairs("quiet") == (("offers", Channel.PHONE),)
+    assert policy.pairs("unknown") == ()
+    assert policy.controller("unknown") is None
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.from_regex(r"[a-z0-9][a-z0-9_-]{0,10}", fullmatch=True),
+            st.lists(st.sampled_from(list(Channel)), min_size=1, max_size=5, unique=True),
+        ),
+        min_size=1,
+        max_size=6,
+        unique_by=lambda item: item[0],
+    )
+)
+def test_pairs_enumerate_every_purpose_channel(purposes: list[tuple[str, list[Channel]]]) -> None:
+    text = '[controllers.c]\nname = "C"\n'
+    for name, channels in purposes:
+        listed = ", ".join(f'"{c}"' for c in channels)
+        text += (
+            f'[controllers.c.purposes."{name}"]\nlegal_basis = "contract"\n'
+            f'categories = ["essential"]\nchannels = [{listed}]\ndestinations = []\n'
+        )
+    expected = tuple((name, channel) for name, channels in purposes for channel in channels)
+    assert parse_policy(text).pairs("c") == expected
+
+
+def test_models_are_frozen() -> None:
+    policy = parse_policy(VALID)
+    with pytest.raises(ValidationError):
+        policy.controllers["acme-se"].purposes["newsletter"].double_opt_in = False  # type: ignore[misc]
+    with pytest.raises(ValidationError):
+        policy.controllers["acme-se"].name = "Other"  # type: ignore[misc]
+
+
+def test_models_can_be_built_in_code() -> None:
+    purpose = Purpose(
+        name="orders",
+        legal_basis=LegalBasis.CONTRACT,
+        categories=(Category.ESSENTIAL,),
+        channels=(Channel.EMAIL,),
+        destinations=(),
+    )
+    controller = Controller(id="shop", name="Shop", purposes={"orders": purpose})
+    policy = Policy(controllers={"shop": controller})
+    assert policy.pairs("shop") == (("orders", Channel.EMAIL),)
+    with pytest.raises(ValidationError, match="table key"):
+        Policy(controllers={"other": controller})
+
+
+# --- invalid input ----------------------------------------------------------------------------
+
+
+def test_bad_legal_basis() -> None:
+    text = VALID.replace('legal_basis = "legal_obligation"', 'legal_basis = "because"')
+    error = failure(text)
+    line = line_of(text, '"because"')
+    assert f"bad.toml:{line}: controllers.acme-se.purposes.invoices.legal_basis:" in str(error)
+    assert "'consent', 'legitimate_interest', 'contract' or 'legal_obligation'" in str(error)
+    assert "(got 'because')" in str(error)
+    assert error.source == "bad.toml"
+    assert len(error.problems) == 1
+
+
+def test_unknown_category() -> None:
+    text = VALID.replace('["tracking", "profiling"]', '["tracking", "spying"]')
+    message = str(failure(text))
+    line = line_of(text, '"spying"')
+    assert f"bad.toml:{line}: controllers.acme-se.purposes.analytics.categories[1]:" in message
+    assert "(got 'spying')" in message
+
+
+def test_unknown_key_is_rejected() -> None:
+    text = VALID.replace('retention = "3 years"', 'retention = "3 years"\nretension = "typo"')
+    message = str(failure(text))
+    line = line_of(text, "retension")
+    assert f"bad.toml:{line}: controllers.acme-se.purposes.analytics.retension:" in message
+    assert "Extra inputs are not permitted" in message
+
+
+def test_unknown_top_level_and_controller_keys() -> None:
+    text = VALID.replace('name = "Quiet Ltd"', 'name = "Quiet Ltd"\nwebsite = "quiet.example"')
+    text = "version = 2\n" + text
+    error = failure(text)
+    assert len(error.problems) == 2
+    assert "bad.toml:1: version: Extra inputs are not permitted" in str(error)
+    line = line_of(text, "website")
+    assert f"bad.toml:{line}: controllers.quiet.website: Extra inputs" in str(error)
+
+
+def test_double_opt_in_needs_consent() -> None:
+    text = VALID.replace("double_opt_in = true\n", "").replace(
+        'retention = "3 years"', 'retention = "3 years"\ndouble_opt_in = true'
+    )
+    message = str(failure(text))
+    line = line_of(text, "double_opt_in")
+    assert f"bad.toml:{line}: controllers.acme-se.purposes.analytics.double_opt_in:" in message
+    assert 'needs legal_basis = "consent", not "legitimate_interest"' in message
+
+
+def test_double_opt_in_must_be_a_boolean() -> None:
+    text = VALID.replace("double_opt_in = true", 'double_opt_in = "yes"')
+    message = str(failure(text))
+    line = line_of(text, "double_opt_in")
+    assert f"bad.toml:{line}: controllers.acme-se.purposes.newsletter.double_opt_in:" in message
+    assert "valid boolean" in message
+
+
+def test_duplicate_channels() -> None:
+    text = VALID.replace('channels = ["email", "sms"]', 'channels = ["email", "sms", "email"]')
+    message = str(failure(text))
+    line = line_of(text, '"sms", "email"')
+    assert f"bad.toml:{line}: controllers.acme-se.purposes.newsletter.channels:" in message
+    assert "duplicate entries: email" in message
+
+
+def test_duplicate_destinations_and_categories() -> None:
+    text = VALID.replace(
+        'destinations = ["analytics"]', 'destinations = ["analytics", "analytics"]'
+    )
+    text = text.replace('["tracking", "profiling"]', '["tracking", "tracking"]')
+    error = failure(text)
+    assert len(error.problems) == 2
+    assert "analytics.categories: duplicate entries: tracking" in str(error)
+    assert "analytics.destinations: duplicate entries: analytics" in str(error)
+
+
+def test_empty_channels_and_categories() -> None:
+    text = VALID.replace('channels = ["phone"]', "channels = []")
+    message = str(failure(text))
+    line = line_of(text, "channels = []")
+    assert f"bad.toml:{line}: controllers.quiet.purposes.offers.channels:" in message
+    assert "at least 1 item" in message
+
+
+def test_controller_id_with_slash() -> None:
+    text = VALID.replace("[controllers.quiet]", '[controllers."acme/quiet"]').replace(
+        "[controllers.quiet.purposes.offers]", '[controllers."acme/quiet".purposes.offers]'
+    )
+    message = str(failure(text))
+    line = line_of(text, '[controllers."acme/quiet"]')
+    assert f'bad.toml:{line}: controllers."acme/quiet".id: String should match pattern' in message
+    assert "(got 'acme/quiet')" in message
+
+
+def test_bad_purpose_name() -> None:
+    text = VALID.replace("purposes.offers]", "purposes.Offers]")
+    message = str(failure(text))
+    line = line_of(text, "purposes.Offers]")
+    assert (
+        f"bad.toml:{line}: controllers.quiet.purposes.Offers.name: String should match" in message
+    )
+
+
+def test_purpose_name_must_be_its_key() -> None:
+    text = VALID.replace('channels = ["phone"]', 'channels = ["phone"]\nname = "deals"')
+    message = str(failure(text))
+    line = line_of(text, "[controllers.quiet.purposes.offers]")
+    assert f"bad.toml:{line}: controllers.quiet.purposes:" in message
+    assert "purpose 'offers' is named 'deals'" in message
+
+
+def test_empty_purposes() -> None:
+    text = VALID.replace('name = "Quiet Ltd"', 'name = "Quiet Ltd"\npurposes = {}')
+    text = text.split("[controllers.quiet.purposes.offers]")[0]
+    message = str(failure(text))
+    line = line_of(text, "purposes = {}")
+    assert f"bad.toml:{line}: controllers.quiet.purposes:" in message
+    assert "at least 1 item" in message
+
+
+def test_missing_purposes_points_at_the_controller_table() -> None:
+    text = VALID.split("[controllers.quiet.purposes.offers]")[0]
+    message = str(failure(text))
+    line = line_of(text, "[controllers.quiet]")
+    assert f"bad.toml:{line}: controllers.quiet.purposes: Field required" in message
+
+
+def test_missing_controllers() -> None:
+    message = str(failure('[signals]\ngpc = ["tracking"]\n'))
+    assert "bad.toml: controllers: Field required" in message
+
+
+def test_bad_signals() -> None:
+    text = VALID.replace('dnt = ["tracking"]', 'dnt = ["tracking"]\nbeacon = ["tracking"]')
+    text = text.replace('gpc = ["tracking", "sale_or_sharing"]', 'gpc = ["essential"]')
+    error = failure(text)
+    message = str(error)
+    assert len(error.problems) == 2
+    assert f"bad.toml:{line_of(text, 'beacon')}: signals.beacon: invalid key:" in message
+    assert "'gpc' or 'dnt'" in message
+    gpc_line = line_of(text, 'gpc = ["essential"]')
+    assert f"bad.toml:{gpc_line}: signals.gpc:" in message
+    assert "cannot opt out of essential processing" in message
+
+
+def test_bad_controller_signal_override() -> None:
+    text = VALID.replace('gpc = ["sale_or_sharing"] }', 'gpc = ["selling"] }')
+    message = str(failure(text))
+    line = line_of(text, "selling")
+    assert f"bad.toml:{line}: controllers.quiet.signals.gpc[0]:" in message
+    assert "(got 'selling')" in message
+
+
+def test_several_errors_are_listed_one_per_line() -> None:
+    text = (
+        VALID.replace('legal_basis = "legal_obligation"', 'legal_basis = "because"')
+        .replace('channels = ["web"]', 'channels = ["web", "web"]')
+        .replace('destinations = ["crm"]', 'destinations = ["fax"]')
+    )
+    error = failure(text)
+    lines = str(error).splitlines()
+    assert lines[0] == "invalid policy bad.toml (3 problems):"
+    assert len(lines) == 4
+    assert all(line.startswith("  bad.toml:") for line in lines[1:])
+    assert [line.strip() for line in lines[1:]] == list(error.problems)
+    expected = {line_of(text, '"because"'), line_of(text, '["web", "web"]'), line_of(text, "fax")}
+    assert {int(line.split(":")[1]) for line in lines[1:]} == expected
+
+
+def test_toml_syntax_error_names_file_and_line() -> None:
+    text = VALID.replace('name = "Quiet Ltd"', 'name = "Quiet Ltd')
+    error = failure(text, "policy.toml")
+    line = line_of(text, 'name = "Quiet Ltd')
+    assert str(error).startswith("invalid policy policy.toml (1 problem):")
+    assert f"policy.toml:{line}: TOML syntax error:" in str(error)
+    assert f"(at line {line}," in str(error)
+
+
+def test_toml_duplicate_table_is_a_syntax_error() -> None:
+    text = VALID + '\n[controllers.quiet]\nname = "Again"\n'
+    message = str(failure(text))
+    assert "TOML syntax error" in message
+    assert re.search(r"bad\.toml:\d+: ", message)
+
+
+def test_load_reports_file_path(tmp_path: Path) -> None:
+    path = tmp_path / "policy.toml"
+    text = VALID.replace('destinations = ["crm"]', 'destinations = ["fax"]')
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+    assert (
+        f"{path}:{line_of(text, 'fax')}: controllers.quiet.purposes.offers.destinations[0]:"
+        in str(caught.value)
+    )
+    assert caught.value.source == str(path)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "absent.toml"
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+    assert str(caught.value) == f"cannot read policy file {path}: No such file or directory"
+
+
+def test_unreadable_encoding(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(b'[controllers.x]\nname = "Malm\xf6"\n')
+    with pytest.raises(PolicyError, match=re.escape(f"cannot read policy file {path}")):
+        load_policy(path)
