@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck schemas check clean
+.PHONY: run test bench resilience lint typecheck schemas clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,17 @@ test: $(STAMP)  ## lint, types, contract drift, then the whole suite
 	$(BIN)/mypy
 	$(BIN)/python -m schemas.generate --check
 	$(BIN)/pytest -q
+
+BENCH_STAMP := $(VENV)/.installed-bench
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)  ## throughput, latency, recovery and memory, side by side
+	$(BIN)/consent-streams bench $(BENCH_ARGS)
+
+resilience: $(STAMP)  ## the full resilience suite (make test runs the short version)
+	CONSENT_RESILIENCE=full $(BIN)/pytest tests/resilience -q -s
 
 lint: $(STAMP)
 	$(BIN)/ruff check streams schemas tests

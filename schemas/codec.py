@@ -48,7 +48,11 @@ def decode_event(
         raise RejectedRecord([FieldError(loc="", msg="record has no value")])
     if len(value) > MAX_RECORD_BYTES:
         raise RejectedRecord(
-            [FieldError(loc="", msg=f"record is {len(value)} bytes; the limit is {MAX_RECORD_BYTES}")]
+            [
+                FieldError(
+                    loc="", msg=f"record is {len(value)} bytes; the limit is {MAX_RECORD_BYTES}"
+                )
+            ]
         )
     try:
         event = ConsentEvent.model_validate_json(value, context={"now": now} if now else None)

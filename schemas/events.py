@@ -20,7 +20,7 @@ from schemas.vocabulary import Channel, EventType, Objection, Signal
 
 MAX_RECORD_BYTES = 64 * 1024
 MAX_FUTURE_SKEW = timedelta(minutes=5)
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 
 EventId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 SubjectId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
@@ -47,9 +47,9 @@ class Identifiers(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    email: Annotated[str, StringConstraints(max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")] | None = (
-        None
-    )
+    email: (
+        Annotated[str, StringConstraints(max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")] | None
+    ) = None
     phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9][0-9 ()./-]{2,31}$")] | None = None
     cookie_id: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
     crm_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
@@ -80,9 +80,9 @@ class ConsentEvent(BaseModel):
     signal: Signal | None = Field(default=None, description="Required for privacy.signal")
     identifiers: Identifiers | None = None
     source: ShortText | None = Field(default=None, description="Publishing system")
-    jurisdiction: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$")] | None = (
-        Field(default=None, description="ISO 3166 country or subdivision, e.g. SE, US-CA")
-    )
+    jurisdiction: (
+        Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$")] | None
+    ) = Field(default=None, description="ISO 3166 country or subdivision, e.g. SE, US-CA")
     notice_version: ShortText | None = Field(
         default=None, description="Version of the privacy notice shown"
     )

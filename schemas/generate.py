@@ -1,7 +1,7 @@
 """Write (or check) the JSON Schema files and the AsyncAPI document derived from the models.
 
-    python -m schemas.generate           # rewrite the files
-    python -m schemas.generate --check   # exit 1 if a committed file drifted from the models
+python -m schemas.generate           # rewrite the files
+python -m schemas.generate --check   # exit 1 if a committed file drifted from the models
 """
 
 from __future__ import annotations
@@ -44,7 +44,9 @@ def _channel(topic: str, message: str, key: str, description: str) -> dict[str, 
         "address": topic,
         "description": description,
         "messages": {message: {"$ref": f"#/components/messages/{message}"}},
-        "bindings": {"kafka": {"bindingVersion": "0.5.0", "key": {"type": "string", "description": key}}},
+        "bindings": {
+            "kafka": {"bindingVersion": "0.5.0", "key": {"type": "string", "description": key}}
+        },
     }
 
 
@@ -131,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m schemas.generate", description=__doc__)
     parser.add_argument("--check", action="store_true", help="fail if a file differs")
     args = parser.parse_args(argv)
-    stale = [path for path, data in rendered().items() if not path.exists() or path.read_bytes() != data]
+    stale = [
+        path for path, data in rendered().items() if not path.exists() or path.read_bytes() != data
+    ]
     if args.check:
         for path in stale:
             print(f"out of date: {path} (run: python -m schemas.generate)", file=sys.stderr)

@@ -19,6 +19,7 @@ from streams.core.policy import Policy
 from streams.core.state import SubjectState
 from streams.settings import Settings
 from streams.topology import DEFAULT_PARTITIONS, SUBJECTS_TABLE, Topology
+from streams.web import register_web
 
 log = logging.getLogger("consent_streams")
 
@@ -89,7 +90,7 @@ def create_app(
         schema=faust.Schema(key_type=bytes, value_type=bytes, **RAW),
     )
 
-    async def reject(event: EventT, errors: list[FieldError]) -> None:
+    async def reject(event: EventT[bytes], errors: list[FieldError]) -> None:
         message = event.message
         await deadletter.send(
             key=message.key,
@@ -136,12 +137,16 @@ def create_app(
     async def fold(stream: StreamT[bytes]) -> AsyncIterator[None]:
         """Fold each event into its subject's state; send what the change requires, then store."""
         async for event in stream.events():
-            key: bytes = event.key  # type: ignore[assignment]
+            key: bytes = event.key
             try:
-                parsed = decode_event(event.value)  # type: ignore[arg-type]
-                outcome = engine.apply(SubjectState.from_bytes(subjects.get(key)), parsed, datetime.now(UTC))
+                parsed = decode_event(event.value)
+                outcome = engine.apply(
+                    SubjectState.from_bytes(subjects.get(key)), parsed, datetime.now(UTC)
+                )
             except Exception as exc:  # keep the pipeline running; the record is kept intact
-                await reject(event, [FieldError(loc="", msg=f"could not process: {type(exc).__name__}")])
+                await reject(
+                    event, [FieldError(loc="", msg=f"could not process: {type(exc).__name__}")]
+                )
                 log.exception("event could not be processed")
                 continue
             for outbound in outcome.messages:
@@ -161,10 +166,12 @@ def create_app(
     @app.page("/ready")
     async def ready(web: Any, request: Any) -> Any:
         """200 once partitions are assigned and tables recovered; 503 during a rebalance."""
-        recovered = app.tables.recovery.completed.is_set()
+        recovered = app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
         assigned = bool(app.consumer.assignment()) if app.consumer else False
         if recovered and assigned and not app.rebalancing:
             return web.json({"status": "ready"})
         return web.json({"status": "not ready"}, status=503, headers={"Retry-After": "1"})
 
-    return ConsentStreams(app=app, engine=engine, subjects=subjects, counters=counters)
+    streams = ConsentStreams(app=app, engine=engine, subjects=subjects, counters=counters)
+    register_web(streams, settings)
+    return streams

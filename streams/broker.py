@@ -44,7 +44,7 @@ def metadata_answers(host: str, port: int, timeout: float = 1.0) -> bool:
     except OSError:
         return False
     correlation, brokers = struct.unpack(">ii", reply[:8])
-    return correlation == 7 and brokers > 0
+    return bool(correlation == 7 and brokers > 0)
 
 
 def _read_exact(sock: socket.socket, size: int) -> bytes:
@@ -97,9 +97,12 @@ class EmbeddedBroker:
                 [
                     broker_binary(),
                     "broker",
-                    "--listener-url", url,
-                    "--advertised-listener-url", url,
-                    "--storage-engine", "memory://tansu/",
+                    "--listener-url",
+                    url,
+                    "--advertised-listener-url",
+                    url,
+                    "--storage-engine",
+                    "memory://tansu/",
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,

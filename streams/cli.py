@@ -33,16 +33,32 @@ def _parser() -> argparse.ArgumentParser:
         "demo", help="embedded broker + worker + a scripted scenario, printed as tables"
     )
     demo.add_argument(
-        "--exit", action="store_true", help="stop after the scenario instead of keeping the worker up"
+        "--exit",
+        action="store_true",
+        help="stop after the scenario instead of keeping the worker up",
     )
     broker = commands.add_parser("broker", help="run only the embedded broker until Ctrl-C")
     broker.add_argument("--port", type=int, default=None, help="port on 127.0.0.1 (default: free)")
     commands.add_parser("check-policy", help="validate the policy file and print its purposes")
+    for name, help_text in (
+        ("token", "mint one-click unsubscribe / double opt-in tokens (see: token --help)"),
+        ("bench", "run the benchmark harness (see: bench --help)"),
+    ):
+        sub = commands.add_parser(name, help=help_text, add_help=False)
+        sub.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "bench":
+        from bench.harness import main as bench_main
+
+        return bench_main(args.rest)
+    if args.command == "token":
+        from streams.web.tokens_cli import main as token_main
+
+        return token_main(args.rest)
     try:
         settings = Settings.from_env()
         policy = load_policy(settings.policy_file)

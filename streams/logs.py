@@ -1,4 +1,4 @@
-"""Structured (JSON lines) logging. Messages carry counts and ids of records, never personal data."""
+"""Structured (JSON lines) logging: counts and record ids, never personal data."""
 
 from __future__ import annotations
 
@@ -30,7 +30,11 @@ def logging_config(level: str = "INFO") -> dict[str, Any]:
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": JsonFormatter}},
         "handlers": {
-            "stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            }
         },
         "root": {"level": level, "handlers": ["stderr"]},
     }

@@ -76,7 +76,9 @@ class Engine:
             return [(event.purpose, c) for c in channels if event.channel in (None, c)]
         return self.policy.pairs(event.controller)
 
-    def decide(self, state: SubjectState, controller: str, purpose: str, channel: Channel) -> Decision:
+    def decide(
+        self, state: SubjectState, controller: str, purpose: str, channel: Channel
+    ) -> Decision:
         found = self.policy.controller(controller)
         assert found is not None
         return decide(self.policy, controller, found.purposes[purpose], channel, state)

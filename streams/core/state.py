@@ -82,7 +82,10 @@ class SubjectState:
             raise ValueError(f"unsupported subject state version {raw.get('v')!r}")
         return cls(
             scopes={
-                scope: {slot: Statement(at, event_id, EventType(kind)) for slot, (at, event_id, kind) in slots.items()}
+                scope: {
+                    slot: Statement(at, event_id, EventType(kind))
+                    for slot, (at, event_id, kind) in slots.items()
+                }
                 for scope, slots in raw["scopes"].items()
             },
             identifiers={kind: (at, value) for kind, (at, value) in raw["identifiers"].items()},

@@ -53,11 +53,15 @@ def events(draw: st.DrawFn, subject_id: str = "subject-1") -> ConsentEvent:
         data["purpose"] = purpose
         data["channel"] = draw(st.none() | st.sampled_from(PURPOSES[purpose or "offers"]))
     elif type_ == "objection.raised":
-        data["objection"] = draw(st.sampled_from(["direct_marketing", "profiling", "legitimate_interest"]))
+        data["objection"] = draw(
+            st.sampled_from(["direct_marketing", "profiling", "legitimate_interest"])
+        )
     elif type_ == "privacy.signal":
         data["signal"] = draw(st.sampled_from(["gpc", "dnt"]))
     data = {k: v for k, v in data.items() if v is not None}
-    data["event_id"] = draw(st.sampled_from("abcdefghijklmnop")) + draw(st.text("0123456789", min_size=1, max_size=3))
+    data["event_id"] = draw(st.sampled_from("abcdefghijklmnop")) + draw(
+        st.text("0123456789", min_size=1, max_size=3)
+    )
     data["occurred_at"] = T0 + timedelta(minutes=draw(minutes))
     data["controller"] = "acme"
     data["subject_id"] = subject_id

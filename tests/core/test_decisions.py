@@ -16,7 +16,9 @@ def fold(*events: object) -> SubjectState:
     return state
 
 
-def reason(engine: Engine, state: SubjectState, purpose: str, channel: str, controller: str = "acme") -> Reason:
+def reason(
+    engine: Engine, state: SubjectState, purpose: str, channel: str, controller: str = "acme"
+) -> Reason:
     return engine.decide(state, controller, purpose, Channel(channel)).reason
 
 
@@ -68,7 +70,9 @@ def test_list_unsubscribe_touches_one_purpose(engine: Engine, event: MakeEvent) 
     assert reason(engine, state, "offers", "email") is Reason.CONSENT
 
 
-def test_global_unsubscribe_hits_every_marketing_purpose_on_email(engine: Engine, event: MakeEvent) -> None:
+def test_global_unsubscribe_hits_every_marketing_purpose_on_email(
+    engine: Engine, event: MakeEvent
+) -> None:
     state = fold(event("consent.granted", 1, purpose="offers"), event("unsubscribed", 2))
     assert reason(engine, state, "offers", "email") is Reason.UNSUBSCRIBED
     assert reason(engine, state, "customer-marketing", "email") is Reason.UNSUBSCRIBED
@@ -83,7 +87,9 @@ def test_double_opt_in(engine: Engine, event: MakeEvent) -> None:
     assert reason(engine, fold(granted, confirmed), "newsletter", "email") is Reason.CONSENT
     # An unconfirmed re-grant never revokes an earlier confirmation ...
     regrant = event("consent.granted", 3, purpose="newsletter")
-    assert reason(engine, fold(granted, confirmed, regrant), "newsletter", "email") is Reason.CONSENT
+    assert (
+        reason(engine, fold(granted, confirmed, regrant), "newsletter", "email") is Reason.CONSENT
+    )
     # ... but after a withdrawal a new grant needs a new confirmation.
     withdrawn = event("consent.withdrawn", 4, purpose="newsletter")
     regrant2 = event("consent.granted", 5, purpose="newsletter")

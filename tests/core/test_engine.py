@@ -13,7 +13,9 @@ from streams.core.state import EMPTY, SubjectState
 from .conftest import NOW, MakeEvent
 
 
-def run(engine: Engine, events: list[ConsentEvent], state: SubjectState = EMPTY) -> tuple[SubjectState, list[Outcome]]:
+def run(
+    engine: Engine, events: list[ConsentEvent], state: SubjectState = EMPTY
+) -> tuple[SubjectState, list[Outcome]]:
     outcomes = []
     for e in events:
         assert engine.admit(e) == []
@@ -24,16 +26,31 @@ def run(engine: Engine, events: list[ConsentEvent], state: SubjectState = EMPTY)
 
 
 def messages(outcome: Outcome) -> list[tuple[Destination, SuppressionMessage]]:
-    return [(m.destination, SuppressionMessage.model_validate_json(m.value)) for m in outcome.messages]
+    return [
+        (m.destination, SuppressionMessage.model_validate_json(m.value)) for m in outcome.messages
+    ]
 
 
-def test_grant_allows_to_every_destination_with_identifiers(engine: Engine, event: MakeEvent) -> None:
-    grant = event("consent.granted", 1, purpose="offers", channel="email", identifiers={"email": "a@example.com"})
+def test_grant_allows_to_every_destination_with_identifiers(
+    engine: Engine, event: MakeEvent
+) -> None:
+    grant = event(
+        "consent.granted",
+        1,
+        purpose="offers",
+        channel="email",
+        identifiers={"email": "a@example.com"},
+    )
     _, [outcome] = run(engine, [grant])
     sent = messages(outcome)
     assert [d for d, _ in sent] == [Destination.EMAIL, Destination.CRM]
     message = sent[0][1]
-    assert (message.action, message.purpose, message.channel, message.reason) == ("allow", "offers", "email", "consent")
+    assert (message.action, message.purpose, message.channel, message.reason) == (
+        "allow",
+        "offers",
+        "email",
+        "consent",
+    )
     assert message.identifiers.email == "a@example.com"
     assert message.caused_by_event_id == grant.event_id
     assert message.effective_at == grant.occurred_at
@@ -67,13 +84,19 @@ def test_leaving_allowed_for_not_allowed_suppresses(engine: Engine, event: MakeE
 
 
 def test_no_change_no_message(engine: Engine, event: MakeEvent) -> None:
-    events = [event("unsubscribed", 1, purpose="offers"), event("consent.withdrawn", 2, purpose="offers", channel="email")]
+    events = [
+        event("unsubscribed", 1, purpose="offers"),
+        event("consent.withdrawn", 2, purpose="offers", channel="email"),
+    ]
     _, outcomes = run(engine, events)
     assert outcomes[1].messages == ()
 
 
 def test_late_older_event_changes_nothing(engine: Engine, event: MakeEvent) -> None:
-    events = [event("consent.granted", 5, purpose="offers"), event("consent.withdrawn", 1, purpose="offers")]
+    events = [
+        event("consent.granted", 5, purpose="offers"),
+        event("consent.withdrawn", 1, purpose="offers"),
+    ]
     _, outcomes = run(engine, events)
     assert outcomes[1].messages == ()
 
@@ -89,23 +112,34 @@ def test_redelivery_restates_with_the_same_ids(engine: Engine, event: MakeEvent)
     assert len(ids) == len(first.messages) // 2
 
 
-def test_redelivery_of_a_superseded_event_restates_nothing(engine: Engine, event: MakeEvent) -> None:
+def test_redelivery_of_a_superseded_event_restates_nothing(
+    engine: Engine, event: MakeEvent
+) -> None:
     grant = event("consent.granted", 1, purpose="offers", channel="email")
     state, _ = run(engine, [grant, event("unsubscribed", 2, purpose="offers")])
     assert engine.apply(state, grant, NOW).messages == ()
 
 
-def test_restriction_suppresses_everything_but_legal_obligations(engine: Engine, event: MakeEvent) -> None:
-    state, [_, outcome] = run(engine, [event("consent.granted", 1, purpose="offers"), event("restriction.requested", 2)])
+def test_restriction_suppresses_everything_but_legal_obligations(
+    engine: Engine, event: MakeEvent
+) -> None:
+    state, [_, outcome] = run(
+        engine, [event("consent.granted", 1, purpose="offers"), event("restriction.requested", 2)]
+    )
     sent = {(m.purpose, m.channel) for _, m in messages(outcome)}
     assert ("offers", "email") in sent and ("orders", "post") in sent
     assert ("bookkeeping", "post") not in sent
     _, [lifted] = run(engine, [event("restriction.lifted", 3)], state)
-    assert {(m.purpose, m.action) for _, m in messages(lifted)} >= {("offers", "allow"), ("orders", "allow")}
+    assert {(m.purpose, m.action) for _, m in messages(lifted)} >= {
+        ("offers", "allow"),
+        ("orders", "allow"),
+    }
 
 
 def test_policy_admission(engine: Engine, event: MakeEvent) -> None:
-    assert [e.loc for e in engine.admit(event("unsubscribed", controller="nobody"))] == ["controller"]
+    assert [e.loc for e in engine.admit(event("unsubscribed", controller="nobody"))] == [
+        "controller"
+    ]
     assert [e.loc for e in engine.admit(event("consent.granted", purpose="nothing"))] == ["purpose"]
     errors = engine.admit(event("consent.granted", purpose="analytics", channel="email"))
     assert [e.loc for e in errors] == ["channel"] and "web" in errors[0].msg

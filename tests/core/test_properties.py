@@ -48,7 +48,9 @@ def test_decisions_depend_only_on_the_set_of_events(
 def test_last_message_per_pair_matches_the_final_decision(
     policy: Policy, engine: Engine, data: st.DataObject, events: list[ConsentEvent]
 ) -> None:
-    arrival = data.draw(st.permutations(events)) + data.draw(st.lists(st.sampled_from(events), max_size=5))
+    arrival = data.draw(st.permutations(events)) + data.draw(
+        st.lists(st.sampled_from(events), max_size=5)
+    )
     state = EMPTY
     last: dict[tuple[str, str, str], str] = {}
     for e in arrival:

@@ -1,0 +1,13 @@
+"""HTTP views served by every worker (Faust's aiohttp web server)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from streams.app import ConsentStreams
+    from streams.settings import Settings
+
+
+def register_web(streams: ConsentStreams, settings: Settings) -> None:
+    """Attach the project's views to the worker's web server."""
