@@ -84,11 +84,8 @@ def create_app(
     by_subject = app.topic(names.by_subject, partitions=partitions, internal=True, **RAW)
     deadletter = app.topic(names.deadletter, **RAW)
     outputs = {d: app.topic(topic, **RAW) for d, topic in names.suppressions.items()}
-    subjects = app.Table(
-        SUBJECTS_TABLE,
-        partitions=partitions,
-        schema=faust.Schema(key_type=bytes, value_type=bytes, **RAW),
-    )
+    # key_type/value_type bytes select the raw serializer for the store and the changelog.
+    subjects = app.Table(SUBJECTS_TABLE, partitions=partitions, key_type=bytes, value_type=bytes)
 
     async def reject(event: EventT[bytes], errors: list[FieldError]) -> None:
         message = event.message

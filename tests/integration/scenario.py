@@ -1,0 +1,72 @@
+"""Build events for a scenario and read back what each destination was told about a subject."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tests.integration.conftest import Pipeline
+from tests.support.kafka import TopicReader, event_record, produce, unique
+
+T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+
+#: (destination, purpose, channel, action) as told to downstream systems, in order.
+Message = tuple[str, str, str, str]
+
+
+class Scenario:
+    """Events about one subject at one controller; unique ids so runs never collide."""
+
+    def __init__(self, controller: str, subject_id: str | None = None) -> None:
+        self.controller = controller
+        self.subject_id = subject_id or unique("subject")
+        self.events: list[dict[str, Any]] = []
+
+    def add(self, type_: str, minute: int, **fields: Any) -> dict[str, Any]:
+        event = {
+            "event_id": unique("evt"),
+            "type": type_,
+            "occurred_at": (T0 + timedelta(minutes=minute)).isoformat(),
+            "controller": self.controller,
+            "subject_id": self.subject_id,
+            **fields,
+        }
+        self.events.append(event)
+        return event
+
+
+class Told:
+    """Everything the destinations received, by subject."""
+
+    def __init__(self, pipeline: Pipeline, reader: TopicReader) -> None:
+        self.pipeline = pipeline
+        self.reader = reader
+
+    def raw(self, subject_id: str) -> list[tuple[str, dict[str, Any]]]:
+        return [
+            (destination.value, value)
+            for destination, topic in self.pipeline.topics.suppressions.items()
+            for value in self.reader.values(topic)
+            if value["subject_id"] == subject_id
+        ]
+
+    def messages(self, subject_id: str) -> list[Message]:
+        return [(d, v["purpose"], v["channel"], v["action"]) for d, v in self.raw(subject_id)]
+
+    def last(self, subject_id: str) -> dict[tuple[str, str, str], str]:
+        """(destination, purpose, channel) -> the last action sent."""
+        return {(d, p, c): a for d, p, c, a in self.messages(subject_id)}
+
+
+async def publish(pipeline: Pipeline, *scenarios: Scenario, keyed: bool = True) -> None:
+    records = [event_record(e, keyed=keyed) for s in scenarios for e in s.events]
+    await produce(pipeline.bootstrap, pipeline.topics.events, records)
+
+
+async def told_when(pipeline: Pipeline, ready: Callable[[Told], bool], settle: float = 2.0) -> Told:
+    """Read the destination topics until ``ready`` holds, then ``settle`` for stragglers."""
+    async with TopicReader(pipeline.bootstrap, *pipeline.topics.suppressions.values()) as reader:
+        told = Told(pipeline, reader)
+        await reader.until(lambda _: ready(told), timeout=60, settle=settle)
+    return told

@@ -1,0 +1,51 @@
+"""Settings come from the environment, typed, with safe defaults and clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streams.settings import ENVIRONMENT, Settings, SettingsError
+
+
+def test_defaults_are_safe() -> None:
+    settings = Settings.from_env({})
+    assert settings.web_host == "127.0.0.1"
+    assert settings.bootstrap_servers is None  # embedded broker
+    assert settings.policy_file is None  # shipped example
+
+
+def test_every_variable_is_read() -> None:
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": "kafka:9092",
+        "CONSENT_POLICY_FILE": "/etc/policy.toml",
+        "CONSENT_DATA_DIR": "/var/lib/cs",
+        "CONSENT_WEB_HOST": "0.0.0.0",
+        "CONSENT_WEB_PORT": "7000",
+        "CONSENT_APP_ID": "prod-consent",
+    }
+    settings = Settings.from_env(env)
+    assert settings.bootstrap_servers == "kafka:9092"
+    assert settings.policy_file == Path("/etc/policy.toml")
+    assert settings.data_dir == Path("/var/lib/cs")
+    assert (settings.web_host, settings.web_port, settings.app_id) == (
+        "0.0.0.0",
+        7000,
+        "prod-consent",
+    )
+    assert set(env) <= set(ENVIRONMENT)
+
+
+def test_blank_means_unset_and_errors_name_the_variable() -> None:
+    assert Settings.from_env({"KAFKA_BOOTSTRAP_SERVERS": "  "}).bootstrap_servers is None
+    with pytest.raises(SettingsError, match="CONSENT_WEB_PORT"):
+        Settings.from_env({"CONSENT_WEB_PORT": "http"})
+    with pytest.raises(SettingsError, match="CONSENT_APP_ID"):
+        Settings.from_env({"CONSENT_APP_ID": "has space"})
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings.from_env({})
+    with pytest.raises(ValueError):
+        settings.web_port = 1  # type: ignore[misc]
