@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 from streams.broker import EmbeddedBroker
 from streams.core.policy import Policy, load_policy
@@ -54,6 +56,10 @@ def run_worker(settings: Settings, policy: Policy | None = None) -> int:
     from streams.logs import logging_config
 
     policy = policy or load_policy(settings.policy_file)
+    if not settings.bootstrap_servers:
+        # The embedded broker keeps nothing across runs; neither may the tables.
+        fresh = Path(tempfile.mkdtemp(prefix="consent-data-"))
+        settings = settings.model_copy(update={"data_dir": fresh})
     with bootstrap_servers(settings) as bootstrap:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
