@@ -181,3 +181,11 @@ async def test_keyless_records_are_routed_by_subject(pipeline: Pipeline) -> None
         ("email", "customer-marketing", "email", "suppress"),
         ("crm", "customer-marketing", "email", "suppress"),
     ]
+
+
+def test_logs_carry_no_personal_data(pipeline: Pipeline) -> None:
+    """Runs last in this module: the worker log has seen every scenario above."""
+    log = pipeline.worker.log_path.read_text()
+    assert "Ready" in log  # the log is the worker's, and it is not empty
+    for personal in ("example.org", "anna@", "subject-"):
+        assert personal not in log
