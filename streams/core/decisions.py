@@ -1,12 +1,26 @@
-"""Effective decisions: what the recorded statements mean for one (purpose, channel)."""
+"""Effective decisions: what the recorded statements mean for one (purpose, channel).
+
+The policy is compiled once into a :class:`PairPlan` per (controller, purpose, channel): which
+slots apply to it. Deciding is then a few dictionary look-ups and ``max`` over tuples.
+"""
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import cache
 
-from schemas.vocabulary import Category, Channel, EventType, LegalBasis, Objection, Reason, Signal
+from schemas.vocabulary import (
+    Category,
+    Channel,
+    Destination,
+    EventType,
+    LegalBasis,
+    Objection,
+    Reason,
+    Signal,
+)
 from streams.core.policy import Policy, Purpose
 from streams.core.state import SubjectState
 from streams.core.statements import (
@@ -20,9 +34,9 @@ from streams.core.statements import (
     RESTRICTION_SCOPE,
     Statement,
     consent_scope,
-    latest,
     objection_scope,
     signal_scope,
+    slot_key,
     unsubscribe_scope,
 )
 
@@ -32,6 +46,7 @@ _DEFAULT_REASON: dict[LegalBasis, Reason] = {
     LegalBasis.CONTRACT: Reason.CONTRACT,
     LegalBasis.LEGAL_OBLIGATION: Reason.LEGAL_OBLIGATION,
 }
+_RESTRICTION_SLOT = slot_key(RESTRICTION_SCOPE, RESTRICTION)
 
 
 class PairState(StrEnum):
@@ -42,6 +57,17 @@ class PairState(StrEnum):
     NOT_ALLOWED = "not_allowed"  # no consent yet, or a double opt-in waiting for confirmation
 
 
+_STATE_OF: dict[Reason, PairState] = {
+    **dict.fromkeys(
+        (Reason.CONSENT, Reason.LEGITIMATE_INTEREST, Reason.CONTRACT, Reason.LEGAL_OBLIGATION),
+        PairState.ALLOWED,
+    ),
+    Reason.NO_CONSENT: PairState.NOT_ALLOWED,
+    Reason.PENDING_CONFIRMATION: PairState.NOT_ALLOWED,
+    **dict.fromkeys(DENIAL_REASON.values(), PairState.SUPPRESSED),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     purpose: Purpose
@@ -50,34 +76,64 @@ class Decision:
     cause: Statement | None  # the statement that makes the decision what it is; None = default
 
     @property
-    def allowed(self) -> bool:
-        return self.state is PairState.ALLOWED
+    def state(self) -> PairState:
+        return _STATE_OF[self.reason]
 
     @property
-    def state(self) -> PairState:
-        if self.reason in _ALLOWING:
-            return PairState.ALLOWED
-        if self.reason in (Reason.NO_CONSENT, Reason.PENDING_CONFIRMATION):
-            return PairState.NOT_ALLOWED
-        return PairState.SUPPRESSED
-
-
-_ALLOWING = frozenset(
-    {Reason.CONSENT, Reason.LEGITIMATE_INTEREST, Reason.CONTRACT, Reason.LEGAL_OBLIGATION}
-)
+    def allowed(self) -> bool:
+        return _STATE_OF[self.reason] is PairState.ALLOWED
 
 
 @dataclass(frozen=True, slots=True)
-class Applicability:
-    """Where statements that apply to one (purpose, channel) are kept."""
+class PairPlan:
+    """Where the statements that apply to one (purpose, channel) are kept."""
 
-    grants: tuple[str, ...]  # scopes whose GRANT/CONFIRMED slots apply
-    denials: tuple[str, ...]  # scopes whose DENIAL slot applies
+    purpose: Purpose
+    channel: Channel
+    grant_slots: tuple[str, ...]
+    confirmed_slots: tuple[str, ...]
+    denial_slots: tuple[str, ...]
     restrictable: bool
+    default: Reason
+    # Plain strings for messages, computed once (enum attribute access is slow on a hot path).
+    name: str
+    channel_name: str
+    legal_basis: str
+    destinations: tuple[Destination, ...]
+
+    def decide(self, state: SubjectState) -> Decision:
+        get = state.slots.get
+        grant = max(filter(None, map(get, self.grant_slots)), default=None)
+        denial = max(filter(None, map(get, self.denial_slots)), default=None)
+        decision: Decision
+        if grant is None and denial is None:
+            decision = Decision(self.purpose, self.channel, self.default, None)
+        elif grant is None or (denial is not None and denial > grant):
+            assert denial is not None
+            decision = Decision(self.purpose, self.channel, DENIAL_REASON[denial.type], denial)
+        elif self.purpose.double_opt_in:
+            confirmed = max(filter(None, map(get, self.confirmed_slots)), default=None)
+            if confirmed is not None and (denial is None or confirmed > denial):
+                decision = Decision(
+                    self.purpose, self.channel, Reason.CONSENT, max(grant, confirmed)
+                )
+            else:
+                decision = Decision(self.purpose, self.channel, Reason.PENDING_CONFIRMATION, grant)
+        else:
+            decision = Decision(self.purpose, self.channel, Reason.CONSENT, grant)
+
+        restriction = get(_RESTRICTION_SLOT) if self.restrictable else None
+        if restriction is None:
+            return decision
+        if restriction.type == EventType.RESTRICTION_REQUESTED:
+            return Decision(self.purpose, self.channel, Reason.RESTRICTED, restriction)
+        # A lift later than the underlying cause is what made the decision effective again.
+        if decision.cause is None or restriction > decision.cause:
+            return Decision(self.purpose, self.channel, decision.reason, restriction)
+        return decision
 
 
-@cache
-def _applicability(purpose: Purpose, channel: Channel, signals: frozenset[Signal]) -> Applicability:
+def _plan(policy: Policy, controller: str, purpose: Purpose, channel: Channel) -> PairPlan:
     consent = (consent_scope(purpose.name, channel), consent_scope(purpose.name, ANY))
     denials = [*consent, unsubscribe_scope(purpose.name, channel)]
     if purpose.has_category(Category.DIRECT_MARKETING):
@@ -86,64 +142,79 @@ def _applicability(purpose: Purpose, channel: Channel, signals: frozenset[Signal
         denials.append(objection_scope(Objection.PROFILING))
     if purpose.legal_basis is LegalBasis.LEGITIMATE_INTEREST:
         denials.append(objection_scope(Objection.LEGITIMATE_INTEREST))
-    denials += [signal_scope(signal) for signal in sorted(signals)]
+    categories = frozenset(purpose.categories)
+    denials += [
+        signal_scope(signal)
+        for signal in Signal
+        if policy.signal_categories(controller, signal) & categories
+    ]
     restrictable = purpose.legal_basis is not LegalBasis.LEGAL_OBLIGATION
     if restrictable:
         denials.append(ERASURE_SCOPE)
-    return Applicability(consent, tuple(denials), restrictable)
-
-
-def _signals_for(policy: Policy, controller: str, purpose: Purpose) -> frozenset[Signal]:
-    return frozenset(
-        signal
-        for signal in Signal
-        if policy.signal_categories(controller, signal) & frozenset(purpose.categories)
+    return PairPlan(
+        purpose=purpose,
+        channel=channel,
+        grant_slots=tuple(slot_key(s, GRANT) for s in consent),
+        confirmed_slots=tuple(slot_key(s, CONFIRMED) for s in consent),
+        denial_slots=tuple(slot_key(s, DENIAL) for s in denials),
+        restrictable=restrictable,
+        default=_DEFAULT_REASON[purpose.legal_basis],
+        name=purpose.name,
+        channel_name=channel.value,
+        legal_basis=purpose.legal_basis.value,
+        destinations=purpose.destinations,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerPlan:
+    pairs: tuple[PairPlan, ...]  # in the policy's order
+    by_pair: dict[tuple[str, Channel], PairPlan]
+    by_slot: dict[str, tuple[PairPlan, ...]]  # slot key -> the pairs it applies to
+
+    @classmethod
+    def compile(cls, policy: Policy, controller: str) -> ControllerPlan:
+        found = policy.controller(controller)
+        assert found is not None
+        pairs = tuple(
+            _plan(policy, controller, found.purposes[purpose], channel)
+            for purpose, channel in policy.pairs(controller)
+        )
+        by_slot: dict[str, list[PairPlan]] = defaultdict(list)
+        for pair in pairs:
+            for key in (*pair.grant_slots, *pair.confirmed_slots, *pair.denial_slots):
+                by_slot[key].append(pair)
+            if pair.restrictable:
+                by_slot[_RESTRICTION_SLOT].append(pair)
+        return cls(
+            pairs=pairs,
+            by_pair={(p.purpose.name, p.channel): p for p in pairs},
+            by_slot={key: tuple(plans) for key, plans in by_slot.items()},
+        )
+
+    def affected(self, slot_keys: Sequence[str]) -> tuple[PairPlan, ...]:
+        """The pairs whose decision a statement in these slots can change, in policy order."""
+        if len(slot_keys) == 1:
+            return self.by_slot.get(slot_keys[0], ())
+        touched = {id(p) for key in slot_keys for p in self.by_slot.get(key, ())}
+        return tuple(p for p in self.pairs if id(p) in touched)
+
+
+def compile_policy(policy: Policy) -> dict[str, ControllerPlan]:
+    return {
+        controller: ControllerPlan.compile(policy, controller) for controller in policy.controllers
+    }
 
 
 def decide(
     policy: Policy, controller: str, purpose: Purpose, channel: Channel, state: SubjectState
 ) -> Decision:
-    """The effective decision for one (purpose, channel) of a subject at a controller."""
-    where = _applicability(purpose, channel, _signals_for(policy, controller, purpose))
-    grant = confirmed = denial = None
-    for scope in where.grants:
-        grant = latest(grant, state.get(scope, GRANT))
-        confirmed = latest(confirmed, state.get(scope, CONFIRMED))
-    for scope in where.denials:
-        denial = latest(denial, state.get(scope, DENIAL))
-
-    decision: Decision
-    if grant is None and denial is None:
-        decision = Decision(purpose, channel, _DEFAULT_REASON[purpose.legal_basis], None)
-    elif grant is None or (denial is not None and denial.order > grant.order):
-        assert denial is not None
-        decision = Decision(purpose, channel, DENIAL_REASON[denial.type], denial)
-    elif purpose.double_opt_in:
-        if confirmed is not None and (denial is None or confirmed.order > denial.order):
-            decision = Decision(purpose, channel, Reason.CONSENT, latest(grant, confirmed))
-        else:
-            decision = Decision(purpose, channel, Reason.PENDING_CONFIRMATION, grant)
-    else:
-        decision = Decision(purpose, channel, Reason.CONSENT, grant)
-
-    restriction = state.get(RESTRICTION_SCOPE, RESTRICTION) if where.restrictable else None
-    if restriction is None:
-        return decision
-    if restriction.type is EventType.RESTRICTION_REQUESTED:
-        return Decision(purpose, channel, Reason.RESTRICTED, restriction)
-    # A lift later than the underlying cause is what made the decision effective again.
-    if latest(decision.cause, restriction) is restriction:
-        return Decision(purpose, channel, decision.reason, restriction)
-    return decision
+    """The effective decision for one (purpose, channel). Compiles a plan: prefer the Engine."""
+    return _plan(policy, controller, purpose, channel).decide(state)
 
 
 def decide_all(policy: Policy, controller: str, state: SubjectState) -> list[Decision]:
     """Every (purpose, channel) decision of a subject, in the policy's order."""
-    found = policy.controller(controller)
-    if found is None:
+    if policy.controller(controller) is None:
         return []
-    return [
-        decide(policy, controller, found.purposes[purpose], channel, state)
-        for purpose, channel in policy.pairs(controller)
-    ]
+    return [plan.decide(state) for plan in ControllerPlan.compile(policy, controller).pairs]

@@ -31,8 +31,8 @@ def action_of(decision: Decision) -> Action | None:
 
 
 def suppression_id(
-    controller: str, subject_id: str, purpose: str, channel: str, action: Action, cause: str
+    controller: str, subject_id: str, purpose: str, channel: str, action: str, cause: str
 ) -> str:
     """Same (pair, action, cause) -> same id, so a redelivered message is recognisable."""
-    material = "\x1f".join((controller, subject_id, purpose, channel, action.value, cause))
+    material = "\x1f".join((controller, subject_id, purpose, channel, action, cause))
     return hashlib.blake2b(material.encode(), digest_size=16).hexdigest()

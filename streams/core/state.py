@@ -1,4 +1,4 @@
-"""Per-(controller, subject) state: the greatest statement per scope and slot, plus identifiers."""
+"""Per-(controller, subject) state: the greatest statement per slot, plus identifiers."""
 
 from __future__ import annotations
 
@@ -8,55 +8,61 @@ from typing import Any
 
 import orjson
 
-from schemas.events import ConsentEvent
-from schemas.vocabulary import EventType
-from streams.core.statements import Statement, latest, placements, to_micros
+from schemas.events import ConsentEvent, Identifiers
+from streams.core.statements import Statement, placements
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 #: How many recent event ids a subject remembers to recognise redeliveries.
 SEEN_LIMIT = 64
-
-Slots = Mapping[str, Statement]
+IDENTIFIER_KINDS = tuple(Identifiers.model_fields)
 
 
 @dataclass(frozen=True, slots=True)
 class SubjectState:
-    scopes: Mapping[str, Slots] = field(default_factory=dict)
+    #: slot key ("scope#slot") -> the greatest statement folded into it
+    slots: Mapping[str, Statement] = field(default_factory=dict)
     identifiers: Mapping[str, tuple[int, str]] = field(default_factory=dict)
     seen: tuple[str, ...] = ()
-
-    def get(self, scope: str, slot: str) -> Statement | None:
-        slots = self.scopes.get(scope)
-        return None if slots is None else slots.get(slot)
 
     def has_seen(self, event_id: str) -> bool:
         return event_id in self.seen
 
     def statements(self) -> Iterator[tuple[str, str, Statement]]:
-        for scope, slots in self.scopes.items():
-            for slot, statement in slots.items():
-                yield scope, slot, statement
+        """(scope, slot, statement) for everything recorded."""
+        for key, statement in self.slots.items():
+            scope, _, slot = key.rpartition("#")
+            yield scope, slot, statement
 
     def known_identifiers(self) -> dict[str, str]:
         return {kind: value for kind, (_, value) in sorted(self.identifiers.items())}
 
     def fold(self, event: ConsentEvent) -> SubjectState:
-        """The state with ``event`` included; the same state again for a known statement."""
-        statement = Statement(to_micros(event.occurred_at), event.event_id, event.type)
-        scopes = dict(self.scopes)
-        for scope, slot in placements(event):
-            slots = scopes.get(scope, {})
-            if latest(slots.get(slot), statement) is statement:
-                scopes[scope] = {**slots, slot: statement}
-        identifiers = dict(self.identifiers)
+        """The state with ``event`` included; an equal state for a statement already known."""
+        return self.absorb(event)[0]
+
+    def absorb(self, event: ConsentEvent) -> tuple[SubjectState, tuple[str, ...]]:
+        """Like :meth:`fold`, and also the slot keys whose statement changed."""
+        statement = Statement.of(event)
+        slots = dict(self.slots)
+        changed = []
+        for key in placements(event):
+            current = slots.get(key)
+            if current is None or statement > current:
+                slots[key] = statement
+                changed.append(key)
+        identifiers = self.identifiers
         if event.identifiers is not None:
-            for kind, value in event.identifiers.model_dump(exclude_none=True).items():
-                current = identifiers.get(kind)
+            identifiers = dict(identifiers)
+            for kind in IDENTIFIER_KINDS:
+                value = getattr(event.identifiers, kind)
+                if value is None:
+                    continue
                 candidate = (statement.at, value)
-                if current is None or candidate > current:
+                current_id = identifiers.get(kind)
+                if current_id is None or candidate > current_id:
                     identifiers[kind] = candidate
         seen = self.seen if event.event_id in self.seen else (*self.seen, event.event_id)
-        return SubjectState(scopes, identifiers, seen[-SEEN_LIMIT:])
+        return SubjectState(slots, identifiers, seen[-SEEN_LIMIT:]), tuple(changed)
 
     # -- storage ---------------------------------------------------------------------------
 
@@ -64,13 +70,11 @@ class SubjectState:
         return orjson.dumps(
             {
                 "v": STATE_VERSION,
-                "scopes": {
-                    scope: {slot: [s.at, s.event_id, s.type.value] for slot, s in slots.items()}
-                    for scope, slots in self.scopes.items()
-                },
-                "identifiers": {kind: list(pair) for kind, pair in self.identifiers.items()},
+                "slots": self.slots,
+                "identifiers": self.identifiers,
                 "seen": self.seen,
-            }
+            },
+            default=tuple,  # statements (NamedTuples) as arrays
         )
 
     @classmethod
@@ -81,13 +85,7 @@ class SubjectState:
         if raw.get("v") != STATE_VERSION:
             raise ValueError(f"unsupported subject state version {raw.get('v')!r}")
         return cls(
-            scopes={
-                scope: {
-                    slot: Statement(at, event_id, EventType(kind))
-                    for slot, (at, event_id, kind) in slots.items()
-                }
-                for scope, slots in raw["scopes"].items()
-            },
+            slots={key: Statement(*value) for key, value in raw["slots"].items()},
             identifiers={kind: (at, value) for kind, (at, value) in raw["identifiers"].items()},
             seen=tuple(raw["seen"]),
         )

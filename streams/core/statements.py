@@ -1,14 +1,13 @@
 """Statements: what an event asserts, where it applies, and how statements are ordered.
 
-State keeps, per scope and slot, only the greatest statement under one total order, so folding
-is commutative, associative and idempotent: the result depends only on the set of events.
+State keeps, per slot, only the greatest statement under one total order, so folding is
+commutative, associative and idempotent: the result depends only on the set of events.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final
+from typing import Final, NamedTuple
 
 from schemas.events import ConsentEvent
 from schemas.vocabulary import Channel, EventType, Reason
@@ -25,8 +24,8 @@ ANY: Final = "*"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-# At equal event time a denial beats a grant (and a restriction request beats a lift).
-_RANK: dict[EventType, int] = {
+#: At equal event time a denial (rank 1) beats a grant (rank 0); a restriction request beats a lift.
+RANK: dict[str, int] = {
     EventType.CONSENT_GRANTED: 0,
     EventType.CONSENT_CONFIRMED: 0,
     EventType.RESTRICTION_LIFTED: 0,
@@ -38,7 +37,7 @@ _RANK: dict[EventType, int] = {
     EventType.RESTRICTION_REQUESTED: 1,
 }
 
-DENIAL_REASON: dict[EventType, Reason] = {
+DENIAL_REASON: dict[str, Reason] = {
     EventType.CONSENT_WITHDRAWN: Reason.CONSENT_WITHDRAWN,
     EventType.UNSUBSCRIBED: Reason.UNSUBSCRIBED,
     EventType.OBJECTION_RAISED: Reason.OBJECTION,
@@ -54,20 +53,24 @@ def to_micros(moment: datetime) -> int:
 
 
 def from_micros(micros: int) -> datetime:
-    return datetime.fromtimestamp(micros / 1_000_000, UTC).replace(microsecond=micros % 1_000_000)
+    return datetime.fromtimestamp(micros // 1_000_000, UTC).replace(microsecond=micros % 1_000_000)
 
 
-@dataclass(frozen=True, slots=True)
-class Statement:
-    """One recorded event, reduced to what decisions need."""
+class Statement(NamedTuple):
+    """One recorded event, reduced to what decisions need.
+
+    Field order is the decision order: tuples compare by event time, then rank (a denial wins
+    a tie), then event id. ``max`` over statements is therefore "the latest".
+    """
 
     at: int  # occurred_at, microseconds since the epoch (UTC)
+    rank: int
     event_id: str
-    type: EventType
+    type: str  # an EventType value
 
-    @property
-    def order(self) -> tuple[int, int, str]:
-        return (self.at, _RANK[self.type], self.event_id)
+    @classmethod
+    def of(cls, event: ConsentEvent) -> Statement:
+        return cls(to_micros(event.occurred_at), RANK[event.type], event.event_id, event.type.value)
 
     @property
     def occurred_at(self) -> datetime:
@@ -75,15 +78,11 @@ class Statement:
 
     @property
     def is_denial(self) -> bool:
-        return _RANK[self.type] == 1
+        return self.rank == 1
 
 
-def latest(a: Statement | None, b: Statement | None) -> Statement | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return a if a.order >= b.order else b
+def slot_key(scope: str, slot: str) -> str:
+    return f"{scope}#{slot}"
 
 
 def consent_scope(purpose: str, channel: Channel | str) -> str:
@@ -102,24 +101,25 @@ def signal_scope(signal: str) -> str:
     return f"s|{signal}"
 
 
-def placements(event: ConsentEvent) -> tuple[tuple[str, str], ...]:
-    """The (scope, slot) places an event's statement is folded into."""
+def placements(event: ConsentEvent) -> tuple[str, ...]:
+    """The slot keys an event's statement is folded into."""
     kind = event.type
     if kind is EventType.CONSENT_GRANTED or kind is EventType.CONSENT_CONFIRMED:
         scope = consent_scope(event.purpose or ANY, event.channel or ANY)
         if kind is EventType.CONSENT_CONFIRMED:
-            return ((scope, GRANT), (scope, CONFIRMED))
-        return ((scope, GRANT),)
+            return (slot_key(scope, GRANT), slot_key(scope, CONFIRMED))
+        return (slot_key(scope, GRANT),)
     if kind is EventType.CONSENT_WITHDRAWN:
-        return ((consent_scope(event.purpose or ANY, event.channel or ANY), DENIAL),)
+        return (slot_key(consent_scope(event.purpose or ANY, event.channel or ANY), DENIAL),)
     if kind is EventType.UNSUBSCRIBED:
-        return ((unsubscribe_scope(event.purpose or ANY, event.channel or Channel.EMAIL), DENIAL),)
+        scope = unsubscribe_scope(event.purpose or ANY, event.channel or Channel.EMAIL)
+        return (slot_key(scope, DENIAL),)
     if kind is EventType.OBJECTION_RAISED:
         assert event.objection is not None  # guaranteed by the contract
-        return ((objection_scope(event.objection), DENIAL),)
+        return (slot_key(objection_scope(event.objection), DENIAL),)
     if kind is EventType.PRIVACY_SIGNAL:
         assert event.signal is not None  # guaranteed by the contract
-        return ((signal_scope(event.signal), DENIAL),)
+        return (slot_key(signal_scope(event.signal), DENIAL),)
     if kind is EventType.ERASURE_REQUESTED:
-        return ((ERASURE_SCOPE, DENIAL),)
-    return ((RESTRICTION_SCOPE, RESTRICTION),)
+        return (slot_key(ERASURE_SCOPE, DENIAL),)
+    return (slot_key(RESTRICTION_SCOPE, RESTRICTION),)
