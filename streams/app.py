@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from streams.core.state import SubjectState
 from streams.settings import Settings
 from streams.topology import DEFAULT_PARTITIONS, SUBJECTS_TABLE, Topology
 from streams.web import register_web
+from streams.web.metrics import EventStats
 
 log = logging.getLogger("consent_streams")
 
@@ -35,6 +37,7 @@ class Counters:
     folded: int = 0
     duplicates: int = 0
     emitted: dict[Destination, int] = field(default_factory=lambda: dict.fromkeys(Destination, 0))
+    events: EventStats = field(default_factory=EventStats)  # per type, latency (for /metrics)
 
 
 @dataclass
@@ -68,6 +71,7 @@ def create_app(
         web_bind=settings.web_host,
         web_port=settings.web_port,
         web_host=settings.web_host,
+        canonical_url=settings.advertised_url,  # how other workers reach this one (routed reads)
         # Faust's own browsing endpoints would reveal table contents: keep them off.
         web_router_enabled=False,
         web_tables_enabled=False,
@@ -102,6 +106,7 @@ def create_app(
             ),
         )
         counters.rejected += 1
+        counters.events.on_rejected(message.value)
         log.warning(
             "record rejected",
             extra={
@@ -126,7 +131,8 @@ def create_app(
                 await reject(event, errors)
                 continue
             key = subject_key(parsed.controller, parsed.subject_id).encode()
-            await by_subject.send(key=key, value=message.value)
+            # Keep the record's timestamp (as Kafka Streams does) so latency is measured end to end.
+            await by_subject.send(key=key, value=message.value, timestamp=message.timestamp or None)
             counters.accepted += 1
             yield None
 
@@ -154,20 +160,9 @@ def create_app(
             else:
                 subjects[key] = outcome.state.to_bytes()
             counters.folded += 1
+            stamp = event.message.timestamp
+            counters.events.on_processed(parsed.type.value, time.time() - stamp if stamp else None)
             yield None
-
-    @app.page("/health")
-    async def health(web: Any, request: Any) -> Any:
-        return web.json({"status": "ok"})
-
-    @app.page("/ready")
-    async def ready(web: Any, request: Any) -> Any:
-        """200 once partitions are assigned and tables recovered; 503 during a rebalance."""
-        recovered = app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
-        assigned = bool(app.consumer.assignment()) if app.consumer else False
-        if recovered and assigned and not app.rebalancing:
-            return web.json({"status": "ready"})
-        return web.json({"status": "not ready"}, status=503, headers={"Retry-After": "1"})
 
     streams = ConsentStreams(app=app, engine=engine, subjects=subjects, counters=counters)
     register_web(streams, settings)

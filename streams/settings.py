@@ -6,9 +6,13 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from streams.web.apikeys import ApiKeyError, parse_file, parse_inline
+from streams.web.tokens import split_secrets
 
 DEFAULT_WEB_PORT = 6066
+_URL = r"^https?://[^\s/?#]+(/[^\s?#]*)?$"
 
 
 class SettingsError(ValueError):
@@ -47,6 +51,63 @@ class Settings(BaseModel):
     log_level: str = Field(
         default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="CONSENT_LOG_LEVEL"
     )
+    api_keys: str = Field(
+        default="",
+        description="CONSENT_API_KEYS: name:scope+scope:sha256hex,... (unset = HTTP API closed)",
+    )
+    api_keys_file: Path | None = Field(
+        default=None, description="CONSENT_API_KEYS_FILE: the same entries, one per line"
+    )
+    token_secret: SecretStr | None = Field(
+        default=None,
+        description="CONSENT_TOKEN_SECRET: signs link tokens; several comma-separated = rotation",
+    )
+    public_url: str | None = Field(
+        default=None,
+        pattern=_URL,
+        description="CONSENT_PUBLIC_URL: base URL of links in e-mails (default: the web address)",
+    )
+    advertised_url: str | None = Field(
+        default=None,
+        pattern=_URL,
+        description="CONSENT_ADVERTISED_URL: URL other workers reach this one at",
+    )
+
+    @field_validator("api_keys")
+    @classmethod
+    def _api_keys_parse(cls, value: str) -> str:
+        try:
+            parse_inline(value)
+        except ApiKeyError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("api_keys_file")
+    @classmethod
+    def _api_keys_file_parses(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            try:
+                parse_file(value)
+            except ApiKeyError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("token_secret")
+    @classmethod
+    def _secrets_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            split_secrets(value.get_secret_value())
+        return value
+
+    @field_validator("public_url", "advertised_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str | None) -> str | None:
+        return None if value is None else value.rstrip("/")
+
+    @property
+    def links_base_url(self) -> str:
+        """Where links in e-mails point: CONSENT_PUBLIC_URL, else this worker's own address."""
+        return self.public_url or f"http://{self.web_host}:{self.web_port}"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -75,5 +136,10 @@ ENVIRONMENT: dict[str, str] = {
     "CONSENT_SESSION_TIMEOUT": "session_timeout",
     "CONSENT_PRODUCER_MAX_BATCH_SIZE": "producer_max_batch_size",
     "CONSENT_LOG_LEVEL": "log_level",
+    "CONSENT_API_KEYS": "api_keys",
+    "CONSENT_API_KEYS_FILE": "api_keys_file",
+    "CONSENT_TOKEN_SECRET": "token_secret",
+    "CONSENT_PUBLIC_URL": "public_url",
+    "CONSENT_ADVERTISED_URL": "advertised_url",
 }
 _VARIABLE_OF = {field: var for var, field in ENVIRONMENT.items()}

@@ -1,4 +1,4 @@
-"""HTTP views served by every worker (Faust's aiohttp web server)."""
+"""HTTP API served by every worker (Faust's aiohttp web server); see docs/api.md."""
 
 from __future__ import annotations
 
@@ -11,3 +11,7 @@ if TYPE_CHECKING:
 
 def register_web(streams: ConsentStreams, settings: Settings) -> None:
     """Attach the project's views to the worker's web server."""
+    # Imported here: streams.settings imports pure helpers from this package.
+    from streams.web.setup import install_web
+
+    install_web(streams, settings)

@@ -1,0 +1,20 @@
+"""Credentials for ``make run`` and the documentation's examples. Demo only: never deploy these.
+
+The demo worker is started with :func:`demo_environment`, so the ``curl`` examples in
+docs/api.md work as written against it.
+"""
+
+from __future__ import annotations
+
+from streams.web.apikeys import hash_key
+
+DEMO_API_KEY = "demo-key-not-for-production"
+DEMO_TOKEN_SECRET = "demo-token-secret-not-for-production-0000"
+
+
+def demo_environment() -> dict[str, str]:
+    """Environment variables that give the demo worker one all-scope key and a link secret."""
+    return {
+        "CONSENT_API_KEYS": f"demo:read+write+tokens:{hash_key(DEMO_API_KEY)}",
+        "CONSENT_TOKEN_SECRET": DEMO_TOKEN_SECRET,
+    }

@@ -1,0 +1,198 @@
+"""The OpenAPI 3.1 document, generated from the route table and the body models.
+
+python -m streams.web.openapi           # rewrite streams/web/openapi.json
+python -m streams.web.openapi --check   # exit 1 if the committed file drifted from the code
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import BaseModel
+
+from schemas.generate import CONTRACT_VERSION
+from streams.web.bodies import EVENTS_BODY_LIMIT
+from streams.web.models import MAX_BATCH
+from streams.web.routes import ROUTES, Body, Reply, Route
+
+PATH = Path(__file__).with_name("openapi.json")
+_REF = "#/components/schemas/{model}"
+
+_PATH_PARAMETERS = {
+    "controller": "Controller id, as in the policy",
+    "subject_id": "The data subject's id at the controller (URL-encoded)",
+    "purpose": "Purpose name, as in the policy",
+    "token": "The opaque link token",
+}
+
+DESCRIPTION = f"""\
+HTTP API of the consent-streams workers: decisions and preferences, event intake, one-click \
+unsubscribe (RFC 8058), double opt-in links and privacy signals.
+
+Every worker serves the whole API. Reads are answered by the worker that owns the subject's \
+partition: another worker forwards the request there. While ownership moves (rebalance, \
+recovery) reads answer 503 with Retry-After rather than risk a stale decision.
+
+Authentication: `Authorization: Bearer <API key>`; keys carry the scopes read, write and \
+tokens. Without configured keys every authenticated endpoint answers 401. Link pages take no \
+key: their signed token is the authority.
+
+Writes are asynchronous: 202 means the broker has the events; decisions reflect them once the \
+workers have processed them. A batch carries at most {MAX_BATCH} events and \
+{EVENTS_BODY_LIMIT // 1024} KiB."""
+
+
+def _schema_of(
+    model: type[BaseModel], schemas: dict[str, Any], mode: str = "serialization"
+) -> dict[str, Any]:
+    schema = model.model_json_schema(
+        ref_template=_REF, mode="validation" if mode == "validation" else "serialization"
+    )
+    schemas.update(schema.pop("$defs", {}))
+    schemas[model.__name__] = schema
+    return {"$ref": _REF.format(model=model.__name__)}
+
+
+def _request_body(body: Body, schemas: dict[str, Any]) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string"}
+    if body.model is not None:
+        one = _schema_of(body.model, schemas, "validation")
+        schema = (
+            {"oneOf": [one, {"type": "array", "items": one, "minItems": 1, "maxItems": MAX_BATCH}]}
+            if body.batch
+            else one
+        )
+    return {
+        "description": body.description,
+        "required": body.required,
+        "content": {body.media: {"schema": schema}},
+    }
+
+
+def _response(reply: Reply, schemas: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"description": reply.description}
+    schema: dict[str, Any] = {"type": "string"}
+    if reply.model is not None:
+        one = _schema_of(reply.model, schemas)
+        schema = {"oneOf": [one, {"type": "array", "items": one}]} if reply.many else one
+    out["content"] = {reply.media: {"schema": schema}}
+    if reply.retry_after:
+        out["headers"] = {
+            "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {"type": "integer"},
+            }
+        }
+    return out
+
+
+def _operation(route: Route, schemas: dict[str, Any]) -> dict[str, Any]:
+    parameters: list[dict[str, Any]] = [
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "description": _PATH_PARAMETERS[name],
+            "schema": {"type": "string"},
+        }
+        for name in re.findall(r"\{(\w+)\}", route.path)
+    ]
+    parameters += [
+        {
+            "name": name,
+            "in": "query",
+            "required": required,
+            "description": text,
+            "schema": {"type": "string"},
+        }
+        for name, (text, required) in route.query.items()
+    ]
+    parameters += [
+        {
+            "name": name,
+            "in": "header",
+            "required": False,
+            "description": text,
+            "schema": {"type": "string"},
+        }
+        for name, text in route.headers.items()
+    ]
+    operation: dict[str, Any] = {
+        "operationId": route.operation_id,
+        "summary": route.summary,
+        "tags": [route.tag],
+        "responses": {str(code): _response(r, schemas) for code, r in route.replies.items()},
+    }
+    if route.description:
+        operation["description"] = route.description
+    if parameters:
+        operation["parameters"] = parameters
+    if route.body is not None:
+        operation["requestBody"] = _request_body(route.body, schemas)
+    if route.scope is not None:
+        operation["security"] = [{"apiKey": [route.scope.value]}]
+        operation["x-required-scope"] = route.scope.value
+    else:
+        operation["security"] = []
+    return operation
+
+
+def document() -> dict[str, Any]:
+    schemas: dict[str, Any] = {}
+    paths: dict[str, dict[str, Any]] = {}
+    for route in ROUTES:
+        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, schemas)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "consent-streams HTTP API",
+            "version": CONTRACT_VERSION,
+            "description": DESCRIPTION,
+            "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
+        },
+        "tags": [
+            {"name": "decisions", "description": "What may be done, per subject"},
+            {"name": "events", "description": "Publishing consent events"},
+            {"name": "links", "description": "Unsubscribe and confirmation links"},
+            {"name": "operations", "description": "Health, readiness, metrics"},
+        ],
+        "paths": paths,
+        "components": {
+            "schemas": dict(sorted(schemas.items())),
+            "securitySchemes": {
+                "apiKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API key from CONSENT_API_KEYS; scopes: read, write, tokens",
+                }
+            },
+        },
+    }
+
+
+def rendered() -> bytes:
+    return orjson.dumps(document(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m streams.web.openapi", description=__doc__)
+    parser.add_argument("--check", action="store_true", help="fail if the file differs")
+    args = parser.parse_args(argv)
+    current = PATH.read_bytes() if PATH.exists() else b""
+    if args.check:
+        if current != rendered():
+            print(f"out of date: {PATH} (run: python -m streams.web.openapi)", file=sys.stderr)
+            return 1
+        return 0
+    PATH.write_bytes(rendered())
+    print(f"wrote {PATH}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,281 @@
+"""Every HTTP route with what the OpenAPI document says about it: one table, so the served API
+and its description cannot drift apart."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from schemas.events import ConsentEvent
+from streams.web import models as m
+from streams.web.apikeys import Scope
+from streams.web.views_decisions import get_decision, get_preferences
+from streams.web.views_events import post_events
+from streams.web.views_links import get_confirm, get_unsubscribe, post_confirm, post_unsubscribe
+from streams.web.views_ops import get_health, get_metrics, get_openapi, get_ready
+from streams.web.views_signals import post_signals
+from streams.web.views_tokens import post_tokens
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+JSON = "application/json"
+HTML = "text/html"
+
+
+@dataclass(frozen=True)
+class Reply:
+    description: str
+    model: type[BaseModel] | None = None
+    media: str = JSON
+    many: bool = False  # also answered as an array when the request was one
+    retry_after: bool = False
+
+
+@dataclass(frozen=True)
+class Body:
+    description: str
+    model: type[BaseModel] | None = None
+    media: str = JSON
+    batch: bool = False  # one object or an array of them
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    operation_id: str
+    summary: str
+    tag: str
+    scope: Scope | None = None
+    description: str = ""
+    body: Body | None = None
+    query: dict[str, tuple[str, bool]] = field(default_factory=dict)  # name: (text, required)
+    headers: dict[str, str] = field(default_factory=dict)
+    replies: dict[int, Reply] = field(default_factory=dict)
+
+
+SUBJECT = "/v1/controllers/{controller}/subjects/{subject_id}"
+_ERR = m.ErrorBody
+_BUSY = Reply(
+    "A rebalance or recovery is under way, or the owning worker is unreachable",
+    _ERR,
+    retry_after=True,
+)
+_AUTH = {
+    401: Reply("No API key, or not a valid one", _ERR),
+    403: Reply("The API key lacks the required scope", _ERR),
+}
+_PAGE_ERRORS = {
+    404: Reply("Not a valid link (malformed, forged or of another kind)", media=HTML),
+    410: Reply("The link has expired, or the policy no longer has what it names", media=HTML),
+    503: Reply("Links are not configured, or the event could not be stored", media=HTML),
+}
+
+ROUTES: tuple[Route, ...] = (
+    Route(
+        "GET",
+        SUBJECT + "/decisions/{purpose}",
+        get_decision,
+        "getDecision",
+        "May the controller process for this purpose on this channel?",
+        "decisions",
+        Scope.READ,
+        description="What a sending system calls before it sends. An unknown subject gets the "
+        "policy's default decision.",
+        query={"channel": ("One of the purpose's channels", True)},
+        replies={
+            200: Reply("The decision", m.Decision),
+            400: Reply("Missing or invalid channel, or invalid subject_id", _ERR),
+            **_AUTH,
+            404: Reply("Unknown controller or purpose", _ERR),
+            503: _BUSY,
+        },
+    ),
+    Route(
+        "GET",
+        SUBJECT + "/preferences",
+        get_preferences,
+        "getPreferences",
+        "Every purpose x channel decision of a subject, and the statements behind them",
+        "decisions",
+        Scope.READ,
+        replies={
+            200: Reply("Decisions and statements", m.Preferences),
+            400: Reply("Invalid subject_id", _ERR),
+            **_AUTH,
+            404: Reply("Unknown controller", _ERR),
+            503: _BUSY,
+        },
+    ),
+    Route(
+        "POST",
+        "/v1/events",
+        post_events,
+        "publishEvents",
+        "Publish one event, or a batch of up to 500, to consent.events",
+        "events",
+        Scope.WRITE,
+        description="Validated exactly as the stream validates records. All or nothing: when an "
+        "item is invalid nothing is published. 202 once the broker has every event.",
+        body=Body(
+            "One event, or an array of 1 to 500 (body at most 1 MiB)", ConsentEvent, batch=True
+        ),
+        replies={
+            202: Reply("Published; the broker acknowledged every event", m.EventsAccepted),
+            400: Reply("Not JSON, or an empty array", _ERR),
+            **_AUTH,
+            413: Reply("Body over 1 MiB or more than 500 events", _ERR),
+            422: Reply("Invalid events, item by item; nothing published", m.ValidationErrorBody),
+            503: Reply("The broker did not acknowledge in time; retry", _ERR, retry_after=True),
+        },
+    ),
+    Route(
+        "POST",
+        SUBJECT + "/signals",
+        post_signals,
+        "recordPrivacySignals",
+        "Record the browser privacy signals a visitor sent",
+        "events",
+        Scope.WRITE,
+        description="A website backend calls this with its visitor's Sec-GPC and DNT headers "
+        "copied onto the request. Each signal the controller's policy honours becomes a "
+        "privacy.signal event (one per subject, signal and UTC day). No body.",
+        headers={
+            "Sec-GPC": "The visitor's Global Privacy Control header; 1 = opt out",
+            "DNT": "The visitor's Do Not Track header; 1 = opt out (only if the policy honours it)",
+        },
+        replies={
+            200: Reply("No signal to record", m.SignalsResult),
+            202: Reply("Signals published", m.SignalsResult),
+            400: Reply("Invalid subject_id", _ERR),
+            **_AUTH,
+            404: Reply("Unknown controller", _ERR),
+            413: Reply("A body was sent (over 4 KiB)", _ERR),
+            503: Reply("The broker did not acknowledge in time; retry", _ERR, retry_after=True),
+        },
+    ),
+    Route(
+        "POST",
+        "/v1/tokens",
+        post_tokens,
+        "mintLinkTokens",
+        "Mint one-click unsubscribe or double opt-in confirmation links",
+        "links",
+        Scope.TOKENS,
+        description="One request object or an array (up to 500). Unsubscribe links come with the "
+        "List-Unsubscribe and List-Unsubscribe-Post header values for the message.",
+        body=Body("One token request, or an array of them", m.TokenRequest, batch=True),
+        replies={
+            201: Reply("The links, in request order", m.MintedToken, many=True),
+            400: Reply("Not JSON, or an empty array", _ERR),
+            **_AUTH,
+            413: Reply("Body over 256 KiB or more than 500 requests", _ERR),
+            422: Reply("Invalid requests, item by item", m.ValidationErrorBody),
+            503: Reply("No token secret configured", _ERR, retry_after=True),
+        },
+    ),
+    Route(
+        "GET",
+        "/v1/unsubscribe/{token}",
+        get_unsubscribe,
+        "showUnsubscribe",
+        "Unsubscribe page: asks for confirmation, never unsubscribes by itself",
+        "links",
+        replies={200: Reply("A page with a button that POSTs", media=HTML), **_PAGE_ERRORS},
+    ),
+    Route(
+        "POST",
+        "/v1/unsubscribe/{token}",
+        post_unsubscribe,
+        "oneClickUnsubscribe",
+        "One-click unsubscribe (RFC 8058): publishes an unsubscribed event",
+        "links",
+        description="No cookie and no authentication: the signed token is the authority. "
+        "Repeating the request repeats the same event id, so it is recorded once.",
+        body=Body(
+            "List-Unsubscribe=One-Click (URL-encoded or multipart form)",
+            media="application/x-www-form-urlencoded",
+        ),
+        replies={
+            200: Reply("Unsubscribed (page)", media=HTML),
+            400: Reply("The body is not List-Unsubscribe=One-Click", media=HTML),
+            413: Reply("Body over 4 KiB", media=HTML),
+            **_PAGE_ERRORS,
+        },
+    ),
+    Route(
+        "GET",
+        "/v1/confirm/{token}",
+        get_confirm,
+        "showConfirm",
+        "Double opt-in page: asks the person to confirm",
+        "links",
+        replies={200: Reply("A page with a button that POSTs", media=HTML), **_PAGE_ERRORS},
+    ),
+    Route(
+        "POST",
+        "/v1/confirm/{token}",
+        post_confirm,
+        "confirmSubscription",
+        "Double opt-in confirmation: publishes a consent.confirmed event",
+        "links",
+        body=Body(
+            "Any form body (the page sends confirm=yes)",
+            required=False,
+            media="application/x-www-form-urlencoded",
+        ),
+        replies={
+            200: Reply("Confirmed (page)", media=HTML),
+            413: Reply("Body over 4 KiB", media=HTML),
+            **_PAGE_ERRORS,
+        },
+    ),
+    Route(
+        "GET",
+        "/health",
+        get_health,
+        "health",
+        "Liveness: the process serves HTTP",
+        "operations",
+        replies={200: Reply("Alive", m.Health)},
+    ),
+    Route(
+        "GET",
+        "/ready",
+        get_ready,
+        "ready",
+        "Readiness: partitions assigned, tables recovered, no rebalance under way",
+        "operations",
+        replies={
+            200: Reply("Ready; lists the table partitions this worker answers for", m.Readiness),
+            503: Reply("Not ready", m.Readiness, retry_after=True),
+        },
+    ),
+    Route(
+        "GET",
+        "/metrics",
+        get_metrics,
+        "metrics",
+        "Prometheus metrics (text format 0.0.4)",
+        "operations",
+        replies={200: Reply("Metrics", media="text/plain")},
+    ),
+    Route(
+        "GET",
+        "/openapi.json",
+        get_openapi,
+        "openapi",
+        "This document",
+        "operations",
+        replies={200: Reply("OpenAPI 3.1 document")},
+    ),
+)
+
+
+def install(app: web.Application) -> None:
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, route.handler, name=route.operation_id)

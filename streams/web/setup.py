@@ -1,0 +1,54 @@
+"""Wiring: build the shared context and install middleware and routes on the worker's server."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, cast
+
+from aiohttp import web
+
+from streams.topology import Topology
+from streams.web.apikeys import load_keyring
+from streams.web.context import CONTEXT, WebContext
+from streams.web.metrics import HttpStats
+from streams.web.middleware import observe
+from streams.web.publishing import Publisher
+from streams.web.routes import install
+from streams.web.routing import Router
+from streams.web.tokens import Signer
+
+if TYPE_CHECKING:
+    from streams.app import ConsentStreams
+    from streams.settings import Settings
+
+log = logging.getLogger("consent_streams.http")
+
+
+def install_web(streams: ConsentStreams, settings: Settings) -> None:
+    keyring = load_keyring(settings.api_keys, settings.api_keys_file)
+    secret = settings.token_secret
+    topology = Topology.of(settings)
+    context = WebContext(
+        streams=streams,
+        settings=settings,
+        topology=topology,
+        keyring=keyring,
+        signer=Signer.from_config(secret.get_secret_value()) if secret else None,
+        router=Router(streams.app, streams.subjects),
+        publisher=Publisher(streams.app, topology.events),
+        http=HttpStats(),
+    )
+    faust_app: Any = streams.app
+    server = cast(web.Application, faust_app.web.web_app)
+    server[CONTEXT] = context
+    server.middlewares.append(observe)
+    install(server)
+
+    async def close(_: web.Application) -> None:
+        await context.router.close()
+
+    server.on_cleanup.append(close)
+    if not len(keyring):
+        log.warning("no API keys configured: the authenticated HTTP API answers 401")
+    if context.signer is None:
+        log.warning("no CONSENT_TOKEN_SECRET: link and token endpoints answer 503")

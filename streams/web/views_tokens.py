@@ -1,0 +1,66 @@
+"""``POST /v1/tokens``: mint unsubscribe / confirmation links (scope ``tokens``)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from schemas.deadletter import FieldError
+from streams.web.apikeys import Scope
+from streams.web.auth import require
+from streams.web.bodies import TOKENS_BODY_LIMIT, read_json
+from streams.web.context import context_of
+from streams.web.errors import ApiError, bad_request, json_response, unavailable
+from streams.web.links import mint
+from streams.web.models import MAX_BATCH, ItemErrors, MintedToken, TokenRequest
+
+
+def _parse(item: Any) -> TokenRequest | list[FieldError]:
+    try:
+        return TokenRequest.model_validate(item)
+    except ValidationError as exc:
+        return [
+            FieldError(loc=".".join(str(p) for p in err["loc"]), msg=err["msg"])
+            for err in exc.errors(include_url=False)
+        ]
+
+
+async def post_tokens(request: web.Request) -> web.Response:
+    require(request, Scope.TOKENS)
+    ctx = context_of(request)
+    if ctx.signer is None:
+        raise unavailable("no CONSENT_TOKEN_SECRET is configured", "tokens_not_configured")
+    body = await read_json(request, TOKENS_BODY_LIMIT)
+    batch = isinstance(body, list)
+    items: list[Any] = body if batch else [body]
+    if not items:
+        raise bad_request("the batch is empty", "empty_batch")
+    if len(items) > MAX_BATCH:
+        raise ApiError(
+            413, "batch_too_large", f"{len(items)} tokens in one request; the limit is {MAX_BATCH}"
+        )
+    now = datetime.now(UTC)
+    minted: list[MintedToken] = []
+    problems: list[ItemErrors] = []
+    for index, item in enumerate(items):
+        parsed = _parse(item)
+        result = (
+            parsed
+            if isinstance(parsed, list)
+            else mint(ctx.signer, ctx.engine, parsed, ctx.settings.links_base_url, now)
+        )
+        if isinstance(result, list):
+            problems.append(ItemErrors(index=index, event_id=None, errors=result))
+        else:
+            minted.append(result)
+    if problems:
+        raise ApiError(
+            422,
+            "invalid_requests",
+            f"{len(problems)} of {len(items)} request(s) are invalid",
+            items=problems,
+        )
+    return json_response(minted if batch else minted[0], status=201)

@@ -1,0 +1,62 @@
+"""The curl examples in docs/api.md work as written (against a worker with the demo key)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from streams.settings import Settings
+from streams.web.apikeys import Scope, load_keyring
+from streams.web.demo_credentials import DEMO_API_KEY, demo_environment
+from tests.web.conftest import Worker
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
+DEMO_URL = "http://127.0.0.1:6066"
+
+
+def try_it_script() -> str:
+    text = DOC.read_text(encoding="utf-8")
+    section = text.split("## Try it against `make run`", 1)[1].split("\n## ", 1)[0]
+    return "\n".join(re.findall(r"```sh\n(.*?)```", section, flags=re.S))
+
+
+def test_demo_environment_gives_an_all_scope_key_and_a_secret() -> None:
+    settings = Settings.from_env(demo_environment())
+    key = load_keyring(settings.api_keys, None).authenticate(DEMO_API_KEY)
+    assert key is not None and key.scopes == set(Scope)
+    assert settings.token_secret is not None
+    assert DEMO_API_KEY in DOC.read_text(encoding="utf-8")
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
+def test_try_it_examples_run(worker: Worker) -> None:
+    script = try_it_script()
+    assert DEMO_URL in script and "curl" in script
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script.replace(DEMO_URL, worker.url)],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    for expected in (
+        '"status":"ready"',
+        '{"accepted":1,"event_ids":["doc-1"]}',
+        '"reason":"unsubscribed"',
+        '"caused_by_event_id":"doc-1"',
+        '"signal":"gpc"',
+        "<h1>Unsubscribe?</h1>",
+        "<h1>You are unsubscribed</h1>",
+        "<h1>Thank you</h1>",
+        '"allowed":true,"state":"allowed","reason":"consent"',
+        "401\n",
+        'consent_streams_events_processed_total{type="unsubscribed"}',
+        "/v1/events",
+    ):
+        assert expected in out, expected

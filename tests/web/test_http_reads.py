@@ -1,0 +1,228 @@
+"""Reads over HTTP against a real worker: decisions, preferences, auth, and what stays hidden."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.core.policy import load_policy
+from tests.support.kafka import event_record, produce, unique
+from tests.web.conftest import (
+    READ_KEY,
+    TOKENS_KEY,
+    WRITE_KEY,
+    Reply,
+    Worker,
+    decision_path,
+    event,
+    eventually,
+)
+
+pytestmark = pytest.mark.integration
+
+
+async def test_unknown_subject_gets_the_policy_default(worker: Worker) -> None:
+    reply = await worker.api(READ_KEY).get(
+        decision_path("kms-uk", unique("nobody"), "marketing-email", "email")
+    )
+    assert reply.status == 200
+    body = reply.json()
+    assert {k: body[k] for k in ("allowed", "state", "reason", "legal_basis")} == {
+        "allowed": True,
+        "state": "allowed",
+        "reason": "legitimate_interest",
+        "legal_basis": "legitimate_interest",
+    }
+    assert body["since"] is None and body["caused_by_event_id"] is None
+    assert reply.headers["Cache-Control"] == "no-store"
+
+
+async def test_decision_follows_the_events(worker: Worker) -> None:
+    subject = unique("anna")
+    granted = event("consent.granted", "hms-se", subject, purpose="newsletter")
+    confirmed = event(
+        "consent.confirmed",
+        "hms-se",
+        subject,
+        purpose="newsletter",
+        occurred_at="2026-11-20T10:05:00Z",
+    )
+    assert (await worker.api().post("/v1/events", json=[granted, confirmed])).status == 202
+    path = decision_path("hms-se", subject, "newsletter", "email")
+    reply: Reply = await eventually(
+        lambda: worker.api(READ_KEY).get(path), lambda r: r.json().get("allowed") is True
+    )
+    body = reply.json()
+    assert body == {
+        "controller": "hms-se",
+        "subject_id": subject,
+        "purpose": "newsletter",
+        "channel": "email",
+        "allowed": True,
+        "state": "allowed",
+        "reason": "consent",
+        "legal_basis": "consent",
+        "since": "2026-11-20T10:05:00Z",
+        "caused_by_event_id": confirmed["event_id"],
+    }
+
+
+async def test_preferences_list_every_pair_and_the_statements(worker: Worker) -> None:
+    subject = unique("ben")
+    unsubscribed = event("unsubscribed", "kms-uk", subject)
+    signal = event("privacy.signal", "kms-uk", subject, signal="gpc")
+    await worker.api().post("/v1/events", json=[unsubscribed, signal])
+    path = f"/v1/controllers/kms-uk/subjects/{subject}/preferences"
+    reply: Reply = await eventually(
+        lambda: worker.api(READ_KEY).get(path), lambda r: len(r.json().get("statements", [])) == 2
+    )
+    body = reply.json()
+    pairs = {(d["purpose"], d["channel"]): d for d in body["decisions"]}
+    assert list(pairs) == list(load_policy().pairs("kms-uk"))  # every pair, in policy order
+    assert pairs["marketing-email", "email"]["reason"] == "unsubscribed"
+    assert pairs["web-tracking", "web"]["reason"] == "privacy_signal"
+    assert pairs["billing", "email"]["allowed"] is True
+    by_id = {s["event_id"]: s for s in body["statements"]}
+    assert by_id[unsubscribed["event_id"]]["applies_to"] == "unsubscribe"
+    assert by_id[unsubscribed["event_id"]]["channel"] == "email"
+    assert by_id[signal["event_id"]]["signal"] == "gpc"
+
+
+async def test_subject_ids_with_reserved_characters(worker: Worker) -> None:
+    subject = unique("a/b c")
+    await worker.api().post("/v1/events", json=event("unsubscribed", "kms-uk", subject))
+    encoded = subject.replace("/", "%2F").replace(" ", "%20")
+    reply: Reply = await eventually(
+        lambda: worker.api(READ_KEY).get(
+            decision_path("kms-uk", encoded, "marketing-email", "email")
+        ),
+        lambda r: r.json().get("reason") == "unsubscribed",
+    )
+    assert reply.json()["subject_id"] == subject
+
+
+@pytest.mark.parametrize(
+    ("key", "status", "error"),
+    [
+        (None, 401, "unauthenticated"),
+        ("cs_not-a-configured-key-123", 401, "invalid_key"),
+        (WRITE_KEY, 403, "insufficient_scope"),
+        (TOKENS_KEY, 403, "insufficient_scope"),
+    ],
+)
+async def test_reads_need_a_key_with_read_scope(
+    worker: Worker, key: str | None, status: int, error: str
+) -> None:
+    paths = [
+        decision_path("kms-uk", unique("s"), "marketing-email", "email"),
+        f"/v1/controllers/kms-uk/subjects/{unique('s')}/preferences",
+    ]
+    for path in paths:
+        reply = await worker.api(key).get(path)
+        assert (reply.status, reply.json()["error"]) == (status, error)
+        assert reply.headers["WWW-Authenticate"].startswith('Bearer realm="consent-streams"')
+
+
+async def test_errors_do_not_tell_whether_a_subject_exists(worker: Worker) -> None:
+    known = unique("known")
+    await worker.api().post("/v1/events", json=event("unsubscribed", "kms-uk", known))
+    await eventually(
+        lambda: worker.api(READ_KEY).get(
+            decision_path("kms-uk", known, "marketing-email", "email")
+        ),
+        lambda r: r.json().get("reason") == "unsubscribed",
+    )
+    for key in (None, "cs_wrong-key-000000000000", WRITE_KEY):
+        replies = [
+            await worker.api(key).get(decision_path("kms-uk", s, "marketing-email", "email"))
+            for s in (known, unique("unknown"))
+        ]
+        assert replies[0].status == replies[1].status
+        assert replies[0].body == replies[1].body
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "error"),
+    [
+        (decision_path("acme", "s", "marketing-email", "email"), 404, "unknown_controller"),
+        (decision_path("kms-uk", "s", "nope", "email"), 404, "unknown_purpose"),
+        ("/v1/controllers/kms-uk/subjects/s/decisions/marketing-email", 400, "bad_request"),
+        (decision_path("kms-uk", "s", "marketing-email", "phone"), 400, "bad_request"),
+        (decision_path("kms-uk", "s", "marketing-email", "pigeon"), 400, "bad_request"),
+        (decision_path("kms-uk", "x" * 257, "marketing-email", "email"), 400, "bad_request"),
+        ("/v1/controllers/acme/subjects/s/preferences", 404, "unknown_controller"),
+    ],
+)
+async def test_bad_reads(worker: Worker, path: str, status: int, error: str) -> None:
+    reply = await worker.api(READ_KEY).get(path)
+    assert (reply.status, reply.json()["error"]) == (status, error)
+
+
+async def test_operations_endpoints(worker: Worker) -> None:
+    api = worker.api(None)
+    assert (await api.get("/health")).json() == {"status": "ok"}
+    ready = (await api.get("/ready")).json()
+    assert ready["status"] == "ready" and ready["partitions"] == [0, 1, 2, 3, 4, 5]
+    openapi = await api.get("/openapi.json")
+    assert openapi.json()["openapi"] == "3.1.0"
+    assert "/v1/events" in openapi.json()["paths"]
+
+
+async def test_metrics_count_events_and_requests(worker: Worker) -> None:
+    subject = unique("m")
+    await worker.api().post("/v1/events", json=event("erasure.requested", "kms-uk", subject))
+    # Records that bypass the API's validation end on the dead-letter topic, counted by type.
+    await produce(
+        worker.bootstrap,
+        worker.topics.events,
+        [(None, b"not json"), event_record(event("unsubscribed", "acme", subject))],
+    )
+    reply: Reply = await eventually(
+        lambda: worker.api(None).get("/metrics"),
+        lambda r: all(
+            needle in r.text
+            for needle in (
+                'consent_streams_events_processed_total{type="erasure.requested"}',
+                'consent_streams_events_rejected_total{type="unknown"}',
+                'consent_streams_events_rejected_total{type="unsubscribed"}',
+            )
+        ),
+    )
+    assert reply.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    text = reply.text
+    for needle in (
+        'consent_streams_suppressions_emitted_total{destination="email"}',
+        'consent_streams_processing_latency_seconds_bucket{le="+Inf"}',
+        "consent_streams_processing_latency_seconds_count",
+        'consent_streams_consumer_lag{topic="',
+        'consent_streams_http_requests_total{method="POST",route="/v1/events",status="202"}',
+        "consent_streams_ready 1",
+    ):
+        assert needle in text, needle
+    assert subject not in text
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/router/",
+        "/table/subjects/",
+        "/table/subjects/kms-uk%2Fx/",
+        "/graph/",
+        "/stats/",
+        "/assignment/",
+        "/performance/",
+    ],
+)
+async def test_faust_browsing_endpoints_are_off(worker: Worker, path: str) -> None:
+    assert (await worker.api(None).get(path)).status == 404
+
+
+async def test_access_log_has_routes_not_paths(worker: Worker) -> None:
+    subject = unique("private-person")
+    await worker.api(READ_KEY).get(decision_path("kms-uk", subject, "marketing-email", "email"))
+    await worker.api(None).get(f"/v1/unsubscribe/v1.{subject}.forged")
+    log = worker.process.log_path.read_text()
+    assert '"route":"/v1/controllers/{controller}/subjects/{subject_id}/decisions/{purpose}"' in log
+    assert '"route":"/v1/unsubscribe/{token}"' in log
+    assert subject not in log
+    assert READ_KEY not in log

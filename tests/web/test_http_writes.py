@@ -1,0 +1,176 @@
+"""Writes over HTTP: events and privacy signals reach the input topic once the broker has them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+
+from streams.web.models import MAX_BATCH
+from tests.support.kafka import TopicReader, unique
+from tests.web.conftest import READ_KEY, TOKENS_KEY, WRITE_KEY, Reply, Worker, event, eventually
+
+pytestmark = pytest.mark.integration
+
+
+async def records_for(worker: Worker, subject: str, count: int) -> list[Any]:
+    async with TopicReader(worker.bootstrap, worker.topics.events) as reader:
+        await reader.until(
+            lambda r: sum(1 for x in r.records if x.key == subject.encode()) >= count
+        )
+    return [r for r in reader.records if r.key == subject.encode()]
+
+
+async def test_one_event_is_published_keyed_by_subject(worker: Worker) -> None:
+    subject = unique("one")
+    sent = event("unsubscribed", "kms-uk", subject, identifiers={"email": "c@example.org"})
+    reply = await worker.api(WRITE_KEY).post("/v1/events", json=sent)
+    assert (reply.status, reply.json()) == (202, {"accepted": 1, "event_ids": [sent["event_id"]]})
+    [record] = await records_for(worker, subject, 1)
+    assert orjson.loads(record.value) == sent
+
+
+async def test_a_batch_is_published_in_full(worker: Worker) -> None:
+    subject = unique("batch")
+    batch = [
+        event("consent.granted", "hms-se", subject, purpose="newsletter"),
+        event("objection.raised", "hms-se", subject, objection="profiling"),
+        event("restriction.requested", "hms-se", subject),
+    ]
+    reply = await worker.api(WRITE_KEY).post("/v1/events", json=batch)
+    assert reply.status == 202 and reply.json()["accepted"] == 3
+    records = await records_for(worker, subject, 3)
+    assert sorted(orjson.loads(r.value)["event_id"] for r in records) == sorted(
+        e["event_id"] for e in batch
+    )
+
+
+async def test_invalid_items_are_listed_and_nothing_is_published(worker: Worker) -> None:
+    subject = unique("bad")
+    good = event("unsubscribed", "kms-uk", subject)
+    batch = [
+        good,
+        event("consent.granted", "kms-uk", subject),  # no purpose
+        event("unsubscribed", "acme", subject),  # unknown controller
+        {**event("unsubscribed", "kms-uk", subject), "colour": "red"},
+        "not an object",
+    ]
+    reply = await worker.api(WRITE_KEY).post("/v1/events", json=batch)
+    assert reply.status == 422
+    body = reply.json()
+    assert body["error"] == "invalid_events"
+    items = {item["index"]: item for item in body["items"]}
+    assert sorted(items) == [1, 2, 3, 4]
+    assert items[1]["event_id"] == batch[1]["event_id"]
+    assert "purpose is required" in items[1]["errors"][0]["msg"]
+    assert items[2]["errors"] == [{"loc": "controller", "msg": "unknown controller 'acme'"}]
+    assert items[3]["errors"][0]["loc"] == "colour"
+    assert items[4]["event_id"] is None
+    # The valid item was held back with the rest: a later valid event is the first on the topic.
+    marker = event("unsubscribed", "kms-uk", subject)
+    assert (await worker.api(WRITE_KEY).post("/v1/events", json=marker)).status == 202
+    [record] = await records_for(worker, subject, 1)
+    assert orjson.loads(record.value)["event_id"] == marker["event_id"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "error"),
+    [
+        (b"{not json", 400, "invalid_json"),
+        (b"", 400, "invalid_json"),
+        (b"[]", 400, "empty_batch"),
+        (b"x" * (1024 * 1024 + 1), 413, "body_too_large"),
+    ],
+)
+async def test_bad_bodies(worker: Worker, body: bytes, status: int, error: str) -> None:
+    reply = await worker.api(WRITE_KEY).post(
+        "/v1/events", data=body, headers={"Content-Type": "application/json"}
+    )
+    assert (reply.status, reply.json()["error"]) == (status, error)
+
+
+async def test_batch_limit(worker: Worker) -> None:
+    subject = unique("big")
+    batch = [event("unsubscribed", "kms-uk", subject) for _ in range(MAX_BATCH + 1)]
+    reply = await worker.api(WRITE_KEY).post("/v1/events", json=batch)
+    assert (reply.status, reply.json()["error"]) == (413, "batch_too_large")
+
+
+async def test_chunked_body_over_the_limit(worker: Worker) -> None:
+    async def chunks() -> Any:
+        for _ in range(300):
+            yield b"x" * 4096
+
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{worker.url}/v1/events",
+            data=chunks(),
+            headers={"Authorization": f"Bearer {WRITE_KEY}"},
+        ) as reply,
+    ):
+        assert reply.status == 413
+        assert (await reply.json())["error"] == "body_too_large"
+
+
+@pytest.mark.parametrize(("key", "status"), [(None, 401), (READ_KEY, 403), (TOKENS_KEY, 403)])
+async def test_writes_need_write_scope(worker: Worker, key: str | None, status: int) -> None:
+    subject = unique("s")
+    for path, body in (
+        ("/v1/events", event("unsubscribed", "kms-uk", subject)),
+        (f"/v1/controllers/kms-uk/subjects/{subject}/signals", None),
+    ):
+        reply = await worker.api(key).post(path, json=body, headers={"Sec-GPC": "1"})
+        assert reply.status == status
+
+
+async def test_privacy_signals_from_visitor_headers(worker: Worker) -> None:
+    subject = unique("visitor")
+    path = f"/v1/controllers/kms-uk/subjects/{subject}/signals"
+    api = worker.api(WRITE_KEY)
+    both = await api.post(path, headers={"Sec-GPC": "1", "DNT": "1"})
+    assert both.status == 202
+    published = both.json()["published"]
+    assert [p["signal"] for p in published] == ["gpc", "dnt"]
+    assert both.json()["ignored"] == []
+    again = await api.post(path, headers={"Sec-GPC": "1"})
+    assert again.json()["published"][0]["event_id"] == published[0]["event_id"]  # same day
+    none = await api.post(path, headers={"Sec-GPC": "0"})
+    assert (none.status, none.json()) == (200, {"published": [], "ignored": []})
+    records = await records_for(worker, subject, 3)
+    assert [orjson.loads(r.value)["signal"] for r in records] == ["gpc", "dnt", "gpc"]
+    decision: Reply = await eventually(
+        lambda: worker.api(READ_KEY).get(
+            f"/v1/controllers/kms-uk/subjects/{subject}/decisions/web-tracking?channel=web"
+        ),
+        lambda r: r.json().get("reason") == "privacy_signal",
+    )
+    assert decision.json()["allowed"] is False
+
+
+async def test_dnt_is_ignored_where_the_policy_does_not_honour_it(worker: Worker) -> None:
+    subject = unique("visitor")
+    reply = await worker.api(WRITE_KEY).post(
+        f"/v1/controllers/sms-tech/subjects/{subject}/signals", headers={"DNT": "1"}
+    )
+    assert reply.status == 200
+    assert reply.json()["published"] == []
+    assert reply.json()["ignored"][0]["signal"] == "dnt"
+
+
+async def test_signals_take_no_body(worker: Worker) -> None:
+    reply = await worker.api(WRITE_KEY).post(
+        f"/v1/controllers/kms-uk/subjects/{unique('s')}/signals",
+        data=b"x" * 5000,
+        headers={"Sec-GPC": "1"},
+    )
+    assert (reply.status, reply.json()["error"]) == (413, "body_too_large")
+
+
+async def test_signals_for_unknown_controller(worker: Worker) -> None:
+    reply = await worker.api(WRITE_KEY).post(
+        "/v1/controllers/acme/subjects/s/signals", headers={"Sec-GPC": "1"}
+    )
+    assert (reply.status, reply.json()["error"]) == (404, "unknown_controller")

@@ -1,0 +1,46 @@
+"""Counters and their Prometheus text exposition."""
+
+from __future__ import annotations
+
+import re
+
+import orjson
+
+from streams.web.metrics import EventStats, Exposition, Histogram, type_label
+
+
+def test_histogram_is_cumulative_with_inf() -> None:
+    histogram = Histogram(bounds=(0.1, 1.0))
+    for value in (0.05, 0.1, 0.5, 7.0, -1.0):
+        histogram.observe(value)
+    assert histogram.cumulative() == [("0.1", 3), ("1.0", 4), ("+Inf", 5)]
+    assert histogram.count == 5 and abs(histogram.total - 7.65) < 1e-9
+
+
+def test_rejected_records_are_labelled_by_known_types_only() -> None:
+    assert type_label(orjson.dumps({"type": "unsubscribed"})) == "unsubscribed"
+    assert type_label(orjson.dumps({"type": "made-up"})) == "unknown"
+    assert type_label(b"\xff not json") == "unknown"
+    assert type_label(orjson.dumps([1])) == "unknown"
+    assert type_label(None) == "unknown"
+    stats = EventStats()
+    stats.on_rejected(b"{}")
+    stats.on_processed("consent.granted", 0.2)
+    stats.on_processed("consent.granted", None)
+    assert stats.rejected == {"unknown": 1} and stats.processed == {"consent.granted": 2}
+    assert stats.latency.count == 1
+
+
+def test_exposition_format() -> None:
+    out = Exposition()
+    out.family("things_total", "counter", "Things.", [({"kind": 'a"b\\c'}, 3), ({}, 1.5)])
+    out.histogram("wait_seconds", "Waiting.", Histogram(bounds=(1.0,)))
+    text = out.text()
+    assert text.endswith("\n")
+    assert "# TYPE consent_streams_things_total counter" in text
+    assert 'consent_streams_things_total{kind="a\\"b\\\\c"} 3' in text
+    assert "consent_streams_things_total 1.5" in text
+    assert 'consent_streams_wait_seconds_bucket{le="+Inf"} 0' in text
+    sample = re.compile(r'^[a-z_]+(\{([a-z_]+="([^"\\]|\\.)*",?)+\})? [0-9.e+-]+$')
+    for line in text.splitlines():
+        assert line.startswith("# ") or sample.match(line), line
