@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	touch $(STAMP)
 
 run: $(STAMP)  ## embedded broker + worker + the scripted demo
@@ -19,14 +19,10 @@ test: $(STAMP)  ## lint, types, contract drift, then the whole suite
 	$(BIN)/ruff check streams schemas tests
 	$(BIN)/mypy
 	$(BIN)/python -m schemas.generate --check
+	$(BIN)/python -m streams.web.openapi --check
 	$(BIN)/pytest -q
 
-BENCH_STAMP := $(VENV)/.installed-bench
-$(BENCH_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
-	touch $(BENCH_STAMP)
-
-bench: $(BENCH_STAMP)  ## throughput, latency, recovery and memory, side by side
+bench: $(STAMP)  ## throughput, latency, recovery and memory, side by side
 	$(BIN)/consent-streams bench $(BENCH_ARGS)
 
 resilience: $(STAMP)  ## the full resilience suite (make test runs the short version)

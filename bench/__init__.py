@@ -1,0 +1,1 @@
+"""Benchmark harness: ``consent-streams bench``; see docs/performance.md."""

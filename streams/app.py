@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import faust
+from faust.streams import _current_event
 from faust.types import EventT, StreamT
 
 from schemas.codec import RejectedRecord, dead_letter_record, decode_event
@@ -26,6 +29,10 @@ from streams.web.metrics import EventStats
 log = logging.getLogger("consent_streams")
 
 RAW: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
+
+#: Events per batch, and how long a batch waits to fill: throughput vs added latency.
+BATCH_MAX = 500
+BATCH_WINDOW = 0.01
 
 
 @dataclass
@@ -67,6 +74,7 @@ def create_app(
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=min(3.0, settings.session_timeout / 6),
         producer_max_batch_size=settings.producer_max_batch_size,
+        producer_linger=0.01,
         web_enabled=True,
         web_bind=settings.web_host,
         web_port=settings.web_port,
@@ -87,7 +95,6 @@ def create_app(
     events_topic = app.topic(names.events, **RAW)
     by_subject = app.topic(names.by_subject, partitions=partitions, internal=True, **RAW)
     deadletter = app.topic(names.deadletter, **RAW)
-    outputs = {d: app.topic(topic, **RAW) for d, topic in names.suppressions.items()}
     # key_type/value_type bytes select the raw serializer for the store and the changelog.
     subjects = app.Table(SUBJECTS_TABLE, partitions=partitions, key_type=bytes, value_type=bytes)
 
@@ -117,51 +124,86 @@ def create_app(
             },
         )
 
+    async def send(
+        topic: str, key: bytes | None, value: bytes, timestamp: float | None = None
+    ) -> Any:
+        """Hand a record to the producer; the returned future resolves when the broker has it."""
+        return await app.producer.send(
+            topic, key=key, value=value, partition=None, timestamp=timestamp, headers=None
+        )
+
     @app.agent(events_topic, concurrency=1)
     async def intake(stream: StreamT[bytes]) -> AsyncIterator[None]:
         """Validate every record; route valid ones to the partition of (controller, subject)."""
-        async for event in stream.events():
-            message = event.message
-            try:
-                parsed = decode_event(message.value, message.key)
-                errors = engine.admit(parsed)
-            except RejectedRecord as exc:
-                errors = exc.errors
-            if errors:
-                await reject(event, errors)
-                continue
-            key = subject_key(parsed.controller, parsed.subject_id).encode()
-            # Keep the record's timestamp (as Kafka Streams does) so latency is measured end to end.
-            await by_subject.send(key=key, value=message.value, timestamp=message.timestamp or None)
-            counters.accepted += 1
+        async for batch in cast(faust.Stream[bytes], stream).take_events(BATCH_MAX, BATCH_WINDOW):
+            deliveries = []
+            for event in batch:
+                message = event.message
+                try:
+                    parsed = decode_event(message.value, message.key)
+                    errors = engine.admit(parsed)
+                except RejectedRecord as exc:
+                    errors = exc.errors
+                if errors:
+                    await reject(event, errors)
+                    continue
+                key = subject_key(parsed.controller, parsed.subject_id).encode()
+                assert message.value is not None  # decode_event rejects a missing value
+                # Keep the record's timestamp (as Kafka Streams does): latency is end to end.
+                deliveries.append(
+                    await send(names.by_subject, key, message.value, message.timestamp or None)
+                )
+                counters.accepted += 1
+            # The batch is acknowledged (its offsets committable) only once the broker has it all.
+            await asyncio.gather(*deliveries)
             yield None
 
     @app.agent(by_subject, concurrency=1)
     async def fold(stream: StreamT[bytes]) -> AsyncIterator[None]:
-        """Fold each event into its subject's state; send what the change requires, then store."""
-        async for event in stream.events():
-            key: bytes = event.key
-            try:
-                parsed = decode_event(event.value)
-                outcome = engine.apply(
-                    SubjectState.from_bytes(subjects.get(key)), parsed, datetime.now(UTC)
+        """Fold a batch into subject states; send what the changes require, then store."""
+        async for batch in cast(faust.Stream[bytes], stream).take_events(BATCH_MAX, BATCH_WINDOW):
+            now = datetime.now(UTC)
+            states: dict[bytes, SubjectState] = {}
+            changed: dict[bytes, EventT[bytes]] = {}  # key -> its last event in the batch
+            deliveries = []
+            for event in batch:
+                key = cast(bytes, event.key)
+                try:
+                    parsed = decode_event(event.value)
+                    state = states.get(key)
+                    if state is None:
+                        state = SubjectState.from_bytes(subjects.get(key))
+                    outcome = engine.apply(state, parsed, now)
+                except Exception as exc:  # keep the pipeline running; the record is kept intact
+                    await reject(
+                        event, [FieldError(loc="", msg=f"could not process: {type(exc).__name__}")]
+                    )
+                    log.exception("event could not be processed")
+                    continue
+                for outbound in outcome.messages:
+                    topic = names.suppressions[outbound.destination]
+                    deliveries.append(await send(topic, outbound.key, outbound.value))
+                    counters.emitted[outbound.destination] += 1
+                states[key] = outcome.state
+                if outcome.duplicate:
+                    counters.duplicates += 1
+                else:
+                    changed[key] = event
+                counters.folded += 1
+                stamp = event.message.timestamp
+                counters.events.on_processed(
+                    parsed.type.value, time.time() - stamp if stamp else None
                 )
-            except Exception as exc:  # keep the pipeline running; the record is kept intact
-                await reject(
-                    event, [FieldError(loc="", msg=f"could not process: {type(exc).__name__}")]
-                )
-                log.exception("event could not be processed")
-                continue
-            for outbound in outcome.messages:
-                await outputs[outbound.destination].send(key=outbound.key, value=outbound.value)
-                counters.emitted[outbound.destination] += 1
-            if outcome.duplicate:
-                counters.duplicates += 1
-            else:
-                subjects[key] = outcome.state.to_bytes()
-            counters.folded += 1
-            stamp = event.message.timestamp
-            counters.events.on_processed(parsed.type.value, time.time() - stamp if stamp else None)
+            # Outputs first: once the broker has them, record the states that caused them.
+            await asyncio.gather(*deliveries)
+            for key, last in changed.items():
+                # The store and the changelog take the partition from the current event, which
+                # in a batch must be this key's own event, not the batch's last.
+                token = _current_event.set(weakref.ref(last))
+                try:
+                    subjects[key] = states[key].to_bytes()
+                finally:
+                    _current_event.reset(token)
             yield None
 
     streams = ConsentStreams(app=app, engine=engine, subjects=subjects, counters=counters)

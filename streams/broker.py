@@ -57,7 +57,7 @@ def _read_exact(sock: socket.socket, size: int) -> bytes:
     return data
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     # So a killed test run or CLI never leaves a broker behind.
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -108,7 +108,7 @@ class EmbeddedBroker:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # Ctrl-C reaches us, and we stop it in order
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
                 env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
             )
         deadline = time.monotonic() + timeout

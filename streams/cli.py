@@ -50,15 +50,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    if args.command == "bench":
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # These commands own their options (argparse would swallow the ones that start with "--").
+    if argv and argv[0] == "bench":
         from bench.harness import main as bench_main
 
-        return bench_main(args.rest)
-    if args.command == "token":
+        return bench_main(argv[1:])
+    if argv and argv[0] == "token":
         from streams.web.tokens_cli import main as token_main
 
-        return token_main(args.rest)
+        return token_main(argv[1:])
+    args = _parser().parse_args(argv)
     try:
         settings = Settings.from_env()
         policy = load_policy(settings.policy_file)

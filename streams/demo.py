@@ -9,6 +9,8 @@ import asyncio
 import contextlib
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,15 +20,12 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from schemas.events import ConsentEvent
 from streams.broker import wait_forever
-from streams.core.decisions import decide_all
-from streams.core.policy import Policy, load_policy
-from streams.core.state import EMPTY, SubjectState
 from streams.process import WorkerProcess
 from streams.settings import Settings
 from streams.tables import render
 from streams.topology import Topology
+from streams.web.demo_credentials import DEMO_API_KEY, demo_environment
 from streams.worker import bootstrap_servers
 
 DAY = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
@@ -159,14 +158,30 @@ def scenario() -> list[Step]:
     ]
 
 
-def expected_decisions(policy: Policy, steps: list[Step]) -> dict[tuple[str, str], SubjectState]:
-    states: dict[tuple[str, str], SubjectState] = {}
+def _subjects(steps: list[Step]) -> list[tuple[str, str]]:
+    """(controller, subject) in scenario order."""
+    seen: dict[tuple[str, str], None] = {}
     for step in steps:
-        for raw in step.events:
-            event = ConsentEvent.model_validate(raw)
-            key = (event.controller, event.subject_id)
-            states[key] = states.get(key, EMPTY).fold(event)
-    return states
+        for event in step.events:
+            seen.setdefault((event["controller"], event["subject_id"]), None)
+    return list(seen)
+
+
+def _preferences(url: str, controller: str, subject: str) -> dict[str, Any]:
+    """What the worker itself answers (GET .../preferences), with the demo's read key."""
+    request = urllib.request.Request(
+        f"{url}/v1/controllers/{controller}/subjects/{subject}/preferences",
+        headers={"Authorization": f"Bearer {DEMO_API_KEY}"},
+    )
+    for _ in range(50):  # the worker answers 503 while a rebalance is in flight
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return dict(orjson.loads(response.read()))
+        except urllib.error.HTTPError as exc:
+            if exc.code != 503:
+                raise
+            time.sleep(0.2)
+    raise RuntimeError("the worker did not answer the preferences request")
 
 
 async def _publish(bootstrap: str, topics: Topology, steps: list[Step]) -> None:
@@ -206,12 +221,12 @@ async def _collect(bootstrap: str, topics: Topology, quiet: float = 4.0) -> list
     return records
 
 
-def _report(policy: Policy, topics: Topology, steps: list[Step], records: list[Any]) -> None:
+def _report(url: str, topics: Topology, steps: list[Step], records: list[Any]) -> None:
     destination_of = {topic: d.value for d, topic in topics.suppressions.items()}
     messages = [(r, orjson.loads(r.value)) for r in records if r.topic in destination_of]
     # Group by cause (scenario order); per subject the topics keep event order.
     messages.sort(key=lambda m: (m[1]["caused_by_event_id"], m[0].timestamp))
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for r, v in messages:
         rows.append(
             (
@@ -260,18 +275,19 @@ def _report(policy: Policy, topics: Topology, steps: list[Step], records: list[A
         )
     )
     rows = []
-    for (controller, subject), state in expected_decisions(policy, steps).items():
-        for d in decide_all(policy, controller, state):
-            if d.cause is not None:
+    for controller, subject in _subjects(steps):
+        answer = _preferences(url, controller, subject)
+        for d in answer["decisions"]:
+            if d["caused_by_event_id"] is not None:
                 rows.append(
                     (
                         controller,
                         subject,
-                        d.purpose.name,
-                        d.channel.value,
-                        "yes" if d.allowed else "no",
-                        d.reason.value,
-                        d.cause.event_id,
+                        d["purpose"],
+                        d["channel"],
+                        "yes" if d["allowed"] else "no",
+                        d["reason"],
+                        d["caused_by_event_id"],
                     )
                 )
     print()
@@ -279,7 +295,8 @@ def _report(policy: Policy, topics: Topology, steps: list[Step], records: list[A
         render(
             ["controller", "subject", "purpose", "channel", "allowed", "reason", "because of"],
             rows,
-            "Decisions that events changed (everything else follows the legal basis)",
+            "Decisions that events changed, as the worker answers them "
+            "(GET /v1/.../preferences; everything else follows the legal basis)",
         )
     )
 
@@ -292,7 +309,7 @@ def _worker(settings: Settings, bootstrap: str, data: Path) -> Iterator[WorkerPr
         data / "tables",
         data / "worker.log",
         web_port=settings.web_port,
-        extra_env={"CONSENT_WEB_HOST": settings.web_host},
+        extra_env={"CONSENT_WEB_HOST": settings.web_host, **demo_environment()},
     )
     print(f"Starting a worker (log: {worker.log_path}) ...", flush=True)
     worker.start()
@@ -304,7 +321,6 @@ def _worker(settings: Settings, bootstrap: str, data: Path) -> Iterator[WorkerPr
 
 
 def run_demo(settings: Settings, keep_running: bool = True) -> int:
-    policy = load_policy(settings.policy_file)
     steps = scenario()
     data = Path(tempfile.mkdtemp(prefix="consent-demo-"))
     topics = Topology.of(settings)
@@ -313,11 +329,14 @@ def run_demo(settings: Settings, keep_running: bool = True) -> int:
         with _worker(settings, bootstrap, data) as worker:
             print(f"Worker ready at {worker.url} (GET /health, /ready)\n\nScenario:")
             asyncio.run(_publish(bootstrap, topics, steps))
-            _report(policy, topics, steps, asyncio.run(_collect(bootstrap, topics)))
+            _report(worker.url, topics, steps, asyncio.run(_collect(bootstrap, topics)))
             if keep_running:
                 print(
-                    f"\nThe worker keeps running: publish JSON events to '{topics.events}' at "
-                    f"{bootstrap}, or call {worker.url}. Ctrl-C stops worker and broker."
+                    f"\nThe worker keeps running. Publish JSON events to '{topics.events}' at "
+                    f"{bootstrap}, or ask it (demo key, see docs/api.md):\n"
+                    f"  curl -H 'Authorization: Bearer {DEMO_API_KEY}' "
+                    f"{worker.url}/v1/controllers/hms-se/subjects/hms-c-1001/decisions/newsletter"
+                    "?channel=email\nCtrl-C stops worker and broker."
                 )
                 wait_forever()
     print("Stopped.")

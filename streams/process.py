@@ -10,7 +10,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from streams.broker import free_port
+from streams.broker import die_with_parent, free_port
 
 
 class WorkerProcess:
@@ -55,6 +55,7 @@ class WorkerProcess:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C reaches the parent, which stops the worker in order
+            preexec_fn=die_with_parent,  # and a parent killed outright takes the worker along
         )
         log.close()
         self.wait_ready(ready_timeout)

