@@ -420,3 +420,10 @@ def test_readme_documents_the_stack() -> None:
         assert f"`{topic}`" in text, topic
     for script in ("kafka-console-producer.sh", "kafka-console-consumer.sh"):
         assert KAFKA_BIN + script in text
+
+
+def test_each_worker_advertises_its_own_address(workers: dict[str, dict[str, Any]]) -> None:
+    # Reads for a subject owned by another worker are forwarded to this URL.
+    for name, worker in workers.items():
+        settings = Settings.from_env(env_of(worker))
+        assert settings.advertised_url == f"http://{name}:{settings.web_port}", name
