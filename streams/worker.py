@@ -5,16 +5,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import logging.config
+import os
+import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from streams.broker import EmbeddedBroker
 from streams.core.policy import Policy, load_policy
-from streams.settings import Settings
+from streams.settings import Settings, SettingsError
 from streams.topology import DEFAULT_PARTITIONS, Topology
 
 log = logging.getLogger("consent_streams")
+
+#: Seconds a worker waits for an unreachable broker, when it starts or after losing it, before
+#: it gives up with :data:`EXIT_BROKER_UNREACHABLE` so that its supervisor restarts it.
+BROKER_WAIT_VARIABLE = "CONSENT_BROKER_WAIT"
+DEFAULT_BROKER_WAIT = 60.0
+#: Exit codes a supervisor sees (besides 0 for a requested stop and 1 for a crash).
+EXIT_BROKER_UNREACHABLE = 75  # EX_TEMPFAIL: the broker did not answer within the wait
+EXIT_CLUSTER_CHANGED = 76  # the cluster lost this worker's topics or records
+#: Consecutive looks that must agree before a cluster is taken to have lost the worker's data.
+LOSS_LOOKS = 3
 
 
 @contextlib.contextmanager
@@ -48,6 +63,194 @@ async def ensure_topics(
         await admin.close()
 
 
+def broker_wait(environ: Mapping[str, str] | None = None) -> float:
+    """:data:`BROKER_WAIT_VARIABLE` in seconds (default :data:`DEFAULT_BROKER_WAIT`)."""
+    raw = (os.environ if environ is None else environ).get(BROKER_WAIT_VARIABLE, "").strip()
+    if not raw:
+        return DEFAULT_BROKER_WAIT
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < float("inf"):
+        raise SettingsError(
+            f"invalid configuration: {BROKER_WAIT_VARIABLE}: expected seconds > 0, got {raw!r}"
+        )
+    return seconds
+
+
+async def wait_for_broker(bootstrap: str, timeout: float) -> bool:
+    """Retry until the cluster answers (True) or ``timeout`` seconds have passed (False).
+
+    Every failed attempt is logged with the time left, so an operator sees why a worker is not
+    ready yet instead of a stack trace.
+    """
+    from aiokafka.client import AIOKafkaClient
+    from aiokafka.errors import KafkaError
+
+    started = time.monotonic()
+    pause = 0.5
+    attempt = 0
+    while True:
+        attempt += 1
+        client = AIOKafkaClient(
+            bootstrap_servers=bootstrap, client_id="consent-streams-probe", request_timeout_ms=5000
+        )
+        try:
+            await client.bootstrap()
+        except KafkaError as exc:
+            error = str(exc)
+        else:
+            if attempt > 1:
+                waited = round(time.monotonic() - started, 1)
+                log.info("broker reachable", extra={"bootstrap": bootstrap, "waited_s": waited})
+            return True
+        finally:
+            await client.close()
+        left = timeout - (time.monotonic() - started)
+        details = {"bootstrap": bootstrap, "attempt": attempt, "error": error}
+        if left <= 0:
+            log.error(
+                "broker not reachable; giving up",
+                extra={**details, "waited_s": timeout, "exit_code": EXIT_BROKER_UNREACHABLE},
+            )
+            return False
+        pause = min(pause, left)
+        log.warning(
+            "broker not reachable; retrying",
+            extra={**details, "retry_in_s": round(pause, 1), "gives_up_in_s": round(left, 1)},
+        )
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 5.0)
+
+
+class BrokerWatch:
+    """Ends the worker when the cluster stays unreachable, or comes back without its data.
+
+    While the broker is away, the Kafka client retries for ever and the worker looks alive
+    without doing anything. A cluster that returns without the worker's topics, with other
+    partition counts, or with end offsets lower than before, no longer holds the offsets and
+    changelog the tables rely on, and the worker cannot tell what was lost. In both cases it
+    exits without committing (the second once :data:`LOSS_LOOKS` consecutive looks agree):
+    after a restart by its supervisor, redelivery of what was not committed is the ordinary
+    at-least-once path.
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topics: Sequence[str],
+        grace: float,
+        exit: Callable[[int], object] = os._exit,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.topics = tuple(topics)
+        self.grace = grace
+        self.interval = max(1.0, min(5.0, grace / 4))
+        self._exit = exit
+        self._client: Any = None  # metadata
+        self._consumer: Any = None  # end offsets
+        self._partitions: dict[str, int] = {}
+        self._ends: dict[tuple[str, int], int] = {}
+        self._unreachable_since: float | None = None
+        self._strikes = 0
+
+    async def check(self) -> None:
+        """One look at the cluster; called every :attr:`interval` seconds."""
+        try:
+            partitions, ends = await asyncio.wait_for(self._observe(), self.interval * 2)
+        except Exception as exc:  # unreachable, timed out, or the client gave up
+            self._unreachable(f"{type(exc).__name__}: {exc}")
+            return
+        if self._unreachable_since is not None:
+            away = round(time.monotonic() - self._unreachable_since, 1)
+            log.warning("broker reachable again", extra={"unreachable_s": away})
+            self._unreachable_since = None
+        problem = self._lost(partitions, ends)
+        if problem:
+            # Confirmed over consecutive looks: metadata can briefly leave out a topic whose
+            # leader is being elected (a broker restarting with its data).
+            self._strikes += 1
+            log.warning(
+                "cluster does not match what this worker saw before",
+                extra={"reason": problem, "look": self._strikes, "exits_after": LOSS_LOOKS},
+            )
+            if self._strikes >= LOSS_LOOKS:
+                self._stop(EXIT_CLUSTER_CHANGED, "the cluster lost this worker's data", problem)
+            return
+        self._strikes = 0
+        self._partitions.update(partitions)
+        self._ends.update(ends)
+
+    async def _observe(self) -> tuple[dict[str, int], dict[tuple[str, int], int]]:
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+        from aiokafka.client import AIOKafkaClient
+
+        timeout_ms = int(self.interval * 2000)
+        if self._client is None:
+            client = AIOKafkaClient(
+                bootstrap_servers=self.bootstrap,
+                client_id="consent-streams-watch",
+                request_timeout_ms=timeout_ms,
+            )
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.bootstrap,
+                client_id="consent-streams-watch",
+                group_id=None,
+                enable_auto_commit=False,
+                request_timeout_ms=timeout_ms,
+            )
+            try:
+                await client.bootstrap()
+                await consumer.start()
+            except BaseException:
+                await consumer.stop()
+                await client.close()
+                raise
+            self._client, self._consumer = client, consumer
+        cluster = await self._client.fetch_all_metadata()
+        partitions = {
+            topic: len(cluster.partitions_for_topic(topic) or ())
+            for topic in self.topics
+            if topic in cluster.topics()
+        }
+        tps = [TopicPartition(t, p) for t, count in partitions.items() for p in range(count)]
+        ends = await self._consumer.end_offsets(tps) if tps else {}
+        return partitions, {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
+
+    def _lost(
+        self, partitions: Mapping[str, int], ends: Mapping[tuple[str, int], int]
+    ) -> str | None:
+        for topic, count in self._partitions.items():
+            if topic not in partitions:
+                return f"topic {topic} no longer exists"
+            if partitions[topic] != count:
+                return f"topic {topic} has {partitions[topic]} partitions, not {count}"
+        for (topic, partition), before in self._ends.items():
+            now = ends.get((topic, partition))
+            if now is not None and now < before:
+                return f"end offset of {topic}[{partition}] went back from {before} to {now}"
+        return None
+
+    def _unreachable(self, error: str) -> None:
+        now = time.monotonic()
+        if self._unreachable_since is None:
+            self._unreachable_since = now
+            log.warning(
+                "broker unreachable",
+                extra={"bootstrap": self.bootstrap, "error": error, "gives_up_in_s": self.grace},
+            )
+        elif now - self._unreachable_since >= self.grace:
+            self._stop(EXIT_BROKER_UNREACHABLE, "broker unreachable; giving up", error)
+
+    def _stop(self, code: int, message: str, reason: str) -> None:
+        log.error(message, extra={"reason": reason, "exit_code": code, "bootstrap": self.bootstrap})
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        sys.stderr.flush()
+        self._exit(code)
+
+
 def run_worker(settings: Settings, policy: Policy | None = None) -> int:
     """Blocks until the worker is stopped (SIGINT/SIGTERM); returns the exit code."""
     import faust
@@ -56,6 +259,12 @@ def run_worker(settings: Settings, policy: Policy | None = None) -> int:
     from streams.logs import logging_config
 
     policy = policy or load_policy(settings.policy_file)
+    try:
+        wait = broker_wait()
+    except SettingsError as exc:
+        print(f"consent-streams: {exc}", file=sys.stderr)
+        return 2
+    logging.config.dictConfig(logging_config(settings.log_level))
     if not settings.bootstrap_servers:
         # The embedded broker keeps nothing across runs; neither may the tables.
         fresh = Path(tempfile.mkdtemp(prefix="consent-data-"))
@@ -63,8 +272,21 @@ def run_worker(settings: Settings, policy: Policy | None = None) -> int:
     with bootstrap_servers(settings) as bootstrap:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
-        loop.run_until_complete(ensure_topics(bootstrap, Topology.of(settings).public))
+        if not loop.run_until_complete(wait_for_broker(bootstrap, wait)):
+            return EXIT_BROKER_UNREACHABLE
+        topology = Topology.of(settings)
+        loop.run_until_complete(ensure_topics(bootstrap, topology.public))
         streams = create_app(settings, policy, bootstrap=bootstrap)
+        watch = BrokerWatch(
+            bootstrap,
+            (
+                topology.events,
+                topology.by_subject,
+                streams.subjects.changelog_topic.get_topic_name(),
+            ),
+            grace=wait,
+        )
+        streams.app.timer(interval=watch.interval, name="broker-watch")(watch.check)
         worker = faust.Worker(
             streams.app,
             loop=loop,
