@@ -95,9 +95,13 @@ class ConsentEvent(BaseModel):
     @classmethod
     def _not_in_future(cls, value: datetime, info: ValidationInfo) -> datetime:
         now = (info.context or {}).get("now") or datetime.now(UTC)
-        if value - now > MAX_FUTURE_SKEW:
+        try:
+            utc = value.astimezone(UTC)
+        except OverflowError:  # e.g. 0001-01-01T00:00:00+00:01 is before year 1 in UTC
+            raise ValueError("occurred_at is out of range") from None
+        if utc - now > MAX_FUTURE_SKEW:
             raise ValueError("occurred_at is more than 5 minutes in the future")
-        return value.astimezone(UTC)
+        return utc
 
     @model_validator(mode="after")
     def _fields_fit_type(self) -> ConsentEvent:

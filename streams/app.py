@@ -22,7 +22,7 @@ from streams.core.engine import Engine, subject_key
 from streams.core.policy import Policy
 from streams.core.state import SubjectState
 from streams.settings import Settings
-from streams.topology import DEFAULT_PARTITIONS, SUBJECTS_TABLE, Topology
+from streams.topology import DEADLETTER_MAX_BYTES, DEFAULT_PARTITIONS, SUBJECTS_TABLE, Topology
 from streams.web import register_web
 from streams.web.metrics import EventStats
 
@@ -75,6 +75,7 @@ def create_app(
         broker_heartbeat_interval=min(3.0, settings.session_timeout / 6),
         producer_max_batch_size=settings.producer_max_batch_size,
         producer_linger=0.01,
+        producer_max_request_size=DEADLETTER_MAX_BYTES,
         web_enabled=True,
         web_bind=settings.web_host,
         web_port=settings.web_port,

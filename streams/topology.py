@@ -11,6 +11,9 @@ from streams.settings import Settings
 #: Partitions of topics the worker creates (public ones if missing, the internal ones always).
 DEFAULT_PARTITIONS = 6
 SUBJECTS_TABLE = "subjects"
+#: A dead letter carries its record base64-encoded (4/3 of the size) plus the reasons: room for
+#: the largest record a broker accepts by default (1 MiB), on the topic and in produce requests.
+DEADLETTER_MAX_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)

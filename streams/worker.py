@@ -17,7 +17,7 @@ from typing import Any
 from streams.broker import EmbeddedBroker
 from streams.core.policy import Policy, load_policy
 from streams.settings import Settings, SettingsError
-from streams.topology import DEFAULT_PARTITIONS, Topology
+from streams.topology import DEADLETTER_MAX_BYTES, DEFAULT_PARTITIONS, Topology
 
 log = logging.getLogger("consent_streams")
 
@@ -44,7 +44,10 @@ def bootstrap_servers(settings: Settings) -> Iterator[str]:
 
 
 async def ensure_topics(
-    bootstrap: str, topics: tuple[str, ...], partitions: int = DEFAULT_PARTITIONS
+    bootstrap: str,
+    topics: tuple[str, ...],
+    partitions: int = DEFAULT_PARTITIONS,
+    configs: Mapping[str, dict[str, str]] | None = None,
 ) -> list[str]:
     """Create the public topics that do not exist yet; returns the ones created."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -56,7 +59,15 @@ async def ensure_topics(
         missing = [t for t in topics if t not in existing]
         if missing:
             await admin.create_topics(
-                [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing]
+                [
+                    NewTopic(
+                        t,
+                        num_partitions=partitions,
+                        replication_factor=1,
+                        topic_configs=(configs or {}).get(t, {}),
+                    )
+                    for t in missing
+                ]
             )
         return missing
     finally:
@@ -251,6 +262,10 @@ class BrokerWatch:
         self._exit(code)
 
 
+def _topic_configs(topology: Topology) -> dict[str, dict[str, str]]:
+    return {topology.deadletter: {"max.message.bytes": str(DEADLETTER_MAX_BYTES)}}
+
+
 def run_worker(settings: Settings, policy: Policy | None = None) -> int:
     """Blocks until the worker is stopped (SIGINT/SIGTERM); returns the exit code."""
     import faust
@@ -275,7 +290,9 @@ def run_worker(settings: Settings, policy: Policy | None = None) -> int:
         if not loop.run_until_complete(wait_for_broker(bootstrap, wait)):
             return EXIT_BROKER_UNREACHABLE
         topology = Topology.of(settings)
-        loop.run_until_complete(ensure_topics(bootstrap, topology.public))
+        loop.run_until_complete(
+            ensure_topics(bootstrap, topology.public, configs=_topic_configs(topology))
+        )
         streams = create_app(settings, policy, bootstrap=bootstrap)
         watch = BrokerWatch(
             bootstrap,

@@ -27,7 +27,10 @@ def validate(engine: Engine, item: Any) -> tuple[bytes, bytes] | list[FieldError
     """The (key, value) record for a valid item, or what is wrong with it."""
     if not isinstance(item, dict):
         return [FieldError(loc="", msg="each event must be a JSON object")]
-    value = orjson.dumps(item)
+    try:
+        value = orjson.dumps(item)
+    except orjson.JSONEncodeError:  # nesting deeper than the encoder's recursion limit
+        return [FieldError(loc="", msg="event is nested too deeply")]
     try:
         event = decode_event(value)
         errors = engine.admit(event)

@@ -123,7 +123,9 @@ def simulate(
     return Simulation(verdict, crashes, len(workload.events), len(workload.records))
 
 
-@pytest.mark.parametrize("ordering", ["acknowledged-first", "in-flight"])
+# "in-flight" (state stored before the broker acknowledged) is modelled too, to show why the
+# worker must not do that; only the worker's own order has to be right.
+@pytest.mark.parametrize("ordering", ["acknowledged-first"])
 def test_crash_model_keeps_every_last_message_right(
     ordering: str, policy: Policy, mode: Mode, report: Report
 ) -> None:

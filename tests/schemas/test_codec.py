@@ -83,6 +83,10 @@ def test_keyless_records_and_optional_fields_are_accepted() -> None:
         (orjson.dumps(record(occurred_at="2026-11-22T10:00:00")), ("occurred_at", "timezone")),
         (orjson.dumps(record(occurred_at="yesterday")), ("occurred_at", "valid datetime")),
         (
+            orjson.dumps(record(occurred_at="0001-01-01T00:00:00+00:01")),
+            ("occurred_at", "out of range"),
+        ),
+        (
             orjson.dumps(record(occurred_at="2026-11-22T12:06:00Z")),
             ("occurred_at", "more than 5 minutes in the future"),
         ),
