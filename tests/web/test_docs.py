@@ -60,3 +60,21 @@ def test_try_it_examples_run(worker: Worker) -> None:
         "/v1/events",
     ):
         assert expected in out, expected
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
+def test_readme_http_example_runs(worker: Worker) -> None:
+    readme = DOC.parents[1] / "README.md"
+    section = readme.read_text(encoding="utf-8").split("## HTTP API", 1)[1].split("\n## ", 1)[0]
+    script = "\n".join(re.findall(r"```sh\n(.*?)```", section, flags=re.S))
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script.replace(DEMO_URL, worker.url)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '{"accepted":1,"event_ids":["readme-1"]}' in result.stdout
+    assert '"reason":"unsubscribed"' in result.stdout
+    assert '"caused_by_event_id":"readme-1"' in result.stdout
