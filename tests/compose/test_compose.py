@@ -427,3 +427,13 @@ def test_each_worker_advertises_its_own_address(workers: dict[str, dict[str, Any
     for name, worker in workers.items():
         settings = Settings.from_env(env_of(worker))
         assert settings.advertised_url == f"http://{name}:{settings.web_port}", name
+
+
+def test_dead_letter_topic_holds_a_base64_copy_of_the_largest_record(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    from streams.topology import DEADLETTER_MAX_BYTES
+
+    script = " ".join(str(part) for part in services["topics"]["command"])
+    line = next(x for x in script.split("kafka-topics.sh") if "--topic consent.deadletter" in x)
+    assert f"--config max.message.bytes={DEADLETTER_MAX_BYTES}" in line
