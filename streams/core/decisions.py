@@ -206,13 +206,6 @@ def compile_policy(policy: Policy) -> dict[str, ControllerPlan]:
     }
 
 
-def decide(
-    policy: Policy, controller: str, purpose: Purpose, channel: Channel, state: SubjectState
-) -> Decision:
-    """The effective decision for one (purpose, channel). Compiles a plan: prefer the Engine."""
-    return _plan(policy, controller, purpose, channel).decide(state)
-
-
 def decide_all(policy: Policy, controller: str, state: SubjectState) -> list[Decision]:
     """Every (purpose, channel) decision of a subject, in the policy's order."""
     if policy.controller(controller) is None:
