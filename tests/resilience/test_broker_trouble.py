@@ -30,7 +30,8 @@ PART = ("broker", "broker trouble")
 
 def log_entries(worker: WorkerProcess, message: str) -> list[dict[str, Any]]:
     found = []
-    for line in worker.log_path.read_text(errors="replace").splitlines():
+    text = worker.log_path.read_text(errors="replace") if worker.log_path.exists() else ""
+    for line in text.splitlines():
         if message in line:
             try:
                 found.append(orjson.loads(line))
@@ -72,7 +73,11 @@ async def test_worker_started_before_its_broker_waits_and_says_so(
     # Started from this thread: the embedded broker dies with the thread that started it.
     starting = asyncio.create_task(start(pipeline.worker))
     try:
-        await asyncio.sleep(3.0)
+        # The broker comes up only once the worker has said three times that it is waiting.
+        deadline = time.monotonic() + 60
+        while len(log_entries(pipeline.worker, "broker not reachable; retrying")) < 3:
+            assert time.monotonic() < deadline, "the worker never said it was waiting"
+            await asyncio.sleep(0.2)
         broker.start()
         await starting
         retries = log_entries(pipeline.worker, "broker not reachable; retrying")
