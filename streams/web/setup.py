@@ -12,7 +12,7 @@ from streams.web.apikeys import load_keyring
 from streams.web.context import CONTEXT, WebContext
 from streams.web.links import InsecureLinks, check_base_url
 from streams.web.metrics import HttpStats
-from streams.web.middleware import observe
+from streams.web.middleware import MAX_REQUEST_LINE, observe
 from streams.web.publishing import Publisher
 from streams.web.routes import install
 from streams.web.routing import Router
@@ -42,6 +42,11 @@ def install_web(streams: ConsentStreams, settings: Settings) -> None:
     faust_app: Any = streams.app
     server = cast(web.Application, faust_app.web.web_app)
     server[CONTEXT] = context
+    # The parser's own limit answers in plain text: let long URLs through to the JSON 414.
+    server._handler_args = {  # read when the server starts
+        **(server._handler_args or {}),
+        "max_line_size": MAX_REQUEST_LINE,
+    }
     server.middlewares.append(observe)
     install(server)
 
