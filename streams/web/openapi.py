@@ -55,7 +55,7 @@ recovery) reads answer 503 with Retry-After rather than risk a stale decision.
 
 Authentication: `Authorization: Bearer <API key>`; keys carry the scopes read, write and \
 tokens. Without configured keys every authenticated endpoint answers 401. Link pages take no \
-key: their signed token is the authority.
+key: their token (encrypted and authenticated) is the authority.
 
 Writes are asynchronous: 202 means the broker has the events; decisions reflect them once the \
 workers have processed them. A batch carries at most {MAX_BATCH} events and \

@@ -72,7 +72,7 @@ def _audience(ctx: WebContext, claims: Claims) -> _Audience:
     purpose = controller.purposes.get(claims.purpose or "")
     if purpose is not None:
         what: tuple[str, ...] = (purpose.title or purpose.description or purpose.name,)
-    elif claims.kind is TokenKind.UNSUBSCRIBE:
+    elif claims.kind is TokenKind.UNSUBSCRIBE and f"channel.{channel}" in w:
         titled = [
             p.title or p.description or p.name
             for p in controller.purposes.values()
