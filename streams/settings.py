@@ -67,6 +67,11 @@ class Settings(BaseModel):
         pattern=_URL,
         description="CONSENT_PUBLIC_URL: base URL of links in e-mails (default: the web address)",
     )
+    allow_insecure_links: bool = Field(
+        default=False,
+        description="CONSENT_ALLOW_INSECURE_LINKS: mint links to a non-HTTPS address "
+        "(development and tests only; RFC 8058 requires HTTPS)",
+    )
     advertised_url: str | None = Field(
         default=None,
         pattern=_URL,
@@ -141,5 +146,6 @@ ENVIRONMENT: dict[str, str] = {
     "CONSENT_TOKEN_SECRET": "token_secret",
     "CONSENT_PUBLIC_URL": "public_url",
     "CONSENT_ADVERTISED_URL": "advertised_url",
+    "CONSENT_ALLOW_INSECURE_LINKS": "allow_insecure_links",
 }
 _VARIABLE_OF = {field: var for var, field in ENVIRONMENT.items()}

@@ -89,6 +89,8 @@ class Purpose(BaseModel):
     destinations: Destinations
     double_opt_in: StrictBool = False
     description: str = ""
+    #: A few words naming the purpose to the person, in the controller's language (link pages).
+    title: str | None = Field(default=None, min_length=1, max_length=80)
     retention: str | None = None
 
     @field_validator("double_opt_in")
@@ -113,6 +115,8 @@ class Controller(BaseModel):
 
     id: str = Field(pattern=ID_PATTERN)
     name: str = Field(min_length=1)
+    #: Language of the controller's notices and link pages (ISO 639-1; sv, nl, en are translated).
+    language: str = Field(default="en", pattern=r"^[a-z]{2}$")
     purposes: dict[str, Purpose] = Field(min_length=1)
     signals: SignalMap | None = None
 

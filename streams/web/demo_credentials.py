@@ -13,8 +13,11 @@ DEMO_TOKEN_SECRET = "demo-token-secret-not-for-production-0000"
 
 
 def demo_environment() -> dict[str, str]:
-    """Environment variables that give the demo worker one all-scope key and a link secret."""
+    """Environment variables that give the demo worker one all-scope key, a link secret
+    and permission for http:// links."""
     return {
         "CONSENT_API_KEYS": f"demo:read+write+tokens:{hash_key(DEMO_API_KEY)}",
         "CONSENT_TOKEN_SECRET": DEMO_TOKEN_SECRET,
+        # The demo's links point at http://127.0.0.1: fine on one's own machine only.
+        "CONSENT_ALLOW_INSECURE_LINKS": "1",
     }

@@ -19,6 +19,10 @@ from streams.web.routing import FORWARDED
 
 log = logging.getLogger("consent_streams.http")
 UNMATCHED = "(unmatched)"
+#: Longest URL (path and query) answered; longer ones get 414 in the API's error shape.
+MAX_URL_LENGTH = 8192
+#: Longest request line the HTTP parser reads, so that over-long URLs reach the check above.
+MAX_REQUEST_LINE = 64 * 1024
 # Polled by orchestrators and scrapers every few seconds: logged at debug level only.
 _QUIET = frozenset({"/health", "/ready", "/metrics"})
 
@@ -32,6 +36,10 @@ def route_template(request: web.Request) -> str:
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
     try:
+        if len(request.raw_path) > MAX_URL_LENGTH:
+            raise ApiError(
+                414, "uri_too_long", f"the URL is longer than {MAX_URL_LENGTH} bytes"
+            )
         response = await handler(request)
     except ApiError as exc:
         response = exc.response()

@@ -134,6 +134,10 @@ class MintedToken(_Out):
     )
 
 
+class FaustIndex(_Out):
+    status: Literal["OK"]
+
+
 class Health(_Out):
     status: Literal["ok"]
 

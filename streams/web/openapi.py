@@ -16,18 +16,33 @@ import orjson
 from pydantic import BaseModel
 
 from schemas.generate import CONTRACT_VERSION
+from schemas.vocabulary import Channel
+from streams.core.policy import ID_PATTERN
 from streams.web.bodies import EVENTS_BODY_LIMIT
-from streams.web.models import MAX_BATCH
+from streams.web.middleware import MAX_URL_LENGTH
+from streams.web.models import MAX_BATCH, ErrorBody
+from streams.web.paths import MAX_SUBJECT_ID
 from streams.web.routes import ROUTES, Body, Reply, Route
+from streams.web.tokens import MAX_TOKEN_LENGTH
 
 PATH = Path(__file__).with_name("openapi.json")
 _REF = "#/components/schemas/{model}"
 
-_PATH_PARAMETERS = {
-    "controller": "Controller id, as in the policy",
-    "subject_id": "The data subject's id at the controller (URL-encoded)",
-    "purpose": "Purpose name, as in the policy",
-    "token": "The opaque link token",
+_SLUG = {"type": "string", "pattern": ID_PATTERN, "maxLength": 64}
+_PATH_PARAMETERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "controller": ("Controller id, as in the policy", _SLUG),
+    "subject_id": (
+        "The data subject's id at the controller (URL-encoded)",
+        {"type": "string", "minLength": 1, "maxLength": MAX_SUBJECT_ID},
+    ),
+    "purpose": ("Purpose name, as in the policy", _SLUG),
+    "token": (
+        "The opaque link token",
+        {"type": "string", "minLength": 1, "maxLength": MAX_TOKEN_LENGTH},
+    ),
+}
+_QUERY_SCHEMAS: dict[str, dict[str, Any]] = {
+    "channel": {"type": "string", "enum": [c.value for c in Channel]},
 }
 
 DESCRIPTION = f"""\
@@ -40,11 +55,15 @@ recovery) reads answer 503 with Retry-After rather than risk a stale decision.
 
 Authentication: `Authorization: Bearer <API key>`; keys carry the scopes read, write and \
 tokens. Without configured keys every authenticated endpoint answers 401. Link pages take no \
-key: their signed token is the authority.
+key: their token (encrypted and authenticated) is the authority.
 
 Writes are asynchronous: 202 means the broker has the events; decisions reflect them once the \
 workers have processed them. A batch carries at most {MAX_BATCH} events and \
-{EVENTS_BODY_LIMIT // 1024} KiB."""
+{EVENTS_BODY_LIMIT // 1024} KiB.
+
+Errors are JSON `{{"error", "message"}}` (link pages answer HTML). Every GET also answers HEAD. \
+A method a path does not list answers 405 with `Allow` (components/responses/MethodNotAllowed); \
+an unknown path 404; a URL over {MAX_URL_LENGTH} bytes 414 (components/responses/UriTooLong)."""
 
 
 def _schema_of(
@@ -59,7 +78,7 @@ def _schema_of(
 
 
 def _request_body(body: Body, schemas: dict[str, Any]) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "string"}
+    schema: dict[str, Any] = body.schema or {"type": "string"}
     if body.model is not None:
         one = _schema_of(body.model, schemas, "validation")
         schema = (
@@ -70,7 +89,7 @@ def _request_body(body: Body, schemas: dict[str, Any]) -> dict[str, Any]:
     return {
         "description": body.description,
         "required": body.required,
-        "content": {body.media: {"schema": schema}},
+        "content": {media: {"schema": schema} for media in body.media},
     }
 
 
@@ -97,8 +116,8 @@ def _operation(route: Route, schemas: dict[str, Any]) -> dict[str, Any]:
             "name": name,
             "in": "path",
             "required": True,
-            "description": _PATH_PARAMETERS[name],
-            "schema": {"type": "string"},
+            "description": _PATH_PARAMETERS[name][0],
+            "schema": _PATH_PARAMETERS[name][1],
         }
         for name in re.findall(r"\{(\w+)\}", route.path)
     ]
@@ -108,7 +127,7 @@ def _operation(route: Route, schemas: dict[str, Any]) -> dict[str, Any]:
             "in": "query",
             "required": required,
             "description": text,
-            "schema": {"type": "string"},
+            "schema": _QUERY_SCHEMAS.get(name, {"type": "string"}),
         }
         for name, (text, required) in route.query.items()
     ]
@@ -142,11 +161,26 @@ def _operation(route: Route, schemas: dict[str, Any]) -> dict[str, Any]:
     return operation
 
 
+def _head(get: dict[str, Any]) -> dict[str, Any]:
+    """The GET operation answered without a body."""
+    head = {**get, "operationId": get["operationId"] + "Head"}
+    head["summary"] = "Headers only: " + get["summary"][0].lower() + get["summary"][1:]
+    head["responses"] = {
+        code: {k: v for k, v in reply.items() if k != "content"}
+        for code, reply in get["responses"].items()
+    }
+    return head
+
+
 def document() -> dict[str, Any]:
     schemas: dict[str, Any] = {}
     paths: dict[str, dict[str, Any]] = {}
     for route in ROUTES:
-        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, schemas)
+        operation = _operation(route, schemas)
+        paths.setdefault(route.path, {})[route.method.lower()] = operation
+        if route.method == "GET" and route.installed:
+            paths[route.path]["head"] = _head(operation)
+    error = _schema_of(ErrorBody, schemas)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -164,6 +198,22 @@ def document() -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": dict(sorted(schemas.items())),
+            "responses": {
+                "MethodNotAllowed": {
+                    "description": "The path does not take this method",
+                    "headers": {
+                        "Allow": {
+                            "description": "The methods the path takes",
+                            "schema": {"type": "string"},
+                        }
+                    },
+                    "content": {"application/json": {"schema": error}},
+                },
+                "UriTooLong": {
+                    "description": f"The URL is longer than {MAX_URL_LENGTH} bytes",
+                    "content": {"application/json": {"schema": error}},
+                },
+            },
             "securitySchemes": {
                 "apiKey": {
                     "type": "http",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from html import escape
 
 from aiohttp import web
@@ -25,34 +26,46 @@ _STYLE = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Form:
+    """A button that POSTs ``hidden`` to ``action`` (empty: back to the page's own URL)."""
+
+    button: str
+    hidden: Mapping[str, str] = field(default_factory=dict)
+    action: str = ""
+    lead: str = ""  # a line above the button
+
+
+def _form(form: Form) -> str:
+    fields = "".join(
+        f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">'
+        for k, v in form.hidden.items()
+    )
+    submit = f'<button type="submit">{escape(form.button)}</button>'
+    lead = f"<p>{escape(form.lead)}</p>" if form.lead else ""
+    # An empty or relative action resolves against the page's URL, whatever prefix a proxy adds.
+    return f'{lead}<form method="post" action="{escape(form.action)}">{fields}{submit}</form>'
+
+
 def page(
     title: str,
-    message: str,
-    *,
+    *paragraphs: str,
     status: int = 200,
-    button: str | None = None,
-    hidden: Mapping[str, str] | None = None,
+    forms: Sequence[Form] = (),
+    language: str = "en",
     headers: Mapping[str, str] | None = None,
 ) -> web.Response:
-    """A page with a heading, a message and, with ``button``, a form that POSTs to this URL."""
-    form = ""
-    if button is not None:
-        fields = "".join(
-            f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">'
-            for k, v in (hidden or {}).items()
-        )
-        # An empty action posts back to the page's own URL, whatever prefix a proxy adds.
-        submit = f'<button type="submit">{escape(button)}</button>'
-        form = f'<form method="post" action="">{fields}{submit}</form>'
+    """A page with a heading, paragraphs and forms, in ``language``."""
+    body = "".join(f"<p>{escape(text)}</p>" for text in paragraphs if text)
     html = (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f'<!doctype html><html lang="{escape(language)}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>{escape(title)}</title><style>{_STYLE}</style></head>"
-        f"<body><h1>{escape(title)}</h1><p>{escape(message)}</p>{form}</body></html>"
+        f"<body><h1>{escape(title)}</h1>{body}{''.join(map(_form, forms))}</body></html>"
     )
     return web.Response(
         text=html,
         status=status,
         content_type="text/html",
-        headers={**PAGE_HEADERS, **(headers or {})},
+        headers={**PAGE_HEADERS, "Content-Language": language, **(headers or {})},
     )

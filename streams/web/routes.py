@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel
@@ -33,13 +34,17 @@ class Reply:
     retry_after: bool = False
 
 
+FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
 @dataclass(frozen=True)
 class Body:
     description: str
     model: type[BaseModel] | None = None
-    media: str = JSON
+    media: tuple[str, ...] = (JSON,)
     batch: bool = False  # one object or an array of them
     required: bool = True
+    schema: dict[str, Any] | None = None  # a form's fields, where there is no model
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,7 @@ class Route:
     query: dict[str, tuple[str, bool]] = field(default_factory=dict)  # name: (text, required)
     headers: dict[str, str] = field(default_factory=dict)
     replies: dict[int, Reply] = field(default_factory=dict)
+    installed: bool = True  # False: served by Faust itself, only described here
 
 
 SUBJECT = "/v1/controllers/{controller}/subjects/{subject_id}"
@@ -72,7 +78,12 @@ _AUTH = {
 _PAGE_ERRORS = {
     404: Reply("Not a valid link (malformed, forged or of another kind)", media=HTML),
     410: Reply("The link has expired, or the policy no longer has what it names", media=HTML),
-    503: Reply("Links are not configured, or the event could not be stored", media=HTML),
+    503: Reply(
+        "Links are not configured, the event could not be stored, or (confirm) the subject's "
+        "partition is moving",
+        media=HTML,
+        retry_after=True,
+    ),
 }
 
 ROUTES: tuple[Route, ...] = (
@@ -167,7 +178,9 @@ ROUTES: tuple[Route, ...] = (
         "links",
         Scope.TOKENS,
         description="One request object or an array (up to 500). Unsubscribe links come with the "
-        "List-Unsubscribe and List-Unsubscribe-Post header values for the message.",
+        "List-Unsubscribe and List-Unsubscribe-Post header values for the message. Links are "
+        "HTTPS (RFC 8058) and do not show the subject id. No links for purposes on the legal "
+        "basis contract or legal_obligation (422).",
         body=Body("One token request, or an array of them", m.TokenRequest, batch=True),
         replies={
             201: Reply("The links, in request order", m.MintedToken, many=True),
@@ -175,7 +188,13 @@ ROUTES: tuple[Route, ...] = (
             **_AUTH,
             413: Reply("Body over 256 KiB or more than 500 requests", _ERR),
             422: Reply("Invalid requests, item by item", m.ValidationErrorBody),
-            503: Reply("No token secret configured", _ERR, retry_after=True),
+            503: Reply(
+                "No token secret configured (tokens_not_configured, with Retry-After), or links "
+                "would not be HTTPS and CONSENT_ALLOW_INSECURE_LINKS is not set "
+                "(links_not_secure)",
+                _ERR,
+                retry_after=True,
+            ),
         },
     ),
     Route(
@@ -194,11 +213,18 @@ ROUTES: tuple[Route, ...] = (
         "oneClickUnsubscribe",
         "One-click unsubscribe (RFC 8058): publishes an unsubscribed event",
         "links",
-        description="No cookie and no authentication: the signed token is the authority. "
-        "Repeating the request repeats the same event id, so it is recorded once.",
+        description="No cookie and no authentication: the token is the authority. Every click "
+        "is a statement at click time (its event id is derived from the token and the click's "
+        "millisecond), so an old link unsubscribes again after a re-subscription; a repeat "
+        "changes no decision. The page offers to subscribe again (for one purpose) for an hour.",
         body=Body(
-            "List-Unsubscribe=One-Click (URL-encoded or multipart form)",
-            media="application/x-www-form-urlencoded",
+            "List-Unsubscribe=One-Click, URL-encoded or multipart (RFC 8058 allows both)",
+            media=FORMS,
+            schema={
+                "type": "object",
+                "properties": {"List-Unsubscribe": {"const": "One-Click"}},
+                "required": ["List-Unsubscribe"],
+            },
         ),
         replies={
             200: Reply("Unsubscribed (page)", media=HTML),
@@ -223,16 +249,35 @@ ROUTES: tuple[Route, ...] = (
         "confirmSubscription",
         "Double opt-in confirmation: publishes a consent.confirmed event",
         "links",
+        description="Confirms only if no opt-out for the pair (withdrawal, unsubscribe, "
+        "objection, signal, erasure, restriction) was recorded after the link was made; "
+        "otherwise nothing is published and the page says so (409). Reads the subject's state, "
+        "so it is answered by the worker owning the subject (forwarded like reads).",
         body=Body(
             "Any form body (the page sends confirm=yes)",
             required=False,
-            media="application/x-www-form-urlencoded",
+            media=FORMS,
+            schema={"type": "object", "properties": {"confirm": {"type": "string"}}},
         ),
         replies={
             200: Reply("Confirmed (page)", media=HTML),
+            409: Reply(
+                "An opt-out was recorded after the link was made: not confirmed (page)",
+                media=HTML,
+            ),
             413: Reply("Body over 4 KiB", media=HTML),
             **_PAGE_ERRORS,
         },
+    ),
+    Route(
+        "GET",
+        "/",
+        get_health,
+        "index",
+        "Faust's index: answers while the process serves HTTP",
+        "operations",
+        replies={200: Reply("Always {\"status\": \"OK\"}", m.FaustIndex)},
+        installed=False,
     ),
     Route(
         "GET",
@@ -278,4 +323,8 @@ ROUTES: tuple[Route, ...] = (
 
 def install(app: web.Application) -> None:
     for route in ROUTES:
+        if not route.installed:
+            continue
         app.router.add_route(route.method, route.path, route.handler, name=route.operation_id)
+        if route.method == "GET":  # aiohttp leaves the body out of HEAD answers
+            app.router.add_route("HEAD", route.path, route.handler)

@@ -26,7 +26,16 @@ log = logging.getLogger("consent_streams.http")
 #: Marks a request one worker forwarded to another.
 FORWARDED = "X-Consent-Forwarded"
 _PASSED_ON = ("Authorization", "Accept")
-_KEPT_BACK = ("Retry-After", "Cache-Control", "WWW-Authenticate")
+_KEPT_BACK = (
+    "Retry-After",
+    "Cache-Control",
+    "WWW-Authenticate",
+    # Link pages answered by the owner keep their protections and language.
+    "Content-Security-Policy",
+    "Referrer-Policy",
+    "X-Robots-Tag",
+    "Content-Language",
+)
 
 
 def partition_of(key: bytes, partitions: int) -> int:

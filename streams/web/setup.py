@@ -10,8 +10,9 @@ from aiohttp import web
 from streams.topology import Topology
 from streams.web.apikeys import load_keyring
 from streams.web.context import CONTEXT, WebContext
+from streams.web.links import InsecureLinks, check_base_url
 from streams.web.metrics import HttpStats
-from streams.web.middleware import observe
+from streams.web.middleware import MAX_REQUEST_LINE, observe
 from streams.web.publishing import Publisher
 from streams.web.routes import install
 from streams.web.routing import Router
@@ -41,6 +42,11 @@ def install_web(streams: ConsentStreams, settings: Settings) -> None:
     faust_app: Any = streams.app
     server = cast(web.Application, faust_app.web.web_app)
     server[CONTEXT] = context
+    # The parser's own limit answers in plain text: let long URLs through to the JSON 414.
+    server._handler_args = {  # read when the server starts
+        **(server._handler_args or {}),
+        "max_line_size": MAX_REQUEST_LINE,
+    }
     server.middlewares.append(observe)
     install(server)
 
@@ -52,3 +58,14 @@ def install_web(streams: ConsentStreams, settings: Settings) -> None:
         log.warning("no API keys configured: the authenticated HTTP API answers 401")
     if context.signer is None:
         log.warning("no CONSENT_TOKEN_SECRET: link and token endpoints answer 503")
+        return
+    try:
+        check_base_url(settings.links_base_url, allow_insecure=False)
+    except InsecureLinks:
+        if settings.allow_insecure_links:
+            log.warning("CONSENT_ALLOW_INSECURE_LINKS: minting http:// links, for development only")
+        else:
+            log.warning(
+                "links would not be HTTPS: POST /v1/tokens answers 503 until CONSENT_PUBLIC_URL "
+                "is an https:// address (RFC 8058)"
+            )

@@ -13,7 +13,7 @@ from streams.core.engine import Engine
 from streams.core.policy import PolicyError, load_policy
 from streams.settings import Settings, SettingsError
 from streams.web.apikeys import ApiKeyError, Scope, generate_key, hash_key, parse_entry
-from streams.web.links import mint
+from streams.web.links import InsecureLinks, check_base_url, mint
 from streams.web.models import MAX_TTL_SECONDS, TokenRequest
 from streams.web.tokens import Signer, TokenKind, new_secret
 
@@ -22,7 +22,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="consent-streams token",
         description="Mint unsubscribe / confirmation links; make API keys and token secrets. "
-        "Minting reads CONSENT_TOKEN_SECRET, CONSENT_PUBLIC_URL and CONSENT_POLICY_FILE.",
+        "Minting reads CONSENT_TOKEN_SECRET, CONSENT_PUBLIC_URL (https://), "
+        "CONSENT_ALLOW_INSECURE_LINKS and CONSENT_POLICY_FILE.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for kind, text in (
@@ -67,6 +68,11 @@ def _mint(args: argparse.Namespace) -> int:
         return 2
     if settings.token_secret is None:
         print("consent-streams token: CONSENT_TOKEN_SECRET is not set", file=sys.stderr)
+        return 2
+    try:
+        check_base_url(settings.links_base_url, settings.allow_insecure_links)
+    except InsecureLinks as exc:
+        print(f"consent-streams token: {exc}", file=sys.stderr)
         return 2
     try:
         request = TokenRequest(

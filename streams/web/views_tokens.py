@@ -14,7 +14,7 @@ from streams.web.auth import require
 from streams.web.bodies import TOKENS_BODY_LIMIT, read_json
 from streams.web.context import context_of
 from streams.web.errors import ApiError, bad_request, json_response, unavailable
-from streams.web.links import mint
+from streams.web.links import InsecureLinks, check_base_url, mint
 from streams.web.models import MAX_BATCH, ItemErrors, MintedToken, TokenRequest
 
 
@@ -33,6 +33,11 @@ async def post_tokens(request: web.Request) -> web.Response:
     ctx = context_of(request)
     if ctx.signer is None:
         raise unavailable("no CONSENT_TOKEN_SECRET is configured", "tokens_not_configured")
+    settings = ctx.settings
+    try:
+        check_base_url(settings.links_base_url, settings.allow_insecure_links)
+    except InsecureLinks as exc:
+        raise ApiError(503, "links_not_secure", str(exc)) from None
     body = await read_json(request, TOKENS_BODY_LIMIT)
     batch = isinstance(body, list)
     items: list[Any] = body if batch else [body]
@@ -50,7 +55,7 @@ async def post_tokens(request: web.Request) -> web.Response:
         result = (
             parsed
             if isinstance(parsed, list)
-            else mint(ctx.signer, ctx.engine, parsed, ctx.settings.links_base_url, now)
+            else mint(ctx.signer, ctx.engine, parsed, settings.links_base_url, now)
         )
         if isinstance(result, list):
             problems.append(ItemErrors(index=index, event_id=None, errors=result))

@@ -49,3 +49,12 @@ def test_settings_are_frozen() -> None:
     settings = Settings.from_env({})
     with pytest.raises(ValueError):
         settings.web_port = 1  # type: ignore[misc]
+
+
+def test_insecure_links_need_an_explicit_setting() -> None:
+    assert Settings.from_env({}).allow_insecure_links is False
+    assert Settings.from_env({"CONSENT_ALLOW_INSECURE_LINKS": "1"}).allow_insecure_links is True
+    off = Settings.from_env({"CONSENT_ALLOW_INSECURE_LINKS": "false"})
+    assert off.allow_insecure_links is False
+    with pytest.raises(SettingsError, match="CONSENT_ALLOW_INSECURE_LINKS"):
+        Settings.from_env({"CONSENT_ALLOW_INSECURE_LINKS": "maybe"})

@@ -39,6 +39,8 @@ API_ENV = {
         )
     ),
     "CONSENT_TOKEN_SECRET": SECRET,
+    # Links point at the worker's own http:// address in tests.
+    "CONSENT_ALLOW_INSECURE_LINKS": "1",
 }
 
 

@@ -53,7 +53,7 @@ def test_try_it_examples_run(worker: Worker) -> None:
         '"signal":"gpc"',
         "<h1>Unsubscribe?</h1>",
         "<h1>You are unsubscribed</h1>",
-        "<h1>Thank you</h1>",
+        "<h1>Tack</h1>",  # hms-se pages are in Swedish
         '"allowed":true,"state":"allowed","reason":"consent"',
         "401\n",
         'consent_streams_events_processed_total{type="unsubscribed"}',

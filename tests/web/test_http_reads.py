@@ -226,3 +226,20 @@ async def test_access_log_has_routes_not_paths(worker: Worker) -> None:
     assert '"route":"/v1/unsubscribe/{token}"' in log
     assert subject not in log
     assert READ_KEY not in log
+
+
+async def test_head_405_root_and_long_urls_answer_as_documented(worker: Worker) -> None:
+    api = worker.api(None)
+    head = await api.call("HEAD", "/openapi.json")
+    assert head.status == 200 and head.body == b""
+    assert (
+        await worker.api(READ_KEY).call("HEAD", "/v1/controllers/kms-uk/subjects/s/preferences")
+    ).status == 200
+    assert (await api.get("/")).json() == {"status": "OK"}
+    wrong = await api.call("DELETE", "/v1/events")
+    assert wrong.status == 405 and "POST" in wrong.headers["Allow"]
+    assert wrong.json()["error"] == "method_not_allowed"
+    for length in (9000, 60_000):
+        long = await api.get("/v1/controllers/kms-uk/subjects/" + "s" * length + "/preferences")
+        assert long.status == 414 and long.headers["Content-Type"].startswith("application/json")
+        assert long.json()["error"] == "uri_too_long"

@@ -11,16 +11,30 @@ import asyncio
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import pytest
 
 from streams.web.routing import FORWARDED, partition_of
 from tests.support.kafka import TopicReader, unique
-from tests.web.conftest import API_ENV, READ_KEY, Reply, Worker, decision_path, event, make_worker
+from tests.web.conftest import (
+    API_ENV,
+    READ_KEY,
+    TOKENS_KEY,
+    Reply,
+    Worker,
+    decision_path,
+    event,
+    make_worker,
+)
 
 pytestmark = pytest.mark.integration
 
 PARTITIONS = list(range(6))
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat()
 
 
 @dataclass
@@ -78,6 +92,50 @@ async def forwarded_total(worker: Worker) -> int:
         x for x in text.splitlines() if x.startswith("consent_streams_http_reads_forwarded_total ")
     )
     return int(line.split()[1])
+
+
+async def test_confirmation_clicks_are_decided_by_the_owner(pair: Pair) -> None:
+    """A confirmation click reads the subject's state: the other worker forwards it, and the
+    page comes back with its protections and language."""
+    _, owned_b = await split(pair)
+    subject = next(
+        s
+        for s in (unique("confirming") for _ in range(100))
+        if partition_of(f"hms-se/{s}".encode(), 6) in owned_b
+    )
+    grant = event("consent.granted", "hms-se", subject, purpose="newsletter", occurred_at=now())
+    assert (await pair.a.api().post("/v1/events", json=grant)).status == 202
+    minted = await pair.a.api(TOKENS_KEY).post(
+        "/v1/tokens",
+        json={
+            "kind": "confirm",
+            "controller": "hms-se",
+            "subject_id": subject,
+            "purpose": "newsletter",
+        },
+    )
+    url = minted.json()["url"]
+    await asyncio.sleep(1.1)  # the withdrawal comes a second after the link
+    withdrawal = event(
+        "consent.withdrawn", "hms-se", subject, purpose="newsletter", occurred_at=now()
+    )
+    assert (await pair.a.api().post("/v1/events", json=withdrawal)).status == 202
+    path = decision_path("hms-se", subject, "newsletter", "email")
+    deadline = time.monotonic() + 30
+    while (await pair.b.api(READ_KEY).get(path)).json()["reason"] != "consent_withdrawn":
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.2)
+
+    before = await forwarded_total(pair.a)
+    clicked = await pair.a.api(None).post(
+        url, data="confirm=yes", headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert clicked.status == 409 and "Inte bekräftad" in clicked.text
+    assert clicked.headers["Content-Language"] == "sv"
+    assert "frame-ancestors 'none'" in clicked.headers["Content-Security-Policy"]
+    assert await forwarded_total(pair.a) == before + 1
+    refused = await pair.a.api(None).post(url, headers={FORWARDED: "1"})
+    assert refused.status == 503 and refused.headers["Retry-After"] == "1"
 
 
 async def test_reads_are_routed_to_the_owner_and_survive_its_death(pair: Pair) -> None:

@@ -34,3 +34,24 @@ def test_every_reference_resolves() -> None:
     schemas = doc["components"]["schemas"]
     for name in re.findall(r'"#/components/schemas/([^"]+)"', text):
         assert name in schemas, name
+
+
+def test_the_document_is_precise() -> None:
+    doc = document()
+    paths = doc["paths"]
+    one_click = paths["/v1/unsubscribe/{token}"]["post"]["requestBody"]["content"]
+    assert set(one_click) == {"application/x-www-form-urlencoded", "multipart/form-data"}
+    assert one_click["multipart/form-data"]["schema"]["required"] == ["List-Unsubscribe"]
+    decision = paths["/v1/controllers/{controller}/subjects/{subject_id}/decisions/{purpose}"][
+        "get"
+    ]
+    params = {p["name"]: p["schema"] for p in decision["parameters"]}
+    assert params["channel"]["enum"] == ["email", "sms", "phone", "post", "web"]
+    assert params["subject_id"]["maxLength"] == 256 and params["subject_id"]["minLength"] == 1
+    assert params["controller"]["maxLength"] == 64 and "pattern" in params["purpose"]
+    assert paths["/"]["get"]["responses"]["200"]
+    for path, operations in paths.items():
+        if "get" in operations and path != "/":
+            assert operations["head"]["operationId"] == operations["get"]["operationId"] + "Head"
+    assert {"MethodNotAllowed", "UriTooLong"} <= set(doc["components"]["responses"])
+    assert "409" in paths["/v1/confirm/{token}"]["post"]["responses"]

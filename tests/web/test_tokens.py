@@ -1,4 +1,4 @@
-"""Link tokens: signed, tamper-evident, expiring, rotatable, and with stable event ids."""
+"""Link tokens: encrypted, tamper-evident, expiring, rotatable, short; click event ids."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from streams.web.tokens import (
     TokenExpired,
     TokenKind,
     link_event_id,
+    mint_v1,
     new_secret,
     split_secrets,
 )
@@ -38,8 +39,32 @@ def claims(expires: datetime | None = None, kind: TokenKind = TokenKind.UNSUBSCR
 def test_round_trip_is_url_safe() -> None:
     signer = Signer.from_config(SECRET)
     token = signer.mint(claims())
-    assert token.startswith("v1.") and all(c.isalnum() or c in "-_." for c in token)
+    assert token.startswith("2") and all(c.isalnum() or c in "-_" for c in token)
     assert signer.verify(token, NOW) == claims()
+
+
+def test_subject_id_is_not_readable_and_tokens_stay_short() -> None:
+    signer = Signer.from_config(SECRET)
+    subject = "subject-" + "x" * 248
+    longest = Claims(TokenKind.UNSUBSCRIBE, "c" * 64, subject, "p" * 64, "email", 0, None)
+    token = signer.mint(longest)
+    assert signer.verify(token, NOW).subject_id == subject
+    raw = base64.urlsafe_b64decode(token[1:] + "==")
+    assert b"subject-" not in raw and b"xxxx" not in raw and "subject" not in token
+    # The longest names (256 + 64 + 64): under 600 characters, a List-Unsubscribe line of ~650.
+    assert len(token) < 600
+    assert len(signer.mint(claims())) <= 80  # a typical link: v1 tokens were ~190
+
+
+def test_links_sent_before_keep_working() -> None:
+    """Tokens of the first (signed, readable) format still verify, with rotation."""
+    old = mint_v1(SECRET.encode(), claims())
+    assert old.startswith("v1.")
+    assert Signer.from_config(SECRET).verify(old, NOW) == claims()
+    assert Signer.from_config(f"{'n' * 40},{SECRET}").verify(old, NOW) == claims()
+    version, payload, tag = old.split(".")
+    with pytest.raises(TokenError):
+        Signer.from_config(SECRET).verify(f"{version}.{payload}.{_flip(tag, 3)}", NOW)
 
 
 def test_same_claims_give_distinct_tokens() -> None:
@@ -54,19 +79,18 @@ def _flip(text: str, at: int) -> str:
 def test_any_change_is_detected() -> None:
     signer = Signer.from_config(SECRET)
     token = signer.mint(claims())
-    version, payload, tag = token.split(".")
-    forged_payload = base64.urlsafe_b64encode(
-        base64.urlsafe_b64decode(payload + "==").replace(b"subject-1", b"subject-2")
-    ).decode()
+    body = token[1:]
     for forged in (
-        f"{version}.{forged_payload.rstrip('=')}.{tag}",
-        f"{version}.{payload}.{_flip(tag, 3)}",
-        f"{version}.{_flip(payload, 5)}.{tag}",
-        f"v2.{payload}.{tag}",
-        f"{version}.{payload}",
+        *(token[:at] + _flip(token, at)[at] + token[at + 1 :] for at in range(1, len(token))),
+        token[:-1],
+        token + "A",
+        "3" + body,
+        "2",
+        "2" + body[:20],
         "",
         "v1..",
         "v1.ü.x",
+        "2ü" + body,
         "x" * 5000,
     ):
         with pytest.raises(TokenError):
@@ -110,9 +134,14 @@ def test_secret_is_not_printed_with_the_settings() -> None:
     assert SECRET not in repr(settings)
 
 
-def test_event_id_is_stable_per_token() -> None:
+def test_each_click_has_its_own_event_id() -> None:
     signer = Signer.from_config(SECRET)
     a, b = signer.mint(claims()), signer.mint(claims())
-    assert link_event_id(TokenKind.UNSUBSCRIBE, a) == link_event_id(TokenKind.UNSUBSCRIBE, a)
-    assert link_event_id(TokenKind.UNSUBSCRIBE, a) != link_event_id(TokenKind.UNSUBSCRIBE, b)
-    assert len(link_event_id(TokenKind.CONFIRM, a)) <= 128
+    later = NOW + timedelta(seconds=5)
+    kind = TokenKind.UNSUBSCRIBE
+    # The same request retried within its millisecond is one event; any other click is new.
+    assert link_event_id(kind, a, NOW) == link_event_id(kind, a, NOW)
+    assert link_event_id(kind, a, NOW) != link_event_id(kind, a, later)
+    assert link_event_id(kind, a, NOW) != link_event_id(kind, b, NOW)
+    assert a not in link_event_id(kind, a, NOW)
+    assert len(link_event_id(TokenKind.CONFIRM, a, later)) <= 128

@@ -31,14 +31,46 @@ def test_confirm_as_json(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("CONSENT_TOKEN_SECRET", SECRET)
+    monkeypatch.setenv("CONSENT_PUBLIC_URL", "https://prefs.example.org")
     argv = ["confirm", "--controller", "hms-se", "--subject", "s", "--purpose", "newsletter"]
     assert main([*argv, "--ttl", "3600", "--json"]) == 0
     assert '"kind": "confirm"' in capsys.readouterr().out
 
 
+def test_links_must_be_https(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CONSENT_TOKEN_SECRET", SECRET)
+    monkeypatch.delenv("CONSENT_ALLOW_INSECURE_LINKS", raising=False)
+    argv = ["unsubscribe", "--controller", "kms-uk", "--subject", "s-1"]
+    for public in (None, "http://prefs.example.org"):
+        if public is None:
+            monkeypatch.delenv("CONSENT_PUBLIC_URL", raising=False)
+        else:
+            monkeypatch.setenv("CONSENT_PUBLIC_URL", public)
+        assert main(argv) == 2
+        captured = capsys.readouterr()
+        assert "not HTTPS" in captured.err and "RFC 8058" in captured.err
+        assert "List-Unsubscribe" not in captured.out
+    monkeypatch.setenv("CONSENT_ALLOW_INSECURE_LINKS", "1")
+    assert main(argv) == 0
+    assert "List-Unsubscribe: <http://prefs.example.org/v1/" in capsys.readouterr().out
+
+
+def test_no_unsubscribe_from_billing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CONSENT_TOKEN_SECRET", SECRET)
+    monkeypatch.setenv("CONSENT_PUBLIC_URL", "https://prefs.example.org")
+    argv = ["unsubscribe", "--controller", "kms-uk", "--subject", "s", "--purpose", "billing"]
+    assert main(argv) == 2
+    assert "'contract'" in capsys.readouterr().err
+
+
 def test_minting_errors(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    monkeypatch.setenv("CONSENT_PUBLIC_URL", "https://prefs.example.org")
     monkeypatch.delenv("CONSENT_TOKEN_SECRET", raising=False)
     assert main(["unsubscribe", "--controller", "kms-uk", "--subject", "s"]) == 2
     assert "CONSENT_TOKEN_SECRET is not set" in capsys.readouterr().err
