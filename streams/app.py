@@ -23,6 +23,7 @@ from streams.core.policy import Policy
 from streams.core.state import SubjectState
 from streams.settings import Settings
 from streams.topology import DEADLETTER_MAX_BYTES, DEFAULT_PARTITIONS, SUBJECTS_TABLE, Topology
+from streams.transport import broker_url
 from streams.web import register_web
 from streams.web.metrics import EventStats
 
@@ -67,10 +68,11 @@ def create_app(
 ) -> ConsentStreams:
     app = faust.App(
         settings.app_id,
-        broker=f"kafka://{bootstrap}",
+        broker=broker_url(bootstrap, settings.fetch_wait_ms),  # streams/transport.py
         store=store,
         datadir=str(settings.data_dir),
         topic_partitions=partitions,
+        topic_replication_factor=settings.replication_factor,
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=min(3.0, settings.session_timeout / 6),
         producer_max_batch_size=settings.producer_max_batch_size,

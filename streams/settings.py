@@ -12,6 +12,9 @@ from streams.web.apikeys import ApiKeyError, parse_file, parse_inline
 from streams.web.tokens import split_secrets
 
 DEFAULT_WEB_PORT = 6066
+#: The embedded broker holds every fetch for the whole wait, so this is the latency floor per
+#: hop there; Apache Kafka answers as soon as records arrive (see README, Configuration).
+DEFAULT_FETCH_WAIT_MS = 10
 _URL = r"^https?://[^\s/?#]+(/[^\s?#]*)?$"
 
 
@@ -47,6 +50,24 @@ class Settings(BaseModel):
     )
     producer_max_batch_size: int = Field(
         default=16384, gt=0, description="CONSENT_PRODUCER_MAX_BATCH_SIZE: bytes per produce batch"
+    )
+    broker_wait: float = Field(
+        default=60.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="CONSENT_BROKER_WAIT: seconds to wait for an unreachable broker, then exit 75",
+    )
+    fetch_wait_ms: int = Field(
+        default=DEFAULT_FETCH_WAIT_MS,
+        ge=1,
+        le=60_000,
+        description="CONSENT_FETCH_WAIT_MS: longest a fetch waits for records (latency vs CPU)",
+    )
+    replication_factor: int = Field(
+        default=1,
+        ge=1,
+        le=32,
+        description="CONSENT_REPLICATION_FACTOR: replicas of every topic the worker creates",
     )
     log_level: str = Field(
         default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="CONSENT_LOG_LEVEL"
@@ -140,6 +161,9 @@ ENVIRONMENT: dict[str, str] = {
     "CONSENT_TOPIC_PREFIX": "topic_prefix",
     "CONSENT_SESSION_TIMEOUT": "session_timeout",
     "CONSENT_PRODUCER_MAX_BATCH_SIZE": "producer_max_batch_size",
+    "CONSENT_BROKER_WAIT": "broker_wait",
+    "CONSENT_FETCH_WAIT_MS": "fetch_wait_ms",
+    "CONSENT_REPLICATION_FACTOR": "replication_factor",
     "CONSENT_LOG_LEVEL": "log_level",
     "CONSENT_API_KEYS": "api_keys",
     "CONSENT_API_KEYS_FILE": "api_keys_file",

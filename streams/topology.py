@@ -14,6 +14,11 @@ SUBJECTS_TABLE = "subjects"
 #: A dead letter carries its record base64-encoded (4/3 of the size) plus the reasons: room for
 #: the largest record a broker accepts by default (1 MiB), on the topic and in produce requests.
 DEADLETTER_MAX_BYTES = 4 * 1024 * 1024
+#: consent.events and the suppression topics are kept for ever (Kafka's default deletes after
+#: 7 days): the promise is about the last message on each output topic, which a consumer that
+#: starts late must still find, and the events are the record the decisions were made from.
+#: Not compacted: output keys are subjects, and a subject has a last message per pair.
+KEEP_FOREVER = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,3 +41,13 @@ class Topology:
     @property
     def public(self) -> tuple[str, ...]:
         return (self.events, *self.suppressions.values(), self.deadletter)
+
+    @property
+    def public_configs(self) -> dict[str, dict[str, str]]:
+        """Topic configs the worker sets when it creates a public topic (compose/ sets the same).
+
+        The dead-letter topic keeps the broker's retention: every record on it is also on the
+        events topic, which is kept for ever.
+        """
+        kept = {topic: dict(KEEP_FOREVER) for topic in (self.events, *self.suppressions.values())}
+        return {**kept, self.deadletter: {"max.message.bytes": str(DEADLETTER_MAX_BYTES)}}

@@ -16,18 +16,19 @@ from typing import Any
 
 from streams.broker import EmbeddedBroker
 from streams.core.policy import Policy, load_policy
-from streams.settings import Settings, SettingsError
-from streams.topology import DEADLETTER_MAX_BYTES, DEFAULT_PARTITIONS, Topology
+from streams.settings import Settings
+from streams.topology import DEFAULT_PARTITIONS, Topology
 
 log = logging.getLogger("consent_streams")
 
-#: Seconds a worker waits for an unreachable broker, when it starts or after losing it, before
-#: it gives up with :data:`EXIT_BROKER_UNREACHABLE` so that its supervisor restarts it.
-BROKER_WAIT_VARIABLE = "CONSENT_BROKER_WAIT"
-DEFAULT_BROKER_WAIT = 60.0
-#: Exit codes a supervisor sees (besides 0 for a requested stop and 1 for a crash).
-EXIT_BROKER_UNREACHABLE = 75  # EX_TEMPFAIL: the broker did not answer within the wait
+#: Exit codes a supervisor sees (besides 0 for a requested stop, 1 for a crash, 2 for an
+#: invalid configuration). Documented in docs/guarantees.md, "Broker trouble".
+EXIT_BROKER_UNREACHABLE = 75  # EX_TEMPFAIL: the broker did not answer within CONSENT_BROKER_WAIT
 EXIT_CLUSTER_CHANGED = 76  # the cluster lost this worker's topics or records
+#: EX_DATAERR: a fetch could not be read (a compression codec this process lacks, a corrupt
+#: batch, a fetch error the client does not retry). A restart reads the same fetch again, so
+#: this needs an operator; the log names the topic, partition and offset.
+EXIT_UNREADABLE_FETCH = 65
 #: Consecutive looks that must agree before a cluster is taken to have lost the worker's data.
 LOSS_LOOKS = 3
 
@@ -48,8 +49,12 @@ async def ensure_topics(
     topics: tuple[str, ...],
     partitions: int = DEFAULT_PARTITIONS,
     configs: Mapping[str, dict[str, str]] | None = None,
+    replication_factor: int = 1,
 ) -> list[str]:
-    """Create the public topics that do not exist yet; returns the ones created."""
+    """Create the public topics that do not exist yet; returns the ones created.
+
+    Existing topics are left as they are: their configs are the operator's.
+    """
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="consent-streams-admin")
@@ -63,7 +68,7 @@ async def ensure_topics(
                     NewTopic(
                         t,
                         num_partitions=partitions,
-                        replication_factor=1,
+                        replication_factor=replication_factor,
                         topic_configs=(configs or {}).get(t, {}),
                     )
                     for t in missing
@@ -74,20 +79,15 @@ async def ensure_topics(
         await admin.close()
 
 
-def broker_wait(environ: Mapping[str, str] | None = None) -> float:
-    """:data:`BROKER_WAIT_VARIABLE` in seconds (default :data:`DEFAULT_BROKER_WAIT`)."""
-    raw = (os.environ if environ is None else environ).get(BROKER_WAIT_VARIABLE, "").strip()
-    if not raw:
-        return DEFAULT_BROKER_WAIT
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = -1.0
-    if not 0 < seconds < float("inf"):
-        raise SettingsError(
-            f"invalid configuration: {BROKER_WAIT_VARIABLE}: expected seconds > 0, got {raw!r}"
-        )
-    return seconds
+def exit_now(code: int) -> None:
+    """End the process at once with ``code``, committing nothing; the logs are flushed first.
+
+    Whatever was not committed is redelivered after the restart (the at-least-once path).
+    """
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 async def wait_for_broker(bootstrap: str, timeout: float) -> bool:
@@ -152,7 +152,7 @@ class BrokerWatch:
         bootstrap: str,
         topics: Sequence[str],
         grace: float,
-        exit: Callable[[int], object] = os._exit,
+        exit: Callable[[int], object] = exit_now,
     ) -> None:
         self.bootstrap = bootstrap
         self.topics = tuple(topics)
@@ -256,14 +256,7 @@ class BrokerWatch:
 
     def _stop(self, code: int, message: str, reason: str) -> None:
         log.error(message, extra={"reason": reason, "exit_code": code, "bootstrap": self.bootstrap})
-        for handler in logging.getLogger().handlers:
-            handler.flush()
-        sys.stderr.flush()
         self._exit(code)
-
-
-def _topic_configs(topology: Topology) -> dict[str, dict[str, str]]:
-    return {topology.deadletter: {"max.message.bytes": str(DEADLETTER_MAX_BYTES)}}
 
 
 def run_worker(settings: Settings, policy: Policy | None = None) -> int:
@@ -274,11 +267,7 @@ def run_worker(settings: Settings, policy: Policy | None = None) -> int:
     from streams.logs import logging_config
 
     policy = policy or load_policy(settings.policy_file)
-    try:
-        wait = broker_wait()
-    except SettingsError as exc:
-        print(f"consent-streams: {exc}", file=sys.stderr)
-        return 2
+    wait = settings.broker_wait
     logging.config.dictConfig(logging_config(settings.log_level))
     if not settings.bootstrap_servers:
         # The embedded broker keeps nothing across runs; neither may the tables.
@@ -291,7 +280,12 @@ def run_worker(settings: Settings, policy: Policy | None = None) -> int:
             return EXIT_BROKER_UNREACHABLE
         topology = Topology.of(settings)
         loop.run_until_complete(
-            ensure_topics(bootstrap, topology.public, configs=_topic_configs(topology))
+            ensure_topics(
+                bootstrap,
+                topology.public,
+                configs=topology.public_configs,
+                replication_factor=settings.replication_factor,
+            )
         )
         streams = create_app(settings, policy, bootstrap=bootstrap)
         watch = BrokerWatch(
