@@ -437,3 +437,32 @@ def test_dead_letter_topic_holds_a_base64_copy_of_the_largest_record(
     script = " ".join(str(part) for part in services["topics"]["command"])
     line = next(x for x in script.split("kafka-topics.sh") if "--topic consent.deadletter" in x)
     assert f"--config max.message.bytes={DEADLETTER_MAX_BYTES}" in line
+
+
+def test_topics_service_sets_the_configs_the_worker_would(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    from streams.topology import Topology
+
+    wanted = Topology.of(Settings()).public_configs
+    script = command_text(services["topics"].get("command"))
+    for line in script.splitlines():
+        if "kafka-topics.sh" not in line or "--create" not in line:
+            continue
+        argv = shlex.split(line)
+        topic = argv[argv.index("--topic") + 1]
+        configs = dict(
+            argv[i + 1].split("=", 1) for i, flag in enumerate(argv) if flag == "--config"
+        )
+        assert configs == wanted[topic], topic
+
+
+def test_worker_image_can_read_compressed_input() -> None:
+    # The image installs the package (see test_dockerfile_base_and_entrypoint), so it gets the
+    # codecs only if the package declares them.
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"][
+        "dependencies"
+    ]
+    [aiokafka] = [d for d in dependencies if d.startswith("aiokafka")]
+    extras = set(aiokafka.partition("[")[2].partition("]")[0].split(","))
+    assert {"snappy", "lz4", "zstd"} <= extras

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.settings import ENVIRONMENT, Settings, SettingsError
+from streams.settings import DEFAULT_FETCH_WAIT_MS, ENVIRONMENT, Settings, SettingsError
 
 
 def test_defaults_are_safe() -> None:
@@ -58,3 +58,41 @@ def test_insecure_links_need_an_explicit_setting() -> None:
     assert off.allow_insecure_links is False
     with pytest.raises(SettingsError, match="CONSENT_ALLOW_INSECURE_LINKS"):
         Settings.from_env({"CONSENT_ALLOW_INSECURE_LINKS": "maybe"})
+
+
+def test_transport_settings_are_typed_with_defaults_for_the_embedded_broker() -> None:
+    settings = Settings.from_env({})
+    assert (settings.broker_wait, settings.fetch_wait_ms, settings.replication_factor) == (
+        60.0,
+        DEFAULT_FETCH_WAIT_MS,
+        1,
+    )
+    settings = Settings.from_env(
+        {
+            "CONSENT_BROKER_WAIT": "2.5",
+            "CONSENT_FETCH_WAIT_MS": "500",
+            "CONSENT_REPLICATION_FACTOR": "3",
+        }
+    )
+    assert (settings.broker_wait, settings.fetch_wait_ms, settings.replication_factor) == (
+        2.5,
+        500,
+        3,
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("CONSENT_BROKER_WAIT", "0"),
+        ("CONSENT_BROKER_WAIT", "inf"),
+        ("CONSENT_BROKER_WAIT", "nan"),
+        ("CONSENT_BROKER_WAIT", "soon"),
+        ("CONSENT_FETCH_WAIT_MS", "0"),
+        ("CONSENT_FETCH_WAIT_MS", "1.5"),
+        ("CONSENT_REPLICATION_FACTOR", "0"),
+    ],
+)
+def test_transport_settings_out_of_range_name_the_variable(variable: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=variable):
+        Settings.from_env({variable: value})
