@@ -14,7 +14,7 @@ from streams.web.tokens import split_secrets
 DEFAULT_WEB_PORT = 6066
 #: The embedded broker holds every fetch for the whole wait, so this is the latency floor per
 #: hop there; Apache Kafka answers as soon as records arrive (see README, Configuration).
-DEFAULT_FETCH_WAIT_MS = 10
+DEFAULT_FETCH_WAIT_MS = 20
 _URL = r"^https?://[^\s/?#]+(/[^\s?#]*)?$"
 
 

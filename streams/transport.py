@@ -71,24 +71,26 @@ class ConsumerThread(driver.AIOKafkaConsumerThread):
         except ConsumerStoppedError:
             raise
         except Exception as exc:
+            tp = failed_partition(exc.__traceback__)
+            if tp is None:  # not about one partition's records: Faust's own handling
+                raise
             # Faust would crash the worker with exit 1 and, after a restart, read the same fetch
             # again: say which partition is stuck, then exit with a code of its own.
-            await self._unreadable(consumer, exc)
+            await self._unreadable(consumer, tp, exc)
             raise
 
-    async def _unreadable(self, consumer: AIOKafkaConsumer, exc: Exception) -> None:
-        tp = failed_partition(exc.__traceback__)
-        offset = None
-        if tp is not None:
-            try:  # the first offset not handed to the worker: where it is stuck
-                offset = await asyncio.wait_for(consumer.position(tp), 1.0)
-            except Exception:
-                offset = None
+    async def _unreadable(
+        self, consumer: AIOKafkaConsumer, tp: TopicPartition, exc: Exception
+    ) -> None:
+        try:  # the first offset not handed to the worker: where it is stuck
+            offset = await asyncio.wait_for(consumer.position(tp), 1.0)
+        except Exception:
+            offset = None
         log.critical(
             "cannot read a fetch; exiting",
             extra={
-                "topic": tp.topic if tp else None,
-                "partition": tp.partition if tp else None,
+                "topic": tp.topic,
+                "partition": tp.partition,
                 "offset": offset,
                 "error": type(exc).__name__,
                 # The client's own messages name codecs and partitions; other errors may quote
@@ -100,19 +102,23 @@ class ConsumerThread(driver.AIOKafkaConsumerThread):
         self.exit(EXIT_UNREADABLE_FETCH)
 
 
-def failed_partition(tb: TracebackType | None) -> TopicPartition | None:
-    """The partition whose records were being read when the fetcher raised.
+#: Where aiokafka's ``Fetcher.fetched_records`` reads the result of one partition (in its local
+#: ``tp``): the records (``FetchResult.getall``) or the error its fetch got
+#: (``FetchError.check_raise``).
+_PARTITION_READS = frozenset({"getall", "check_raise"})
 
-    The aiokafka fetcher reads a partition at a time with the partition in a local ``tp``
-    (``Fetcher.fetched_records``, ``PartitionRecords._unpack_records``); the deepest one wins.
-    """
-    found = None
+
+def failed_partition(tb: TracebackType | None) -> TopicPartition | None:
+    """The partition whose fetched result raised, or None if the error is not about one."""
+    partition = None
     while tb is not None:
-        candidate = tb.tb_frame.f_locals.get("tp")
-        if isinstance(candidate, TopicPartition):
-            found = candidate
+        code = tb.tb_frame.f_code.co_name
+        if code == "fetched_records":
+            partition = tb.tb_frame.f_locals.get("tp")
+        elif code in _PARTITION_READS and isinstance(partition, TopicPartition):
+            return partition
         tb = tb.tb_next
-    return found
+    return None
 
 
 class Consumer(driver.Consumer):

@@ -11,7 +11,7 @@ import inspect
 
 import faust
 import pytest
-from aiokafka.consumer.fetcher import READ_COMMITTED, Fetcher, PartitionRecords
+from aiokafka.consumer.fetcher import READ_COMMITTED, Fetcher, FetchError, FetchResult
 from faust.transport import by_url
 from faust.transport.drivers import aiokafka as driver
 
@@ -45,9 +45,14 @@ def test_the_overridden_methods_keep_their_signatures() -> None:
 
 
 def test_the_unreadable_fetch_report_finds_the_partition_where_aiokafka_keeps_it() -> None:
-    # failed_partition() reads the local ``tp`` of the frames that unpack a partition's records.
+    # failed_partition() reads the local ``tp`` of fetched_records when one partition's result
+    # raises in FetchResult.getall (records) or FetchError.check_raise (the fetch's error).
     assert "tp" in Fetcher.fetched_records.__code__.co_varnames
-    assert "tp" in PartitionRecords._unpack_records.__code__.co_varnames
+    source = inspect.getsource(Fetcher.fetched_records)
+    assert "res_or_error = self._records[tp]" in source
+    assert "res_or_error.getall(" in source
+    assert "res_or_error.check_raise()" in source
+    assert hasattr(FetchResult, "getall") and hasattr(FetchError, "check_raise")
 
 
 def test_the_pins_are_the_installed_versions() -> None:
