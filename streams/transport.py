@@ -6,8 +6,9 @@ changes the driver:
 
 - :class:`ConsumerThread` sets ``fetch_max_wait_ms`` from the broker URL and
   ``isolation_level=read_committed`` (aborted transactions of a publisher are never applied),
-  and ends the process with :data:`~streams.worker.EXIT_UNREADABLE_FETCH` when a fetch cannot
-  be read (a codec this process lacks, a corrupt batch), instead of Faust's silent crash loop;
+  and ends the process with :data:`~streams.worker.EXIT_UNREADABLE_FETCH` and a log line naming
+  the partition when a fetch cannot be read (a codec this process lacks, a corrupt batch),
+  where Faust would exit 1 like any crash;
 - :class:`Consumer` creates that thread;
 - :class:`Transport` uses that consumer. It is registered as the ``consent-kafka`` URL scheme
   (entry point ``faust.transports`` in pyproject.toml); :func:`broker_url` builds the URL.
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -40,15 +40,12 @@ READ_COMMITTED = "read_committed"
 
 
 def broker_url(bootstrap: str, fetch_wait_ms: int) -> str:
-    """The Faust broker URL selecting this driver, e.g. ``consent-kafka://h:9092?fetch_wait_ms=10``."""
+    """The Faust broker URL selecting this driver, e.g. ``consent-kafka://h:9092?fetch_wait_ms=20``."""
     return f"{SCHEME}://{bootstrap}?{FETCH_WAIT_PARAM}={fetch_wait_ms}"
 
 
 class ConsumerThread(driver.AIOKafkaConsumerThread):
     """The consumer thread; builds the worker's aiokafka consumer and reads its fetches."""
-
-    #: Called with the exit code when a fetch cannot be read (tests replace it).
-    exit: Callable[[int], object] = staticmethod(exit_now)
 
     def _create_worker_consumer(self, transport: driver.Transport) -> AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
@@ -99,7 +96,7 @@ class ConsumerThread(driver.AIOKafkaConsumerThread):
                 "exit_code": EXIT_UNREADABLE_FETCH,
             },
         )
-        self.exit(EXIT_UNREADABLE_FETCH)
+        exit_now(EXIT_UNREADABLE_FETCH)
 
 
 #: Where aiokafka's ``Fetcher.fetched_records`` reads the result of one partition (in its local
