@@ -4,7 +4,6 @@ and a fetch the worker cannot read ends it loudly with its own exit code."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -19,16 +18,6 @@ pytestmark = pytest.mark.integration
 
 CODECS = ("gzip", "snappy", "lz4", "zstd")
 EVENTS_PER_CODEC = 20  # one compressible batch per partition
-
-
-@pytest.fixture(scope="module")
-def compressed_pipeline(
-    bootstrap: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Pipeline]:
-    running = pipeline_for(bootstrap, tmp_path_factory.mktemp("compressed"))
-    running.worker.start()
-    yield running
-    running.worker.stop()
 
 
 def produce_compressed(bootstrap: str, topic: str, codec: str, subjects: list[str]) -> None:
@@ -51,10 +40,7 @@ def produce_compressed(bootstrap: str, topic: str, codec: str, subjects: list[st
 
 
 @pytest.mark.parametrize("codec", CODECS)
-async def test_records_of_every_codec_are_processed(
-    compressed_pipeline: Pipeline, codec: str
-) -> None:
-    pipeline = compressed_pipeline
+async def test_records_of_every_codec_are_processed(pipeline: Pipeline, codec: str) -> None:
     subjects = [unique(f"{codec}-subject") for _ in range(EVENTS_PER_CODEC)]
     await asyncio.to_thread(
         produce_compressed, pipeline.bootstrap, pipeline.topics.events, codec, subjects
