@@ -37,9 +37,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
     try:
         if len(request.raw_path) > MAX_URL_LENGTH:
-            raise ApiError(
-                414, "uri_too_long", f"the URL is longer than {MAX_URL_LENGTH} bytes"
-            )
+            raise ApiError(414, "uri_too_long", f"the URL is longer than {MAX_URL_LENGTH} bytes")
         response = await handler(request)
     except ApiError as exc:
         response = exc.response()

@@ -276,7 +276,7 @@ ROUTES: tuple[Route, ...] = (
         "index",
         "Faust's index: answers while the process serves HTTP",
         "operations",
-        replies={200: Reply("Always {\"status\": \"OK\"}", m.FaustIndex)},
+        replies={200: Reply('Always {"status": "OK"}', m.FaustIndex)},
         installed=False,
     ),
     Route(
