@@ -21,6 +21,7 @@ from schemas.vocabulary import Destination
 from streams.core.engine import Engine, subject_key
 from streams.core.policy import Policy
 from streams.core.state import SubjectState
+from streams.recovery import ROCKSDB_OPTIONS, use_bulk_recovery
 from streams.settings import Settings
 from streams.topology import DEADLETTER_MAX_BYTES, DEFAULT_PARTITIONS, SUBJECTS_TABLE, Topology
 from streams.transport import broker_url
@@ -70,6 +71,7 @@ def create_app(
         settings.app_id,
         broker=broker_url(bootstrap, settings.fetch_wait_ms),  # streams/transport.py
         store=store,
+        rocksdb_options=ROCKSDB_OPTIONS,  # bounded memory (see streams/recovery.py)
         datadir=str(settings.data_dir),
         topic_partitions=partitions,
         topic_replication_factor=settings.replication_factor,
@@ -100,6 +102,7 @@ def create_app(
     deadletter = app.topic(names.deadletter, **RAW)
     # key_type/value_type bytes select the raw serializer for the store and the changelog.
     subjects = app.Table(SUBJECTS_TABLE, partitions=partitions, key_type=bytes, value_type=bytes)
+    use_bulk_recovery(app, subjects)  # changelog batches straight into the store
 
     async def reject(event: EventT[bytes], errors: list[FieldError]) -> None:
         message = event.message
