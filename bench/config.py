@@ -19,6 +19,8 @@ class BenchConfig:
     repeat: int = 1
     systems: tuple[str, ...] = ("transport", "consent-streams", "faust-naive", "quix")
     measurements: tuple[str, ...] = MEASUREMENTS
+    #: With the worker's throughput run: the same workload on two worker processes.
+    scale_out: bool = True
     #: Systems for the latency runs; None: the same as ``systems``.
     latency_systems: tuple[str, ...] | None = None
     #: Consumer fetch wait for systems where it can be set, in the throughput runs.

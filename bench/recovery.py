@@ -5,8 +5,10 @@ state encoding, the partition the key hashes to), with real states taken from th
 reference fold. Each partition's last record goes in a produce batch of its own: the embedded
 broker answers ListOffsets with the first offset of the last batch + 1, and Faust stops reading a
 changelog at that offset. The worker is then started on it; the time between Faust's "restoring"
-and "done reading" log lines is the recovery time. Afterwards the worker's resident memory is
-sampled, and probe events whose outcome depends on the recovered state check that it is exact.
+and "done reading" log lines is the recovery time; "ready after" runs from the process start to
+the first 200 from ``/ready`` (it adds the interpreter's start and the group join). The
+worker's resident memory is sampled when recovery begins and after it settles, and probe events
+whose outcome depends on the recovered state check that it is exact.
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ class RecoveryRun:
     seconds: float
     records_per_s: float
     ready_after_s: float
+    #: RSS when recovery began (an empty table), and settled after it.
+    rss_before_mb: float
     rss_mb: float
     peak_rss_mb: float
     probes: int
@@ -207,6 +211,7 @@ async def measure(
         seconds=round(seconds, 2),
         records_per_s=round(records / seconds, 1),
         ready_after_s=round(ready - launched, 2),
+        rss_before_mb=round(next(iter(monitor.rss_since(begin)), 0) / MB, 1),
         rss_mb=round(max(settled, default=0) / MB, 1),
         peak_rss_mb=round(monitor.peak_rss / MB, 1),
         probes=len(probes),

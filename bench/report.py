@@ -146,6 +146,34 @@ def throughput_table(results: dict[str, Any]) -> str:
     return _table(headers, rows)
 
 
+def scaleout_table(one: dict[str, Any], two: dict[str, Any]) -> str:
+    """The worker with one process and with two, from the same run."""
+    a, b = one["median"], two["median"]
+    rows = [
+        [
+            f"{SYSTEMS['consent-streams'].label}, {n}",
+            _num(m["events_per_s"]),
+            _num(m["cpu_s_per_1k"], 3),
+            _mb(m["peak_rss_mb"]),
+            added,
+            "yes" if m["correct"] else "NO",
+        ]
+        for n, m, added in (
+            ("1 process", a, "-"),
+            ("2 processes", b, f"{b['events_per_s'] / a['events_per_s'] - 1:+.0%}"),
+        )
+    ]
+    headers = ["system", "events/s", "CPU s/1k ev", "peak RSS", "added", "output correct"]
+    return _table(headers, rows)
+
+
+def targets_table(checks: Sequence[dict[str, Any]]) -> str:
+    """Each target of issue 10: what was measured, whether it is met, by how much it is missed."""
+    verdict = {True: "met", False: "MISSED", None: "not measured"}
+    rows = [[c["target"], c["measured"], verdict[c["met"]], c["gap"] or "-"] for c in checks]
+    return _table(["target", "measured", "verdict", "gap"], rows)
+
+
 def latency_table(results: Sequence[dict[str, Any]]) -> str:
     rows = [
         [
@@ -174,6 +202,7 @@ def recovery_table(result: dict[str, Any]) -> str:
             _num(m["seconds"], 1),
             _num(m["records_per_s"]),
             _num(m["ready_after_s"], 1),
+            _mb(m.get("rss_before_mb")),
             _mb(m["rss_mb"]),
             "yes" if m["probes_ok"] else "NO",
         ]
@@ -185,6 +214,7 @@ def recovery_table(result: dict[str, Any]) -> str:
         "recovery s",
         "records/s",
         "ready after s",
+        "RSS before",
         "RSS after",
         "state exact",
     ]

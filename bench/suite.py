@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import chart, latency, recovery, report, throughput
+from bench import chart, latency, recovery, report, scaleout, targets, throughput
 from bench.config import BenchConfig
 from bench.reference import Expected, reference_fold
 from bench.systems import CONSENT_STREAMS, SYSTEMS
@@ -81,11 +81,15 @@ class Suite:
             "workload": _describe(workload, expected),
             "throughput": {},
             "latency": [],
+            "scaleout": None,
             "recovery": None,
+            "targets": [],
             "failures": self.failures,
         }
         if "throughput" in cfg.measurements and workload and expected:
             await self._throughput(workload, expected)
+            if cfg.scale_out and CONSENT_STREAMS.key in self.results["throughput"]:
+                await self._scaleout(workload, expected)
         if "latency" in cfg.measurements:
             await self._latency()
         if "recovery" in cfg.measurements and expected and CONSENT_STREAMS.key in cfg.systems:
@@ -140,6 +144,39 @@ class Suite:
                     )
             if runs:
                 self.results["throughput"][key] = {"median": report.median_of(runs), "runs": runs}
+
+    async def _scaleout(self, workload: Workload, expected: Expected) -> None:
+        cfg = self.config
+        runs: list[dict[str, Any]] = []
+        for i in range(cfg.repeat):
+            self.log(
+                f"scale-out: {CONSENT_STREAMS.label}, {scaleout.WORKERS} processes "
+                f"(run {i + 1} of {cfg.repeat})"
+            )
+
+            async def step(i: int = i) -> dict[str, Any]:
+                found = await scaleout.measure(
+                    CONSENT_STREAMS,
+                    workload,
+                    expected,
+                    workdir=self._dir(f"scaleout-{i + 1}"),
+                    fetch_wait_ms=cfg.throughput_fetch_wait_ms,
+                    partitions=cfg.partitions,
+                    bootstrap=cfg.bootstrap,
+                    log=self.log,
+                    extra_env=self._env(CONSENT_STREAMS.key),
+                )
+                return found.as_dict()
+
+            found = await self._attempt("scale-out", CONSENT_STREAMS.key, step)
+            if found is not None:
+                runs.append(found)
+                self.log(
+                    f"  {found['events_per_s']:,.0f} events/s, "
+                    f"{found['cpu_s_per_1k']:.3f} CPU s/1k; {found['verdict']}"
+                )
+        if runs:
+            self.results["scaleout"] = {"median": report.median_of(runs), "runs": runs}
 
     async def _latency(self) -> None:
         cfg = self.config
@@ -222,6 +259,7 @@ class Suite:
     def _finish(self) -> int:
         cfg = self.config
         results = self.results
+        results["targets"] = [c.as_dict() for c in targets.checks(results)]
         results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         results["duration_s"] = round(time.time() - self.started, 1)
         results["machine"]["load_average_after"] = report.machine()["load_average"]
@@ -240,6 +278,12 @@ class Suite:
         if results["throughput"]:
             print("\nThroughput (whole workload published first; first consume to last output)")
             print(report.throughput_table(results["throughput"]))
+        if results["scaleout"]:
+            print(
+                f"\nScale-out ({scaleout.WORKERS} worker processes on this machine, same workload)"
+            )
+            worker = results["throughput"][CONSENT_STREAMS.key]
+            print(report.scaleout_table(worker, results["scaleout"]))
         if results["latency"]:
             print(
                 f"\nEnd-to-end latency at {cfg.latency_rate:,} events/s for "
@@ -249,10 +293,14 @@ class Suite:
         if results["recovery"]:
             print("\nTable recovery after a restart with an empty data directory")
             print(report.recovery_table(results["recovery"]))
+        print("\nTargets (issue 10)")
+        print(report.targets_table(results["targets"]))
         print(f"\nResults: {path}" + (f"\nChart:   {picture}" if picture else ""))
         incorrect = [
             k for k, v in results["throughput"].items() if not v["median"].get("correct", True)
         ]
+        if results["scaleout"] and not results["scaleout"]["median"]["correct"]:
+            incorrect.append("scale-out")
         recovered = results["recovery"]
         if recovered and not recovered["median"]["probes_ok"]:
             incorrect.append("recovery")

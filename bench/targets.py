@@ -1,0 +1,132 @@
+"""The performance targets of issue 10, checked against one run's results.
+
+Each target says what it compares; the report prints the measured value, whether the target is
+met, and by how much it is missed. A target the run did not measure (a system or measurement
+left out, or a table smaller than the target's) is reported as such, with an estimate where a
+linear one is fair (recovery time and memory grow with the number of subjects).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+WORKER = "consent-streams"
+MILLION = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    target: str
+    measured: str
+    met: bool | None  # None: not measured in this run
+    gap: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"target": self.target, "measured": self.measured, "met": self.met, "gap": self.gap}
+
+
+def _median(results: dict[str, Any], key: str) -> dict[str, Any] | None:
+    entry = results.get("throughput", {}).get(key)
+    return entry["median"] if entry else None
+
+
+def _at_least(target: str, value: float, floor: float, show: Callable[[float], str]) -> Check:
+    met = value >= floor
+    gap = "" if met else f"missed by {show(floor - value)} ({value / floor:.0%} of the target)"
+    return Check(target, show(value), met, gap)
+
+
+def _at_most(target: str, value: float, ceiling: float, show: Callable[[float], str]) -> Check:
+    met = value <= ceiling
+    gap = "" if met else f"missed by {show(value - ceiling)} ({value / ceiling:.1f}x the target)"
+    return Check(target, show(value), met, gap)
+
+
+def _absent(target: str, why: str) -> Check:
+    return Check(target, why, None)
+
+
+def throughput_checks(results: dict[str, Any]) -> list[Check]:
+    worker, limit, quix = (_median(results, k) for k in (WORKER, "transport", "quix"))
+    out = []
+    target = ">= 15% of the transport limit"
+    if worker and limit:
+        share = worker["events_per_s"] / limit["events_per_s"]
+        out.append(_at_least(target, share, 0.15, lambda v: f"{v:.1%}"))
+    else:
+        out.append(_absent(target, "needs the worker and the transport limit"))
+    target = ">= 3x the Quix Streams peer"
+    if worker and quix:
+        ratio = worker["events_per_s"] / quix["events_per_s"]
+        out.append(_at_least(target, ratio, 3.0, lambda v: f"{v:.2f}x"))
+    else:
+        out.append(_absent(target, "needs the worker and the Quix peer"))
+    target = "<= 0.07 CPU s per 1k events"
+    if worker:
+        out.append(_at_most(target, worker["cpu_s_per_1k"], 0.07, lambda v: f"{v:.3f} s"))
+    else:
+        out.append(_absent(target, "needs the worker's throughput run"))
+    target = "a 2nd worker process adds >= 60%"
+    scale = results.get("scaleout")
+    if worker and scale:
+        added = scale["median"]["events_per_s"] / worker["events_per_s"] - 1
+        out.append(_at_least(target, added, 0.60, lambda v: f"{v:+.0%}"))
+    else:
+        out.append(_absent(target, "needs the worker's 1- and 2-process runs"))
+    return out
+
+
+def latency_checks(results: dict[str, Any]) -> list[Check]:
+    runs = [entry["median"] for entry in results.get("latency", [])]
+    loop = {r["fetch_wait_ms"]: r for r in runs if r["system"] == "transport"}
+    out = []
+    for run in (r for r in runs if r["system"] == WORKER):
+        wait = run["fetch_wait_ms"]
+        target = f"p99 <= 1.5x the transport loop's (fetch wait {wait} ms)"
+        peer = loop.get(wait)
+        if peer is None:
+            out.append(_absent(target, f"p99 {run['p99_ms']:.0f} ms; no loop run at {wait} ms"))
+        elif run.get("missing"):
+            out.append(Check(target, f"fell behind ({run['missing']:,} missing)", False, "-"))
+        else:
+            ratio = run["p99_ms"] / max(peer["p99_ms"], 1e-9)
+            check = _at_most(target, ratio, 1.5, lambda v: f"{v:.2f}x")
+            measured = f"{run['p99_ms']:.0f} vs {peer['p99_ms']:.0f} ms ({ratio:.2f}x)"
+            out.append(Check(target, measured, check.met, check.gap))
+    if not out:
+        out.append(_absent("p99 <= 1.5x the transport loop's", "no worker latency run"))
+    return out
+
+
+def recovery_checks(results: dict[str, Any]) -> list[Check]:
+    entry = results.get("recovery")
+    if not entry:
+        return [_absent("recovery and memory targets", "no recovery run")]
+    m = entry["median"]
+    subjects = m["subjects"]
+    scale = MILLION / subjects
+    estimate = "" if subjects == MILLION else f" (estimate from {subjects:,} subjects)"
+    out = [_at_least(">= 100k changelog records/s", m["records_per_s"], 100_000, _thousands)]
+    ready = _at_most(
+        "1M subjects recovered in <= 15 s", m["seconds"] * scale, 15.0, lambda v: f"{v:.1f} s"
+    )
+    out.append(Check(ready.target, ready.measured + estimate, ready.met, ready.gap))
+    # RSS is a fixed base (the worker with an empty table) plus what the table adds: the
+    # estimate scales only the part above the base.
+    base = min(m.get("rss_before_mb") or m["rss_mb"], m["rss_mb"])
+    rss = m["rss_mb"] if subjects == MILLION else base + (m["rss_mb"] - base) * scale
+    memory = _at_most("1M subjects in <= 400 MB RSS", rss, 400.0, lambda v: f"{v:,.0f} MB")
+    out.append(Check(memory.target, memory.measured + estimate, memory.met, memory.gap))
+    if not m["probes_ok"]:
+        out.append(Check("state exact after recovery", m["verdict"], False, "state differs"))
+    return out
+
+
+def _thousands(value: float) -> str:
+    return f"{value / 1000:,.1f}k/s"
+
+
+def checks(results: dict[str, Any]) -> list[Check]:
+    return [*throughput_checks(results), *latency_checks(results), *recovery_checks(results)]
