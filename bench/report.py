@@ -171,7 +171,13 @@ def targets_table(checks: Sequence[dict[str, Any]]) -> str:
     """Each target of issue 10: what was measured, whether it is met, by how much it is missed."""
     verdict = {True: "met", False: "MISSED", None: "not measured"}
     rows = [[c["target"], c["measured"], verdict[c["met"]], c["gap"] or "-"] for c in checks]
-    return _table(["target", "measured", "verdict", "gap"], rows)
+    headers = ["target", "measured", "verdict", "gap"]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+        for r in [headers, *rows]
+    ]
+    return "\n".join([lines[0], "-" * len(lines[0]), *lines[1:]])
 
 
 def latency_table(results: Sequence[dict[str, Any]]) -> str:

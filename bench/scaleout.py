@@ -1,20 +1,25 @@
 """Scale-out: the throughput measurement with two worker processes on the same machine.
 
 Both consent-streams workers join one consumer group (each with its own data directory and
-web port) and share the input partitions; they are started together, so that they settle into
-one assignment before the first record is consumed. Events/s is measured exactly as for one
+web port) and share the input partitions. They are started on the empty input topic and the
+workload is published once both answer ``/ready``, so that the group has settled into one
+assignment before the first record is consumed (a rebalance mid-run would measure the group
+join, not the added capacity). Events/s is measured exactly as for one
 worker (first consume to last output); CPU is the sum of both process trees. The report sets it
 beside the one-worker figure of the same run: the percentage a second worker adds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
+import urllib.request
 from dataclasses import replace
 from pathlib import Path
 
 from bench.kafka import cluster, create_topics, publish
-from bench.processes import Monitor
+from bench.processes import Child, Monitor
 from bench.reference import Expected
 from bench.systems import Run, System
 from bench.throughput import MB, Log, SystemFailed, ThroughputRun, verify, wait_for_outputs, window
@@ -22,6 +27,26 @@ from bench.workload import Workload
 from streams.broker import free_port
 
 WORKERS = 2
+READY_TIMEOUT = 120.0
+
+
+async def _all_ready(runs: list[Run], children: list[Child]) -> None:
+    deadline = time.time() + READY_TIMEOUT
+    for run, child in zip(runs, children, strict=True):
+        while not await asyncio.to_thread(_ready, run.web_port):
+            if child.exited:
+                raise SystemFailed(f"a worker exited before it was ready:\n{child.tail()}")
+            if time.time() > deadline:
+                raise SystemFailed(f"workers not ready after {READY_TIMEOUT:.0f} s")
+            await asyncio.sleep(0.25)
+
+
+def _ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=1) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
 
 
 async def measure(
@@ -40,7 +65,6 @@ async def measure(
     async with cluster(bootstrap) as found:
         run = Run(found.bootstrap, workdir, partitions)
         await create_topics(found.bootstrap, run.public_topics + system.outputs(run), partitions)
-        await publish(found.bootstrap, run.events_topic, workload.records)
         wait = system.fetch_wait(fetch_wait_ms)
         # The same application and topics; its own data directory and web port per worker.
         runs = [run] + [
@@ -55,6 +79,8 @@ async def measure(
         with contextlib.ExitStack() as stack:
             monitors = [stack.enter_context(Monitor(child.pid)) for child in children]
             try:
+                await _all_ready(runs, children)
+                await publish(found.bootstrap, run.events_topic, workload.records)
                 seen, watch = await wait_for_outputs(
                     run,
                     system.outputs(run),

@@ -2,8 +2,8 @@
 
 Each target says what it compares; the report prints the measured value, whether the target is
 met, and by how much it is missed. A target the run did not measure (a system or measurement
-left out, or a table smaller than the target's) is reported as such, with an estimate where a
-linear one is fair (recovery time and memory grow with the number of subjects).
+left out, or a table smaller than the target's) is reported as such; recovery time for 1M
+subjects is estimated linearly from a smaller table (and says so), memory is not.
 """
 
 from __future__ import annotations
@@ -32,15 +32,17 @@ def _median(results: dict[str, Any], key: str) -> dict[str, Any] | None:
     return entry["median"] if entry else None
 
 
-def _at_least(target: str, value: float, floor: float, show: Callable[[float], str]) -> Check:
+def _at_least(
+    target: str, value: float, floor: float, show: Callable[[float], str], short: str = ""
+) -> Check:
     met = value >= floor
-    gap = "" if met else f"missed by {show(floor - value)} ({value / floor:.0%} of the target)"
+    gap = "" if met else f"short by {short or show(floor - value)} (target {show(floor)})"
     return Check(target, show(value), met, gap)
 
 
 def _at_most(target: str, value: float, ceiling: float, show: Callable[[float], str]) -> Check:
     met = value <= ceiling
-    gap = "" if met else f"missed by {show(value - ceiling)} ({value / ceiling:.1f}x the target)"
+    gap = "" if met else f"over by {show(value - ceiling)} ({value / ceiling:.1f}x the target)"
     return Check(target, show(value), met, gap)
 
 
@@ -54,7 +56,8 @@ def throughput_checks(results: dict[str, Any]) -> list[Check]:
     target = ">= 15% of the transport limit"
     if worker and limit:
         share = worker["events_per_s"] / limit["events_per_s"]
-        out.append(_at_least(target, share, 0.15, lambda v: f"{v:.1%}"))
+        points = f"{(0.15 - share) * 100:.1f} points"
+        out.append(_at_least(target, share, 0.15, lambda v: f"{v:.1%}", points))
     else:
         out.append(_absent(target, "needs the worker and the transport limit"))
     target = ">= 3x the Quix Streams peer"
@@ -72,7 +75,8 @@ def throughput_checks(results: dict[str, Any]) -> list[Check]:
     scale = results.get("scaleout")
     if worker and scale:
         added = scale["median"]["events_per_s"] / worker["events_per_s"] - 1
-        out.append(_at_least(target, added, 0.60, lambda v: f"{v:+.0%}"))
+        points = f"{(0.60 - added) * 100:.0f} points"
+        out.append(_at_least(target, added, 0.60, lambda v: f"{v:+.0%}", points))
     else:
         out.append(_absent(target, "needs the worker's 1- and 2-process runs"))
     return out
@@ -108,17 +112,28 @@ def recovery_checks(results: dict[str, Any]) -> list[Check]:
     subjects = m["subjects"]
     scale = MILLION / subjects
     estimate = "" if subjects == MILLION else f" (estimate from {subjects:,} subjects)"
-    out = [_at_least(">= 100k changelog records/s", m["records_per_s"], 100_000, _thousands)]
+    rate = _at_least(">= 100k changelog records/s", m["records_per_s"], 100_000, _thousands)
+    if not rate.met and m.get("write_s") is not None:
+        # What the worker's own timing says is left: writes and flush, or fetching.
+        fetching = max(m["seconds"] - m["write_s"] - m["flush_s"], 0.0)
+        left = (
+            f"; of {m['seconds']:.1f} s: RocksDB writes {m['write_s']:.1f} s, flush "
+            f"{m['flush_s']:.1f} s, fetching (aiokafka, broker) {fetching:.1f} s"
+        )
+        rate = Check(rate.target, rate.measured, rate.met, rate.gap + left)
+    out = [rate]
     ready = _at_most(
         "1M subjects recovered in <= 15 s", m["seconds"] * scale, 15.0, lambda v: f"{v:.1f} s"
     )
     out.append(Check(ready.target, ready.measured + estimate, ready.met, ready.gap))
-    # RSS is a fixed base (the worker with an empty table) plus what the table adds: the
-    # estimate scales only the part above the base.
-    base = min(m.get("rss_before_mb") or m["rss_mb"], m["rss_mb"])
-    rss = m["rss_mb"] if subjects == MILLION else base + (m["rss_mb"] - base) * scale
-    memory = _at_most("1M subjects in <= 400 MB RSS", rss, 400.0, lambda v: f"{v:,.0f} MB")
-    out.append(Check(memory.target, memory.measured + estimate, memory.met, memory.gap))
+    target = "1M subjects in <= 400 MB RSS after recovery"
+    if subjects >= MILLION:
+        out.append(_at_most(target, m["rss_mb"], 400.0, lambda v: f"{v:,.0f} MB"))
+    else:
+        # RSS does not grow linearly with the table (bounded caches and memtables, flushed
+        # when recovery ends): only a run with 1M subjects can say.
+        held = f"{m['rss_mb']:,.0f} MB with {subjects:,} subjects; run --subjects 1000000"
+        out.append(_absent(target, held))
     if not m["probes_ok"]:
         out.append(Check("state exact after recovery", m["verdict"], False, "state differs"))
     return out

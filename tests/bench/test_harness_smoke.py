@@ -38,6 +38,7 @@ def test_harness_measures_every_system_and_checks_their_output(tmp_path: Path) -
             "--fetch-wait-ms=10",
             "--rate=200",
             "--latency-seconds=1",
+            "--no-scale-out",  # two more workers: over the time budget
             f"--results-dir={results}",
             f"--workdir={tmp_path / 'work'}",
         ]
@@ -83,5 +84,12 @@ def test_harness_measures_every_system_and_checks_their_output(tmp_path: Path) -
     assert recovery["probes"] > 0
     assert recovery["changelog_records"] >= 3000
     assert recovery["records_per_s"] > 0 and recovery["rss_mb"] > 0
+    assert 0 < recovery["rss_before_mb"] <= recovery["rss_mb"] * 1.5
+    assert recovery["write_s"] is not None, "the worker's bulk recovery line was not found"
+
+    assert data["scaleout"] is None
+    verdicts = {c["target"]: c["met"] for c in data["targets"]}
+    assert verdicts[">= 100k changelog records/s"] is not None
+    assert verdicts["a 2nd worker process adds >= 60%"] is None  # not run
 
     assert elapsed < 120, f"the smoke run took {elapsed:.0f} s"

@@ -1,0 +1,80 @@
+"""The issue-10 targets in the bench report: met, missed by how much, or not measured."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.targets import checks
+
+
+def results(**overrides: Any) -> dict[str, Any]:
+    def run(events_per_s: float, cpu: float = 0.05) -> dict[str, Any]:
+        return {"median": {"events_per_s": events_per_s, "cpu_s_per_1k": cpu}}
+
+    base: dict[str, Any] = {
+        "throughput": {
+            "transport": run(80_000),
+            "consent-streams": run(16_000),
+            "quix": run(4_000),
+        },
+        "scaleout": run(26_000),
+        "latency": [
+            {"median": {"system": "transport", "fetch_wait_ms": 10, "p99_ms": 30.0}},
+            {"median": {"system": "consent-streams", "fetch_wait_ms": 10, "p99_ms": 40.0}},
+        ],
+        "recovery": {
+            "median": {
+                "subjects": 1_000_000,
+                "seconds": 9.0,
+                "records_per_s": 111_000.0,
+                "rss_mb": 380.0,
+                "rss_before_mb": 100.0,
+                "probes_ok": True,
+                "verdict": "ok",
+                "write_s": 3.0,
+                "flush_s": 1.0,
+            }
+        },
+    }
+    base.update(overrides)
+    return base
+
+
+def verdicts(data: dict[str, Any]) -> dict[str, tuple[bool | None, str]]:
+    return {c.target: (c.met, c.gap) for c in checks(data)}
+
+
+def test_every_target_met() -> None:
+    found = verdicts(results())
+    assert len(found) == 8
+    assert all(met for met, _ in found.values()), found
+
+
+def test_misses_say_by_how_much() -> None:
+    slow = results(scaleout={"median": {"events_per_s": 17_600, "cpu_s_per_1k": 0.05}})
+    slow["recovery"]["median"].update(records_per_s=40_000.0, seconds=25.0, rss_mb=500.0)
+    found = verdicts(slow)
+    met, gap = found["a 2nd worker process adds >= 60%"]
+    assert met is False and gap.startswith("short by 50 points")
+    met, gap = found[">= 100k changelog records/s"]
+    assert (
+        met is False and "short by 60.0k/s" in gap and "fetching (aiokafka, broker) 21.0 s" in gap
+    )
+    met, gap = found["1M subjects recovered in <= 15 s"]
+    assert met is False and gap == "over by 10.0 s (1.7x the target)"
+    met, gap = found["1M subjects in <= 400 MB RSS after recovery"]
+    assert met is False and gap.startswith("over by 100 MB")
+
+
+def test_a_smaller_table_estimates_time_but_not_memory() -> None:
+    small = results()
+    small["recovery"]["median"].update(subjects=100_000, seconds=1.0, rss_mb=150.0)
+    found = {c.target: c for c in checks(small)}
+    assert found["1M subjects recovered in <= 15 s"].met is True
+    assert "estimate from 100,000 subjects" in found["1M subjects recovered in <= 15 s"].measured
+    assert found["1M subjects in <= 400 MB RSS after recovery"].met is None
+
+
+def test_targets_without_their_measurements_are_not_measured() -> None:
+    found = verdicts({"throughput": {}, "latency": [], "scaleout": None, "recovery": None})
+    assert all(met is None for met, _ in found.values()), found
