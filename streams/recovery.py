@@ -44,7 +44,6 @@ ROCKSDB_OPTIONS: dict[str, int] = {
     "write_buffer_size": 16 * 2**20,
     "max_write_buffer_number": 2,
     "block_cache_size": 8 * 2**20,
-    "block_cache_compressed_size": 8 * 2**20,
 }
 
 _UNLOGGED = rocksdict.WriteOptions()
