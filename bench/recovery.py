@@ -36,6 +36,7 @@ from schemas.codec import decode_event
 from schemas.vocabulary import EventType
 from streams.core.engine import Engine
 from streams.core.state import EMPTY, SubjectState
+from streams.settings import DEFAULT_FETCH_WAIT_MS
 from streams.topology import DEFAULT_PARTITIONS
 
 RESTORING = "Restoring state from changelog topics"
@@ -196,7 +197,11 @@ async def measure(
         tails = [key for key, _ in last.values()]
         probes = choose_probes(engine, pool, subjects, tails, random.Random(seed))
         child = CONSENT_STREAMS.launch(
-            run, 0, log_name="recovery.log", watch=(RESTORING, RESTORED), extra_env=extra_env
+            run,
+            DEFAULT_FETCH_WAIT_MS,
+            log_name="recovery.log",
+            watch=(RESTORING, RESTORED),
+            extra_env=extra_env,
         )
         launched = time.time()
         with Monitor(child.pid, interval=0.25) as monitor:

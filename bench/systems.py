@@ -13,7 +13,8 @@ from bench.processes import Child, python_env
 from streams.broker import free_port
 from streams.topology import DEFAULT_PARTITIONS
 
-#: Faust's aiokafka driver passes this to its consumer; no Faust setting changes it.
+#: Faust's aiokafka driver passes this to its consumer; no Faust setting changes it (the
+#: worker's own driver, streams/transport.py, takes CONSENT_FETCH_WAIT_MS instead).
 FAUST_FETCH_WAIT_MS = 1500
 DESTINATIONS = ("email", "crm", "analytics")
 
@@ -103,6 +104,7 @@ class System:
                     "CONSENT_WEB_PORT": str(run.web_port),
                     "CONSENT_SESSION_TIMEOUT": "6",
                     "CONSENT_LOG_LEVEL": "INFO",
+                    "CONSENT_FETCH_WAIT_MS": str(fetch_wait_ms),
                     **(extra_env or {}),
                 }
             )
@@ -143,9 +145,7 @@ class System:
 
 
 TRANSPORT = System("transport", "transport limit (aiokafka loop)", False, None, "bench.peers.plain")
-CONSENT_STREAMS = System(
-    "consent-streams", "consent-streams worker", True, FAUST_FETCH_WAIT_MS, "streams.cli"
-)
+CONSENT_STREAMS = System("consent-streams", "consent-streams worker", True, None, "streams.cli")
 FAUST_NAIVE = System(
     "faust-naive", "naive Faust agent", True, FAUST_FETCH_WAIT_MS, "bench.peers.faust_naive"
 )
