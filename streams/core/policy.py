@@ -28,6 +28,11 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from schemas.vocabulary import Category, Channel, Destination, LegalBasis, Signal
+from streams.core.calendars import Jurisdiction
+from streams.core.deadlines import DeadlineRule, RequestKind
+from streams.core.notices import NoticeVersion
+from streams.core.periods import Period, PeriodField
+from streams.core.retention import RetentionRule
 
 #: The example policy shipped with the package; used when no policy file is configured.
 DEFAULT_POLICY_PATH: Path = Path(__file__).resolve().parent.parent / "policy.example.toml"
@@ -42,6 +47,15 @@ DEFAULT_SIGNALS: Mapping[Signal, tuple[Category, ...]] = {
 }
 
 _T = TypeVar("_T")
+
+
+class Located(ValueError):
+    """A validation problem inside the value being validated: ``where`` is the path below the
+    field (list positions and keys), so the error can name the exact field and its line."""
+
+    def __init__(self, message: str, *where: str | int):
+        super().__init__(message)
+        self.where = where
 
 
 def _no_duplicates(values: tuple[_T, ...]) -> tuple[_T, ...]:
@@ -91,7 +105,11 @@ class Purpose(BaseModel):
     description: str = ""
     #: A few words naming the purpose to the person, in the controller's language (link pages).
     title: str | None = Field(default=None, min_length=1, max_length=80)
-    retention: str | None = None
+    #: How long an unconfirmed double opt-in may wait before the sign-up lapses.
+    confirmation_window: PeriodField | None = None
+    #: How long a consent lasts before it expires and must be given again.
+    consent_lifetime: PeriodField | None = None
+    retention: tuple[RetentionRule, ...] = ()
 
     @field_validator("double_opt_in")
     @classmethod
@@ -103,6 +121,43 @@ class Purpose(BaseModel):
                 f'not "{basis}"'
             )
         return value
+
+    @field_validator("confirmation_window")
+    @classmethod
+    def _window_needs_double_opt_in(cls, value: Period, info: ValidationInfo) -> Period:
+        if value.is_zero():
+            raise ValueError("the confirmation window must be longer than zero")
+        if info.data.get("double_opt_in") is not True:
+            raise ValueError("a confirmation window needs double_opt_in = true")
+        return value
+
+    @field_validator("consent_lifetime")
+    @classmethod
+    def _lifetime_outlasts_window(cls, value: Period, info: ValidationInfo) -> Period:
+        if value.is_zero():
+            raise ValueError("a consent lifetime must be longer than zero")
+        basis = info.data.get("legal_basis")
+        if basis is not None and basis is not LegalBasis.CONSENT:
+            raise ValueError(f'a consent lifetime needs legal_basis = "consent", not "{basis}"')
+        window = info.data.get("confirmation_window")
+        if window is not None and value.shortest() < window.longest():
+            raise ValueError(
+                f"a consent lasting {value} can end before the {window} confirmation window "
+                "does; the lifetime must be longer"
+            )
+        return value
+
+    @field_validator("retention")
+    @classmethod
+    def _one_rule_per_data(cls, rules: tuple[RetentionRule, ...]) -> tuple[RetentionRule, ...]:
+        seen: set[str] = set()
+        for index, rule in enumerate(rules):
+            for data in rule.data or ("(all data)",):
+                if data in seen:
+                    field = "data" if rule.data else "period"
+                    raise Located(f"{data} already has a retention rule", index, field)
+                seen.add(data)
+        return rules
 
     def has_category(self, category: Category) -> bool:
         return category in self.categories
@@ -119,6 +174,12 @@ class Controller(BaseModel):
     language: str = Field(default="en", pattern=r"^[a-z]{2}$")
     purposes: dict[str, Purpose] = Field(min_length=1)
     signals: SignalMap | None = None
+    #: Whose business days and time zone the controller's own promises are counted in.
+    jurisdiction: Jurisdiction | None = None
+    #: Deadlines the notice promises, per kind of request.
+    promises: dict[RequestKind, DeadlineRule] = Field(default_factory=dict)
+    #: The notice's versions, oldest first.
+    notices: tuple[NoticeVersion, ...] = ()
 
     @model_validator(mode="before")
     @classmethod
@@ -135,6 +196,45 @@ class Controller(BaseModel):
                     "key, leave `name` out"
                 )
         return purposes
+
+    @field_validator("promises")
+    @classmethod
+    def _business_days_need_a_jurisdiction(
+        cls, promises: dict[RequestKind, DeadlineRule], info: ValidationInfo
+    ) -> dict[RequestKind, DeadlineRule]:
+        if "jurisdiction" not in info.data:
+            return promises  # the jurisdiction itself is invalid, and reported
+        for kind, rule in promises.items():
+            field = "business_days" if rule.business_days is not None else "to_business_day"
+            counts_days = rule.business_days is not None or rule.to_business_day
+            if counts_days and info.data["jurisdiction"] is None:
+                raise Located(
+                    "counting business days needs the controller's jurisdiction", kind, field
+                )
+        return promises
+
+    @field_validator("notices")
+    @classmethod
+    def _notices_in_order(
+        cls, notices: tuple[NoticeVersion, ...], info: ValidationInfo
+    ) -> tuple[NoticeVersion, ...]:
+        purposes = info.data.get("purposes", {})
+        versions: set[str] = set()
+        for index, notice in enumerate(notices):
+            if notice.version in versions:
+                raise Located(f"version {notice.version!r} is listed twice", index, "version")
+            versions.add(notice.version)
+            if index and notice.effective <= notices[index - 1].effective:
+                raise Located(
+                    f"effective {notice.effective.isoformat()} is not after the previous "
+                    f"version's {notices[index - 1].effective.isoformat()}",
+                    index,
+                    "effective",
+                )
+            for position, name in enumerate(notice.material):
+                if purposes and name not in purposes:
+                    raise Located(f"no purpose {name!r}", index, "material", position)
+        return notices
 
 
 class Policy(BaseModel):
@@ -237,10 +337,14 @@ def _invalid(source: str, problems: list[str]) -> PolicyError:
 
 def _describe(error: ErrorDetails, source: str, lines: Mapping[tuple[str, ...], int]) -> str:
     loc = [part for part in error["loc"] if part != "[key]"]
+    cause = error.get("ctx", {}).get("error")
+    located = isinstance(cause, Located)
+    if isinstance(cause, Located):
+        loc.extend(cause.where)
     message = error["msg"].removeprefix("Value error, ")
     if "[key]" in error["loc"]:
         message = f"invalid key: {message}"
-    given = error.get("input")
+    given = None if located else error.get("input")
     if error["type"] != "missing" and isinstance(given, str | int | float | bool):
         message = f"{message} (got {given!r})"
     line = _line_of(loc, lines)
@@ -291,10 +395,16 @@ def _key_parts(dotted: str) -> tuple[str, ...]:
 def _key_lines(text: str) -> dict[tuple[str, ...], int]:
     """Best effort map of every table and key path in ``text`` to the line it first appears on."""
     found: dict[tuple[str, ...], int] = {}
+    entries: dict[tuple[str, ...], int] = {}  # how many [[array]] tables each path has had
     table: tuple[str, ...] = ()
     for number, line in enumerate(text.splitlines(), start=1):
         if header := _HEADER.match(line):
             table = _key_parts(header.group(1))
+            if line.lstrip().startswith("[["):
+                found.setdefault(table, number)
+                index = entries.get(table, 0)
+                entries[table] = index + 1
+                table = (*table, str(index))
             path = table
         elif assignment := _ASSIGNMENT.match(line):
             path = table + _key_parts(assignment.group(1))

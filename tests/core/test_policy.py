@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from schemas.vocabulary import Category, Channel, Destination, LegalBasis, Signal
+from streams.core.deadlines import RequestKind
 from streams.core.policy import (
     DEFAULT_POLICY_PATH,
     ID_PATTERN,
@@ -19,6 +21,7 @@ from streams.core.policy import (
     load_policy,
     parse_policy,
 )
+from streams.core.retention import Action, Anchor, Rounding
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "policy.md"
 
@@ -42,7 +45,12 @@ legal_basis = "legitimate_interest"
 categories = ["tracking", "profiling"]
 channels = ["web"]
 destinations = ["analytics"]
-retention = "3 years"
+description = "Page views."
+
+[[controllers.acme-se.purposes.analytics.retention]]
+period = "P3Y"
+anchor = "collected"
+action = "erase"
 
 [controllers.acme-se.purposes.invoices]
 legal_basis = "legal_obligation"
@@ -128,7 +136,13 @@ def test_example_has_double_opt_in_and_legal_obligation(example: Policy) -> None
     bookkeeping = example.controllers["hms-se"].purposes["bookkeeping"]
     assert bookkeeping.legal_basis is LegalBasis.LEGAL_OBLIGATION
     assert bookkeeping.categories == (Category.ESSENTIAL,)
-    assert bookkeeping.retention == "at most 10 years plus the current year"
+    (rule,) = bookkeeping.retention
+    assert (str(rule.period), rule.anchor, rule.rounding, rule.action) == (
+        "P10Y",
+        Anchor.COLLECTED,
+        Rounding.END_OF_YEAR,
+        Action.ERASE,
+    )
 
 
 def test_example_web_analytics_and_retention(example: Policy) -> None:
@@ -136,9 +150,12 @@ def test_example_web_analytics_and_retention(example: Policy) -> None:
     assert analytics.categories == (Category.TRACKING,)
     assert analytics.channels == (Channel.WEB,)
     assert analytics.destinations == (Destination.ANALYTICS,)
-    assert analytics.retention == "3 years"
-    assert example.controllers["hms-se"].purposes["live-chat"].retention == "at most 45 days"
-    assert example.controllers["hms-contact-nl"].purposes["newsletter"].retention == "2 years"
+    assert [str(rule.period) for rule in analytics.retention] == ["P3Y"]
+    (chat,) = example.controllers["hms-se"].purposes["live-chat"].retention
+    assert (str(chat.period), chat.anchor) == ("P45D", Anchor.COLLECTED)
+    (newsletter,) = example.controllers["hms-contact-nl"].purposes["newsletter"].retention
+    assert str(newsletter.period) == "P2Y"
+    assert "telephone-number" in newsletter.data
 
 
 def test_example_signals(example: Policy) -> None:
@@ -172,7 +189,9 @@ def test_parse_valid_policy_fills_names_and_defaults() -> None:
     assert newsletter.name == "newsletter"
     assert newsletter.channels == (Channel.EMAIL, Channel.SMS)
     assert newsletter.description == ""
-    assert newsletter.retention is None
+    assert newsletter.retention == ()
+    assert newsletter.consent_lifetime is None
+    assert acme.notices == () and acme.promises == {} and acme.jurisdiction is None
     assert acme.purposes["invoices"].destinations == ()
     assert acme.purposes["invoices"].double_opt_in is False
     assert acme.purposes["analytics"].has_category(Category.PROFILING)
@@ -303,7 +322,7 @@ def test_unknown_category() -> None:
 
 
 def test_unknown_key_is_rejected() -> None:
-    text = VALID.replace('retention = "3 years"', 'retention = "3 years"\nretension = "typo"')
+    text = VALID.replace('"Page views."', '"Page views."\nretension = "typo"')
     message = str(failure(text))
     line = line_of(text, "retension")
     assert f"bad.toml:{line}: controllers.acme-se.purposes.analytics.retension:" in message
@@ -322,7 +341,7 @@ def test_unknown_top_level_and_controller_keys() -> None:
 
 def test_double_opt_in_needs_consent() -> None:
     text = VALID.replace("double_opt_in = true\n", "").replace(
-        'retention = "3 years"', 'retention = "3 years"\ndouble_opt_in = true'
+        '"Page views."', '"Page views."\ndouble_opt_in = true'
     )
     message = str(failure(text))
     line = line_of(text, "double_opt_in")
@@ -491,3 +510,211 @@ def test_unreadable_encoding(tmp_path: Path) -> None:
     path.write_bytes(b'[controllers.x]\nname = "Malm\xf6"\n')
     with pytest.raises(PolicyError, match=re.escape(f"cannot read policy file {path}")):
         load_policy(path)
+
+
+# --- clocks: retention, consent lifetimes, notice versions, promises --------------------------
+
+CLOCKS = """\
+[controllers.acme-se]
+name = "Acme Networks AB"
+jurisdiction = "SE"
+
+[controllers.acme-se.promises.requests]
+within = "P4W"
+
+[controllers.acme-se.promises.data_return]
+business_days = 3
+
+[[controllers.acme-se.notices]]
+version = "2023-03-30"
+effective = 2023-03-30
+
+[[controllers.acme-se.notices]]
+version = "2024-06-01"
+effective = 2024-06-01T00:00:00+02:00
+material = ["newsletter"]
+
+[controllers.acme-se.purposes.newsletter]
+legal_basis = "consent"
+categories = ["direct_marketing"]
+channels = ["email"]
+destinations = ["email"]
+double_opt_in = true
+confirmation_window = "P7D"
+consent_lifetime = "P13M"
+
+[controllers.acme-se.purposes.orders]
+legal_basis = "contract"
+categories = ["essential"]
+channels = ["email"]
+destinations = []
+
+[[controllers.acme-se.purposes.orders.retention]]
+period = "P7Y"
+anchor = "last_contact"
+rounding = "end_of_year"
+action = "erase"
+note = "seven years after the last contact, deleted at the end of that year"
+
+[[controllers.acme-se.purposes.orders.retention]]
+data = ["dietary-preferences"]
+period = "P1D"
+anchor = "event_end"
+action = "anonymise"
+"""
+
+
+def test_clocks_parse() -> None:
+    acme = parse_policy(CLOCKS).controllers["acme-se"]
+    newsletter = acme.purposes["newsletter"]
+    assert str(newsletter.confirmation_window) == "P7D"
+    assert str(newsletter.consent_lifetime) == "P1Y1M"
+    everything, dietary = acme.purposes["orders"].retention
+    assert (everything.anchor, everything.rounding, everything.data) == (
+        Anchor.LAST_CONTACT,
+        Rounding.END_OF_YEAR,
+        (),
+    )
+    assert (dietary.data, dietary.action) == (("dietary-preferences",), Action.ANONYMISE)
+    assert [n.version for n in acme.notices] == ["2023-03-30", "2024-06-01"]
+    assert acme.notices[0].effective == datetime(2023, 3, 30, tzinfo=UTC)
+    assert acme.notices[1].effective == datetime(2024, 5, 31, 22, tzinfo=UTC)
+    assert acme.notices[1].material == ("newsletter",)
+    assert acme.promises[RequestKind.DATA_RETURN].business_days == 3
+    assert str(acme.promises[RequestKind.REQUESTS].within) == "P28D"
+
+
+def test_example_promises_and_notices(example: Policy) -> None:
+    sms = example.controllers["sms-tech"]
+    assert str(sms.promises[RequestKind.REQUESTS].within) == "P30D"
+    assert sms.promises[RequestKind.DATA_RETURN].business_days == 3
+    nl = example.controllers["hms-contact-nl"]
+    assert str(nl.promises[RequestKind.REQUESTS].within) == "P28D"
+    assert [n.version for n in example.controllers["kms-uk"].notices] == ["2018-05-23"]
+    assert all(c.jurisdiction is not None for c in example.controllers.values())
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field", "expected"),
+    [
+        ('period = "P7Y"', 'period = "-P7Y"', "retention[0].period", "not an ISO 8601 duration"),
+        ('period = "P7Y"', 'period = "P0D"', "retention[0].period", "longer than zero"),
+        ('period = "P7Y"', "period = 7", "retention[0].period", "ISO 8601 duration string"),
+        ('period = "P1D"', 'period = "7 years"', "retention[1].period", "not an ISO 8601"),
+        (
+            'anchor = "event_end"',
+            'anchor = "birthday"',
+            "retention[1].anchor",
+            "'collected', 'last_contact'",
+        ),
+        ('rounding = "end_of_year"', 'rounding = "yearly"', "retention[0].rounding", "'none'"),
+        ('action = "anonymise"', 'action = "shred"', "retention[1].action", "'erase'"),
+        (
+            'data = ["dietary-preferences"]',
+            'data = ["Dietary Preferences"]',
+            "retention[1].data[0]",
+            "should match pattern",
+        ),
+    ],
+)
+def test_impossible_retention_is_refused(old: str, new: str, field: str, expected: str) -> None:
+    text = CLOCKS.replace(old, new)
+    error = failure(text)
+    line = line_of(text, new)
+    assert len(error.problems) == 1, error.problems
+    assert f"bad.toml:{line}: controllers.acme-se.purposes.orders.{field}:" in str(error)
+    assert expected in str(error)
+
+
+def test_two_retention_rules_for_the_same_data_are_refused() -> None:
+    text = CLOCKS.replace('data = ["dietary-preferences"]\n', "")
+    error = failure(text)
+    # The second rule's `period` line: the first key of the second [[...retention]] table.
+    line = line_of(text, 'period = "P1D"')
+    assert f"bad.toml:{line}: controllers.acme-se.purposes.orders.retention[1].period:" in str(
+        error
+    )
+    assert "(all data) already has a retention rule" in str(error)
+
+
+def test_notice_version_dated_before_the_previous_is_refused() -> None:
+    text = CLOCKS.replace(
+        "effective = 2024-06-01T00:00:00+02:00", "effective = 2023-01-01T00:00:00+02:00"
+    )
+    error = failure(text)
+    line = line_of(text, "effective = 2023-01-01")
+    assert f"bad.toml:{line}: controllers.acme-se.notices[1].effective:" in str(error)
+    assert "is not after the previous version's 2023-03-30T00:00:00+00:00" in str(error)
+
+
+def test_notice_version_listed_twice_and_unknown_material_purpose() -> None:
+    text = CLOCKS.replace('version = "2024-06-01"', 'version = "2023-03-30"')
+    error = failure(text)
+    second = [n for n, line in enumerate(text.splitlines(), 1) if "2023-03-30" in line][-1]
+    assert f"bad.toml:{second}: controllers.acme-se.notices[1].version:" in str(error)
+    assert "listed twice" in str(error)
+    text = CLOCKS.replace('material = ["newsletter"]', 'material = ["newsletters"]')
+    error = failure(text)
+    line = line_of(text, "newsletters")
+    assert f"bad.toml:{line}: controllers.acme-se.notices[1].material[0]: no purpose" in str(error)
+
+
+def test_notice_date_time_needs_an_offset() -> None:
+    text = CLOCKS.replace("2024-06-01T00:00:00+02:00", "2024-06-01T00:00:00")
+    error = failure(text)
+    line = line_of(text, "effective = 2024-06-01T00:00:00")
+    assert f"bad.toml:{line}: controllers.acme-se.notices[1].effective:" in str(error)
+    assert "with an offset" in str(error)
+
+
+def test_consent_lifetime_shorter_than_the_confirmation_window_is_refused() -> None:
+    text = CLOCKS.replace('consent_lifetime = "P13M"', 'consent_lifetime = "P5D"')
+    error = failure(text)
+    line = line_of(text, "consent_lifetime")
+    assert f"bad.toml:{line}: controllers.acme-se.purposes.newsletter.consent_lifetime:" in str(
+        error
+    )
+    assert "a consent lasting P5D can end before the P7D confirmation window" in str(error)
+    # A month can be 28 days, so it does not safely outlast a 30-day window either.
+    text = CLOCKS.replace('"P7D"', '"P30D"').replace('"P13M"', '"P1M"')
+    assert "consent_lifetime" in str(failure(text))
+    assert parse_policy(CLOCKS.replace('"P7D"', '"P27D"').replace('"P13M"', '"P1M"'))
+
+
+def test_lifetimes_need_consent_and_double_opt_in() -> None:
+    text = CLOCKS.replace("double_opt_in = true\n", "")
+    error = failure(text)
+    line = line_of(text, "confirmation_window")
+    field = "controllers.acme-se.purposes.newsletter.confirmation_window"
+    assert f"bad.toml:{line}: {field}: a confirmation window needs double_opt_in" in str(error)
+    text = CLOCKS.replace(
+        'legal_basis = "consent"\n', 'legal_basis = "legitimate_interest"\n'
+    ).replace('double_opt_in = true\nconfirmation_window = "P7D"\n', "")
+    error = failure(text)
+    line = line_of(text, "consent_lifetime")
+    field = "controllers.acme-se.purposes.newsletter.consent_lifetime"
+    assert f'bad.toml:{line}: {field}: a consent lifetime needs legal_basis = "consent"' in str(
+        error
+    )
+
+
+def test_promise_in_business_days_needs_a_jurisdiction() -> None:
+    text = CLOCKS.replace('jurisdiction = "SE"\n', "")
+    error = failure(text)
+    line = line_of(text, "business_days")
+    field = "controllers.acme-se.promises.data_return.business_days"
+    assert f"bad.toml:{line}: {field}: counting business days needs" in str(error)
+    text = CLOCKS.replace('jurisdiction = "SE"', 'jurisdiction = "XX"')
+    assert "controllers.acme-se.jurisdiction: Input should be 'SE', 'NL'" in str(failure(text))
+
+
+def test_promise_needs_exactly_one_measure() -> None:
+    text = CLOCKS.replace("business_days = 3", 'business_days = 3\nwithin = "P3D"')
+    error = failure(text)
+    assert "controllers.acme-se.promises.data_return: give either business_days or within" in (
+        str(error)
+    )
+    text = CLOCKS.replace("business_days = 3", "business_days = 0")
+    line = line_of(text, "business_days = 0")
+    field = "controllers.acme-se.promises.data_return.business_days"
+    assert f"bad.toml:{line}: {field}: Input should be greater than 0" in str(failure(text))

@@ -1,0 +1,83 @@
+"""Privacy notice versions, and whether a consent given under an older one still counts.
+
+When a controller changes its notice materially for a purpose, consents given before that change
+stop counting for the purpose from the new version's effective date: the person must be asked
+again. Changes that are not material (a new address, clearer wording) leave consents standing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, time
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+from streams.core.retention import DATA_PATTERN
+
+
+def _no_duplicates(values: tuple[str, ...]) -> tuple[str, ...]:
+    repeated = sorted({v for i, v in enumerate(values) if v in values[:i]})
+    if repeated:
+        raise ValueError(f"duplicate entries: {', '.join(repeated)}")
+    return values
+
+
+class NoticeVersion(BaseModel):
+    """One published version of a controller's privacy notice."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: How events name the version (``notice_version``), e.g. the date printed on the notice.
+    version: str = Field(min_length=1, max_length=64)
+    #: From when it applies: a TOML date (midnight UTC) or an offset date-time.
+    effective: datetime
+    #: Purposes this version changed materially; consents to them given earlier stop counting.
+    material: Annotated[
+        tuple[Annotated[str, Field(pattern=DATA_PATTERN)], ...], AfterValidator(_no_duplicates)
+    ] = ()
+    note: str = ""
+
+    @field_validator("effective", mode="before")
+    @classmethod
+    def _date_is_midnight_utc(cls, value: object) -> object:
+        if isinstance(value, date) and not isinstance(value, datetime):
+            return datetime.combine(value, time(), tzinfo=UTC)
+        if isinstance(value, datetime) and value.tzinfo is None:
+            raise ValueError("give a date (2023-03-30) or a date-time with an offset")
+        return value
+
+
+def version_at(notices: Sequence[NoticeVersion], moment: datetime) -> NoticeVersion | None:
+    """The version in force at ``moment`` (``notices`` in effective-date order)."""
+    current = None
+    for notice in notices:
+        if notice.effective <= moment:
+            current = notice
+    return current
+
+
+def reconsent_required(
+    notices: Sequence[NoticeVersion],
+    purpose: str,
+    now: datetime,
+    *,
+    version: str | None = None,
+    given_at: datetime | None = None,
+) -> bool:
+    """Whether a consent to ``purpose`` given under ``version`` (or at ``given_at``) no longer
+    counts at ``now`` because a later version in force by then changed the purpose materially.
+
+    The named version decides when it is one of ``notices``; otherwise ``given_at`` does (the
+    consent was given under whatever version was in force then). With neither, ValueError.
+    """
+    known = {notice.version: notice for notice in notices}
+    if version is not None and version in known:
+        since = known[version].effective
+    elif given_at is not None:
+        since = given_at
+    else:
+        raise ValueError(f"notice version {version!r} is unknown and no consent time was given")
+    return any(
+        since < notice.effective <= now and purpose in notice.material for notice in notices
+    )
