@@ -95,14 +95,18 @@ class RetentionRule(BaseModel):
 def retention_due(rule: RetentionRule, anchor_time: datetime, zone: tzinfo = UTC) -> datetime:
     """When data kept under ``rule`` must be erased or anonymised, given the anchor's time.
 
-    Calendar arithmetic and rounding happen on ``zone``'s wall clock (the controller's), so
-    "the end of that year" is midnight on 1 January there. Returns an aware time in UTC.
+    The period is added to the anchor in UTC (so a day is always 24 hours); rounding goes to
+    the end of the month or year on ``zone``'s calendar (the controller's), so "the end of that
+    year" is midnight on 1 January there. Returns an aware time in UTC.
     """
     if anchor_time.tzinfo is None:
         raise ValueError("anchor_time must be timezone-aware")
-    local = rule.period.after(anchor_time.astimezone(zone).replace(tzinfo=None))
+    due = rule.period.after(anchor_time.astimezone(UTC))
+    if rule.rounding is Rounding.NONE:
+        return due
+    local = due.astimezone(zone)
     if rule.rounding is Rounding.END_OF_YEAR:
-        local = datetime(local.year + 1, 1, 1)
-    elif rule.rounding is Rounding.END_OF_MONTH:
-        local = add_months(datetime(local.year, local.month, 1), 1)
-    return local.replace(tzinfo=zone).astimezone(UTC)
+        boundary = datetime(local.year + 1, 1, 1)
+    else:
+        boundary = add_months(datetime(local.year, local.month, 1), 1)
+    return boundary.replace(tzinfo=zone).astimezone(UTC)
