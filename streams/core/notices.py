@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from streams.core.retention import DATA_PATTERN
 
@@ -31,7 +31,7 @@ class NoticeVersion(BaseModel):
     #: How events name the version (``notice_version``), e.g. the date printed on the notice.
     version: str = Field(min_length=1, max_length=64)
     #: From when it applies: a TOML date (midnight UTC) or an offset date-time.
-    effective: datetime
+    effective: AwareDatetime
     #: Purposes this version changed materially; consents to them given earlier stop counting.
     material: Annotated[
         tuple[Annotated[str, Field(pattern=DATA_PATTERN)], ...], AfterValidator(_no_duplicates)
@@ -41,6 +41,8 @@ class NoticeVersion(BaseModel):
     @field_validator("effective", mode="before")
     @classmethod
     def _date_is_midnight_utc(cls, value: object) -> object:
+        if isinstance(value, str) and len(value) == len("2024-06-01"):
+            value = date.fromisoformat(value)
         if isinstance(value, date) and not isinstance(value, datetime):
             return datetime.combine(value, time(), tzinfo=UTC)
         if isinstance(value, datetime) and value.tzinfo is None:
@@ -78,6 +80,4 @@ def reconsent_required(
         since = given_at
     else:
         raise ValueError(f"notice version {version!r} is unknown and no consent time was given")
-    return any(
-        since < notice.effective <= now and purpose in notice.material for notice in notices
-    )
+    return any(since < notice.effective <= now and purpose in notice.material for notice in notices)

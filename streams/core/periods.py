@@ -40,7 +40,10 @@ class Period:
             )
         n = {key: int(value or 0) for key, value in match.groupdict().items()}
         exact = timedelta(
-            weeks=n["weeks"], days=n["days"], hours=n["hours"], minutes=n["minutes"],
+            weeks=n["weeks"],
+            days=n["days"],
+            hours=n["hours"],
+            minutes=n["minutes"],
             seconds=n["seconds"],
         )
         return cls(months=12 * n["years"] + n["months"], exact=exact)

@@ -88,7 +88,7 @@ class RetentionRule(BaseModel):
     @classmethod
     def _period_is_text(cls, value: object) -> object:
         if isinstance(value, int | float):
-            raise ValueError("write the period as an ISO 8601 duration string, e.g. \"P6M\"")
+            raise ValueError('write the period as an ISO 8601 duration string, e.g. "P6M"')
         return value
 
 
