@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from schemas.vocabulary import Category, Channel, Destination, LegalBasis, Signal
 from streams.core.deadlines import RequestKind
+from streams.core.periods import Period
 from streams.core.policy import (
     DEFAULT_POLICY_PATH,
     ID_PATTERN,
@@ -175,6 +176,25 @@ def test_docs_list_every_example_purpose(example: Policy) -> None:
         for name, purpose in controller.purposes.items():
             row = f"| `{controller.id}` | `{name}` | {purpose.legal_basis} |"
             assert row in docs, row
+
+
+def test_docs_show_each_seed_promise_next_to_its_encoding(example: Policy) -> None:
+    rows = [line for line in DOCS.read_text(encoding="utf-8").splitlines() if line.count("|") == 5]
+    for controller in example.controllers.values():
+        mine = [row for row in rows if row.startswith(f"| `{controller.id}` |")]
+        for name, purpose in controller.purposes.items():
+            for rule in purpose.retention:
+                encoding = f"`{rule.period}`, `{rule.anchor}`"
+                assert any(f"`{name}`" in row and encoding in row for row in mine), (name, rule)
+        for kind, promise in controller.promises.items():
+            (row,) = [row for row in mine if f"`promises.{kind}`" in row]
+            if promise.business_days:
+                assert f"business_days = {promise.business_days}" in row
+            else:
+                written = re.search(r'within = "(P\w+)"', row)
+                assert written and Period.parse(written.group(1)) == promise.within, row
+        for notice in controller.notices:
+            assert any(f"version `{notice.version}`" in row for row in mine), notice
 
 
 # --- behaviour of a valid policy --------------------------------------------------------------

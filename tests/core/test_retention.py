@@ -36,8 +36,8 @@ def rule_of(example: Policy, controller: str, purpose: str, index: int = 0) -> R
     return example.controllers[controller].purposes[purpose].retention[index]
 
 
-def at(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
+def at(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
