@@ -13,14 +13,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from streams.core.retention import DATA_PATTERN
-
-
-def _no_duplicates(values: tuple[str, ...]) -> tuple[str, ...]:
-    repeated = sorted({v for i, v in enumerate(values) if v in values[:i]})
-    if repeated:
-        raise ValueError(f"duplicate entries: {', '.join(repeated)}")
-    return values
+from streams.core.retention import DATA_PATTERN, no_duplicates
 
 
 class NoticeVersion(BaseModel):
@@ -34,7 +27,7 @@ class NoticeVersion(BaseModel):
     effective: AwareDatetime
     #: Purposes this version changed materially; consents to them given earlier stop counting.
     material: Annotated[
-        tuple[Annotated[str, Field(pattern=DATA_PATTERN)], ...], AfterValidator(_no_duplicates)
+        tuple[Annotated[str, Field(pattern=DATA_PATTERN)], ...], AfterValidator(no_duplicates)
     ] = ()
     note: str = ""
 

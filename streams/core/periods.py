@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer
+from pydantic import PlainSerializer, PlainValidator
 
 _ISO = re.compile(
     r"P(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
@@ -84,9 +84,13 @@ def add_months(moment: datetime, months: int) -> datetime:
     return moment.replace(year=year, month=month + 1, day=day)
 
 
-def _parse(value: Any) -> Any:
-    return Period.parse(value) if isinstance(value, str) else value
+def _parse(value: Any) -> Period:
+    if isinstance(value, Period):
+        return value
+    if not isinstance(value, str):
+        raise ValueError('write the period as an ISO 8601 duration string, e.g. "P6M"')
+    return Period.parse(value)
 
 
 #: A policy field holding a period: a duration string in TOML, a :class:`Period` in Python.
-PeriodField = Annotated[Period, BeforeValidator(_parse), PlainSerializer(str, return_type=str)]
+PeriodField = Annotated[Period, PlainValidator(_parse), PlainSerializer(str, return_type=str)]

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, tzinfo
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from streams.core.periods import Period, PeriodField, add_months
 
@@ -60,7 +60,7 @@ def _positive(period: Period) -> Period:
     return period
 
 
-def _no_duplicates(values: tuple[str, ...]) -> tuple[str, ...]:
+def no_duplicates(values: tuple[str, ...]) -> tuple[str, ...]:
     repeated = sorted({v for i, v in enumerate(values) if v in values[:i]})
     if repeated:
         raise ValueError(f"duplicate entries: {', '.join(repeated)}")
@@ -80,16 +80,9 @@ class RetentionRule(BaseModel):
     action: Action
     rounding: Rounding = Rounding.NONE
     #: Data categories the rule covers, as the notice names them; empty: all of the purpose's.
-    data: Annotated[tuple[DataCategory, ...], AfterValidator(_no_duplicates)] = ()
+    data: Annotated[tuple[DataCategory, ...], AfterValidator(no_duplicates)] = ()
     #: The notice's own words, kept for people reading the policy.
     note: str = ""
-
-    @field_validator("period", mode="before")
-    @classmethod
-    def _period_is_text(cls, value: object) -> object:
-        if isinstance(value, int | float):
-            raise ValueError('write the period as an ISO 8601 duration string, e.g. "P6M"')
-        return value
 
 
 def retention_due(rule: RetentionRule, anchor_time: datetime, zone: tzinfo = UTC) -> datetime:

@@ -620,6 +620,12 @@ def test_example_promises_and_notices(example: Policy) -> None:
         ('period = "P7Y"', 'period = "-P7Y"', "retention[0].period", "not an ISO 8601 duration"),
         ('period = "P7Y"', 'period = "P0D"', "retention[0].period", "longer than zero"),
         ('period = "P7Y"', "period = 7", "retention[0].period", "ISO 8601 duration string"),
+        (
+            'period = "P7Y"',
+            "period = { months = -1 }",
+            "retention[0].period",
+            "ISO 8601 duration string",
+        ),
         ('period = "P1D"', 'period = "7 years"', "retention[1].period", "not an ISO 8601"),
         (
             'anchor = "event_end"',
