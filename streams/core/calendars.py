@@ -7,13 +7,11 @@ jurisdiction's own calendar date, so each jurisdiction also names the zone its d
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date, timedelta
 from enum import StrEnum
 from functools import cache
+from typing import Any
 from zoneinfo import ZoneInfo
-
-import holidays
 
 
 class Jurisdiction(StrEnum):
@@ -39,16 +37,12 @@ _ZONES = {
 
 # Sweden: midsummer, Christmas and New Year's Eve are not business days for statutory
 # deadlines (lag 1930:173), hence "de_facto". Canada: the federal government's holidays.
-_HOLIDAYS: dict[Jurisdiction, Callable[[int], holidays.HolidayBase]] = {
-    Jurisdiction.SE: lambda year: holidays.country_holidays(
-        "SE", years=year, categories=("public", "de_facto")
-    ),
-    Jurisdiction.NL: lambda year: holidays.country_holidays("NL", years=year),
-    Jurisdiction.GB: lambda year: holidays.country_holidays("GB", subdiv="ENG", years=year),
-    Jurisdiction.US: lambda year: holidays.country_holidays("US", years=year),
-    Jurisdiction.CA: lambda year: holidays.country_holidays(
-        "CA", years=year, categories=("public", "government")
-    ),
+_CALENDARS: dict[Jurisdiction, dict[str, Any]] = {
+    Jurisdiction.SE: {"country": "SE", "categories": ("public", "de_facto")},
+    Jurisdiction.NL: {"country": "NL"},
+    Jurisdiction.GB: {"country": "GB", "subdiv": "ENG"},
+    Jurisdiction.US: {"country": "US"},
+    Jurisdiction.CA: {"country": "CA", "categories": ("public", "government")},
 }
 
 
@@ -60,7 +54,9 @@ def zone(jurisdiction: Jurisdiction) -> ZoneInfo:
 @cache
 def public_holidays(jurisdiction: Jurisdiction, year: int) -> frozenset[date]:
     """The jurisdiction's public holidays in ``year``."""
-    return frozenset(_HOLIDAYS[jurisdiction](year).keys())
+    import holidays  # here, not at the top: it takes a quarter second to import
+
+    return frozenset(holidays.country_holidays(years=year, **_CALENDARS[jurisdiction]).keys())
 
 
 def is_business_day(day: date, jurisdiction: Jurisdiction) -> bool:

@@ -205,11 +205,11 @@ class Controller(BaseModel):
         if "jurisdiction" not in info.data:
             return promises  # the jurisdiction itself is invalid, and reported
         for kind, rule in promises.items():
-            field = "business_days" if rule.business_days is not None else "to_business_day"
-            counts_days = rule.business_days is not None or rule.to_business_day
-            if counts_days and info.data["jurisdiction"] is None:
+            field = "business_days" if rule.business_days is not None else "end_of_day"
+            on_a_calendar = rule.business_days is not None or rule.end_of_day
+            if on_a_calendar and info.data["jurisdiction"] is None:
                 raise Located(
-                    "counting business days needs the controller's jurisdiction", kind, field
+                    "counting days on a calendar needs the controller's jurisdiction", kind, field
                 )
         return promises
 

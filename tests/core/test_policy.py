@@ -729,7 +729,11 @@ def test_promise_in_business_days_needs_a_jurisdiction() -> None:
     error = failure(text)
     line = line_of(text, "business_days")
     field = "controllers.acme-se.promises.data_return.business_days"
-    assert f"bad.toml:{line}: {field}: counting business days needs" in str(error)
+    assert f"bad.toml:{line}: {field}: counting days on a calendar needs" in str(error)
+    text = text.replace('within = "P4W"', 'within = "P1M"\nend_of_day = true')
+    line = line_of(text, "end_of_day")
+    field = "controllers.acme-se.promises.requests.end_of_day"
+    assert f"bad.toml:{line}: {field}: counting days on a calendar needs" in str(failure(text))
     text = CLOCKS.replace('jurisdiction = "SE"', 'jurisdiction = "XX"')
     assert "controllers.acme-se.jurisdiction: Input should be 'SE', 'NL'" in str(failure(text))
 
