@@ -199,7 +199,7 @@ class Controller(BaseModel):
 
     @field_validator("promises")
     @classmethod
-    def _business_days_need_a_jurisdiction(
+    def _calendar_promises_need_a_jurisdiction(
         cls, promises: dict[RequestKind, DeadlineRule], info: ValidationInfo
     ) -> dict[RequestKind, DeadlineRule]:
         if "jurisdiction" not in info.data:
@@ -340,7 +340,7 @@ def _describe(error: ErrorDetails, source: str, lines: Mapping[tuple[str, ...], 
     cause = error.get("ctx", {}).get("error")
     located = isinstance(cause, Located)
     if isinstance(cause, Located):
-        loc.extend(cause.where)
+        loc.extend(cause.where)  # a problem below the field: name the entry and its line
     message = error["msg"].removeprefix("Value error, ")
     if "[key]" in error["loc"]:
         message = f"invalid key: {message}"
