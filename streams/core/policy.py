@@ -147,6 +147,16 @@ class Purpose(BaseModel):
             )
         return value
 
+    @field_validator("retention", mode="before")
+    @classmethod
+    def _no_free_text(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            raise ValueError(
+                "retention is a list of rules now: write [[...retention]] tables with period, "
+                "anchor and action, and keep the text as their note"
+            )
+        return value
+
     @field_validator("retention")
     @classmethod
     def _one_rule_per_data(cls, rules: tuple[RetentionRule, ...]) -> tuple[RetentionRule, ...]:

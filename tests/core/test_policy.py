@@ -652,6 +652,15 @@ def test_impossible_retention_is_refused(old: str, new: str, field: str, expecte
     assert expected in str(error)
 
 
+def test_free_text_retention_points_to_the_rules() -> None:
+    text = VALID.replace("double_opt_in = true\n", 'double_opt_in = true\nretention = "3 years"\n')
+    error = failure(text)
+    line = line_of(text, 'retention = "3 years"')
+    field = "controllers.acme-se.purposes.newsletter.retention"
+    assert f"bad.toml:{line}: {field}: retention is a list of rules now" in str(error)
+    assert len(error.problems) == 1
+
+
 def test_two_retention_rules_for_the_same_data_are_refused() -> None:
     text = CLOCKS.replace('data = ["dietary-preferences"]\n', "")
     error = failure(text)
