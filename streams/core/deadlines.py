@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
 from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from streams.core.calendars import (
     Jurisdiction,
@@ -34,10 +34,10 @@ class DeadlineRule(BaseModel):
     #: A calendar period (ISO 8601 duration) from the moment of receipt.
     within: PeriodField | None = None
     #: With ``within``: the period runs to the end of its last day.
-    end_of_day: bool = False
+    end_of_day: StrictBool = False
     #: With ``within`` and ``end_of_day``: a last day that is not a business day moves to the
     #: next business day (as EU Regulation 1182/71 does for a GDPR month).
-    to_business_day: bool = False
+    to_business_day: StrictBool = False
     #: Where the rule comes from, in the source's own words.
     note: str = ""
 

@@ -22,7 +22,7 @@ class NoticeVersion(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     #: How events name the version (``notice_version``), e.g. the date printed on the notice.
-    version: str = Field(min_length=1, max_length=64)
+    version: str = Field(min_length=1, max_length=128)  # as long as an event's notice_version
     #: From when it applies: a TOML date (midnight UTC) or an offset date-time.
     effective: AwareDatetime
     #: Purposes this version changed materially; consents to them given earlier stop counting.

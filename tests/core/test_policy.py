@@ -753,6 +753,10 @@ def test_promise_needs_exactly_one_measure() -> None:
     assert "controllers.acme-se.promises.data_return: give either business_days or within" in (
         str(error)
     )
+    text = CLOCKS.replace('within = "P4W"', 'within = "P4W"\nend_of_day = "yes"')
+    line = line_of(text, "end_of_day")
+    field = "controllers.acme-se.promises.requests.end_of_day"
+    assert f"bad.toml:{line}: {field}: Input should be a valid boolean" in str(failure(text))
     text = CLOCKS.replace("business_days = 3", "business_days = 0")
     line = line_of(text, "business_days = 0")
     field = "controllers.acme-se.promises.data_return.business_days"
