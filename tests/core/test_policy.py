@@ -178,6 +178,16 @@ def test_docs_list_every_example_purpose(example: Policy) -> None:
             assert row in docs, row
 
 
+def test_docs_format_example_parses_and_its_error_is_the_one_shown() -> None:
+    docs = DOCS.read_text(encoding="utf-8")
+    block = re.search(r"```toml\n(.*?)```", docs, re.S)
+    assert block
+    acme = parse_policy(block.group(1), "policy.toml").controllers["acme-se"]
+    assert acme.notices[1].material == ("newsletter",)
+    bad = block.group(1).replace("effective = 2024-06-01", "effective = 2023-01-01")
+    assert failure(bad, "policy.toml").problems[0] in docs
+
+
 def test_docs_show_each_seed_promise_next_to_its_encoding(example: Policy) -> None:
     rows = [line for line in DOCS.read_text(encoding="utf-8").splitlines() if line.count("|") == 5]
     for controller in example.controllers.values():
