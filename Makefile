@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
 
 .PHONY: run test bench resilience lint typecheck schemas clean
 
@@ -12,13 +13,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	touch $(STAMP)
 
+# The official AsyncAPI parser, pinned in package-lock.json, to validate schemas/asyncapi.json.
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	touch $(NODE_STAMP)
+
 run: $(STAMP)  ## embedded broker + worker + the scripted demo
 	$(BIN)/consent-streams demo
 
-test: $(STAMP)  ## lint, types, contract drift, then the whole suite
+test: $(STAMP) $(NODE_STAMP)  ## lint, types, contract drift and validity, then the whole suite
 	$(BIN)/ruff check streams schemas tests
 	$(BIN)/mypy
 	$(BIN)/python -m schemas.generate --check
+	node schemas/validate-asyncapi.mjs schemas/asyncapi.json
 	$(BIN)/python -m streams.web.openapi --check
 	$(BIN)/pytest -q
 
@@ -39,4 +46,4 @@ schemas: $(STAMP)  ## regenerate JSON Schema and AsyncAPI from the models
 	$(BIN)/python -m schemas.generate
 
 clean:
-	rm -rf $(VENV) .consent-data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules .consent-data .pytest_cache .mypy_cache .ruff_cache

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from schemas.deadletter import FieldError
 from schemas.events import MAX_RECORD_BYTES, ConsentEvent
+from schemas.fastpath import fast_event
 
 
 class RejectedRecord(ValueError):
@@ -40,6 +41,16 @@ def _is_utf8(data: bytes) -> bool:
     return True
 
 
+def _validated(value: bytes, now: datetime | None) -> ConsentEvent:
+    try:
+        return ConsentEvent.model_validate_json(value, context={"now": now} if now else None)
+    except ValidationError as exc:
+        errors = _field_errors(exc)
+        if exc.errors()[0]["type"] == "json_invalid" and not _is_utf8(value):
+            errors = [FieldError(loc="", msg="record value is not valid UTF-8")]
+        raise RejectedRecord(errors) from None
+
+
 def decode_event(
     value: bytes | None, key: bytes | None = None, *, now: datetime | None = None
 ) -> ConsentEvent:
@@ -55,12 +66,11 @@ def decode_event(
             ]
         )
     try:
-        event = ConsentEvent.model_validate_json(value, context={"now": now} if now else None)
-    except ValidationError as exc:
-        errors = _field_errors(exc)
-        if exc.errors()[0]["type"] == "json_invalid" and not _is_utf8(value):
-            errors = [FieldError(loc="", msg="record value is not valid UTF-8")]
-        raise RejectedRecord(errors) from None
+        event = fast_event(orjson.loads(value), now)
+    except orjson.JSONDecodeError:
+        event = None
+    if event is None:  # a reject, or a case the fast path leaves to the model
+        event = _validated(value, now)
     if key is not None and key != event.subject_id.encode():
         raise RejectedRecord(
             [FieldError(loc="key", msg="record key must be the subject_id (UTF-8) or absent")]
@@ -81,16 +91,25 @@ def dead_letter_record(
     partition: int,
     offset: int,
     received_at: datetime,
+    headers: Sequence[tuple[str, bytes | None]] | None = None,
 ) -> bytes:
-    return orjson.dumps(
-        {
-            "payload_b64": base64.b64encode(value or b"").decode(),
-            "key_b64": None if key is None else base64.b64encode(key).decode(),
-            "errors": [{"loc": e.loc, "msg": e.msg} for e in errors],
-            "source": {"topic": topic, "partition": partition, "offset": offset},
-            "received_at": received_at,
-        }
-    )
+    """Encode a ``DeadLetter``; ``headers`` are the original record's, kept in order."""
+    letter: dict[str, Any] = {
+        "payload_b64": base64.b64encode(value or b"").decode(),
+        "key_b64": _b64(key),
+        "errors": [{"loc": e.loc, "msg": e.msg} for e in errors],
+        "source": {"topic": topic, "partition": partition, "offset": offset},
+        "received_at": received_at,
+    }
+    if value is None:
+        letter["tombstone"] = True
+    if headers is not None:
+        letter["headers"] = [{"key": name, "value_b64": _b64(data)} for name, data in headers]
+    return orjson.dumps(letter)
+
+
+def _b64(data: bytes | None) -> str | None:
+    return None if data is None else base64.b64encode(data).decode()
 
 
 def suppression_record(fields: Mapping[str, Any]) -> bytes:

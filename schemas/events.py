@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -16,22 +17,45 @@ from pydantic import (
     model_validator,
 )
 
+from schemas.rfc3339 import DATE_TIME, DATE_TIME_MESSAGE
 from schemas.vocabulary import Channel, EventType, Objection, Signal
 
 MAX_RECORD_BYTES = 64 * 1024
 MAX_FUTURE_SKEW = timedelta(minutes=5)
 SCHEMA_VERSION: Literal[1] = 1
 
+# Characters Unicode calls White_Space, spelled out so that every regex dialect reads them alike.
+_SPACE = r"\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+DOT_SEGMENTS = (".", "..")
+
+
+def _not_a_dot_segment(value: str) -> str:
+    # "." and ".." cannot be a path segment of the decisions API: they would never be readable.
+    if value in DOT_SEGMENTS:
+        raise ValueError("subject_id must not be '.' or '..' (they cannot name a URL path segment)")
+    return value
+
+
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+JURISDICTION_PATTERN = r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$"
+EMAIL_PATTERN = f"^[^@{_SPACE}]+@[^@{_SPACE}]+$"
+PHONE_PATTERN = r"^\+?[0-9][0-9 ()./-]{2,31}$"
+
 EventId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-SubjectId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
-Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
+SubjectId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=256),
+    AfterValidator(_not_a_dot_segment),
+    Field(json_schema_extra={"not": {"enum": list(DOT_SEGMENTS)}}),
+]
+Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
-_CONSENT_TYPES = frozenset(
+CONSENT_TYPES = frozenset(
     {EventType.CONSENT_GRANTED, EventType.CONSENT_CONFIRMED, EventType.CONSENT_WITHDRAWN}
 )
 # Types that apply to every purpose and channel: a purpose or channel on them is a publisher bug.
-_UNSCOPED_TYPES = frozenset(
+UNSCOPED_TYPES = frozenset(
     {
         EventType.OBJECTION_RAISED,
         EventType.PRIVACY_SIGNAL,
@@ -42,15 +66,39 @@ _UNSCOPED_TYPES = frozenset(
 )
 
 
+def _type_rules() -> list[dict[str, Any]]:
+    """The model validator's rules below, as JSON Schema, so that the published schema has them."""
+
+    def of(*types: EventType) -> dict[str, Any]:
+        return {"properties": {"type": {"enum": sorted(types)}}, "required": ["type"]}
+
+    def present(name: str) -> dict[str, Any]:
+        return {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+
+    def absent(*names: str) -> dict[str, Any]:
+        return {"properties": {name: {"type": "null"} for name in names}}
+
+    return [
+        {"if": of(*CONSENT_TYPES), "then": present("purpose")},
+        {"if": of(*UNSCOPED_TYPES), "then": absent("purpose", "channel")},
+        {
+            "if": of(EventType.OBJECTION_RAISED),
+            "then": present("objection"),
+            "else": absent("objection"),
+        },
+        {"if": of(EventType.PRIVACY_SIGNAL), "then": present("signal"), "else": absent("signal")},
+    ]
+
+
 class Identifiers(BaseModel):
     """Ways downstream systems address the subject; all optional."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     email: (
-        Annotated[str, StringConstraints(max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")] | None
+        Annotated[str, StringConstraints(max_length=320, pattern=EMAIL_PATTERN)] | None
     ) = None
-    phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9][0-9 ()./-]{2,31}$")] | None = None
+    phone: Annotated[str, StringConstraints(pattern=PHONE_PATTERN)] | None = None
     cookie_id: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
     crm_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
 
@@ -58,12 +106,15 @@ class Identifiers(BaseModel):
 class ConsentEvent(BaseModel):
     """A statement by or about a data subject, published by any service."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, title="ConsentEvent")
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, title="ConsentEvent", json_schema_extra={"allOf": _type_rules()}
+    )
 
     event_id: EventId = Field(description="Unique per logical event; a duplicate is the same event")
     type: EventType
     occurred_at: AwareDatetime = Field(
-        description="Event time, RFC 3339 with offset; at most 5 minutes in the future"
+        description="Event time, RFC 3339 with offset; at most 5 minutes in the future",
+        json_schema_extra={"pattern": DATE_TIME.pattern},
     )
     controller: Slug = Field(description="Controller (tenant) id; must exist in the policy")
     subject_id: SubjectId = Field(description="The data subject's stable id at that controller")
@@ -81,7 +132,7 @@ class ConsentEvent(BaseModel):
     identifiers: Identifiers | None = None
     source: ShortText | None = Field(default=None, description="Publishing system")
     jurisdiction: (
-        Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$")] | None
+        Annotated[str, StringConstraints(pattern=JURISDICTION_PATTERN)] | None
     ) = Field(default=None, description="ISO 3166 country or subdivision, e.g. SE, US-CA")
     notice_version: ShortText | None = Field(
         default=None, description="Version of the privacy notice shown"
@@ -90,6 +141,22 @@ class ConsentEvent(BaseModel):
         default=None, description="Proof of consent (form, IP hash, wording shown...)"
     )
     schema_version: Literal[1] = SCHEMA_VERSION
+
+    @field_validator("occurred_at", mode="before")
+    @classmethod
+    def _rfc3339(cls, value: object) -> object:
+        # pydantic alone also takes epoch numbers, a space for "T" and "+0200"; the contract does not.
+        if isinstance(value, datetime) or (isinstance(value, str) and DATE_TIME.fullmatch(value)):
+            return value
+        raise ValueError(DATE_TIME_MESSAGE)
+
+    @field_validator("schema_version", mode="before")
+    @classmethod
+    def _not_a_boolean(cls, value: object) -> object:
+        # JSON true is not the number 1 (pydantic's lax mode would take it).
+        if isinstance(value, bool):
+            raise ValueError("Input should be 1")
+        return value
 
     @field_validator("occurred_at")
     @classmethod
@@ -106,9 +173,9 @@ class ConsentEvent(BaseModel):
     @model_validator(mode="after")
     def _fields_fit_type(self) -> ConsentEvent:
         problems: list[str] = []
-        if self.type in _CONSENT_TYPES and self.purpose is None:
+        if self.type in CONSENT_TYPES and self.purpose is None:
             problems.append(f"purpose is required for {self.type.value}")
-        if self.type in _UNSCOPED_TYPES:
+        if self.type in UNSCOPED_TYPES:
             problems += [
                 f"{name} is not allowed for {self.type.value} (it applies to every {name})"
                 for name in ("purpose", "channel")

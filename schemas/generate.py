@@ -20,7 +20,7 @@ from schemas.suppressions import SuppressionMessage
 from schemas.topics import DEADLETTER_TOPIC, EVENTS_TOPIC, SUPPRESSION_TOPICS
 
 HERE = Path(__file__).parent
-CONTRACT_VERSION = "1.0.0"
+CONTRACT_VERSION = "1.1.0"
 MODELS: dict[str, type[BaseModel]] = {
     "consent-event": ConsentEvent,
     "suppression-message": SuppressionMessage,
@@ -28,71 +28,101 @@ MODELS: dict[str, type[BaseModel]] = {
 }
 
 
+def _portable(node: Any) -> Any:
+    """Make every pattern mean the same in Python's ``re`` as in ECMA-262.
+
+    JSON Schema patterns are ECMA-262, where ``$`` is the end of the string; Python's ``re`` (used
+    by python-jsonschema and others) also lets it match before a final line feed.
+    """
+    if isinstance(node, dict):
+        return {
+            key: value + "(?!\\n)"
+            if key == "pattern" and isinstance(value, str) and value.endswith("$")
+            else _portable(value)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_portable(item) for item in node]
+    return node
+
+
+def _schema(model: type[BaseModel], **options: Any) -> dict[str, Any]:
+    schema: dict[str, Any] = _portable(model.model_json_schema(**options))
+    return schema
+
+
 def json_schemas() -> dict[str, dict[str, Any]]:
     return {
         name: {
             "$schema": "https://json-schema.org/draft/2020-12/schema",
             "$id": f"https://consent-streams.dev/schemas/v1/{name}.schema.json",
-            **model.model_json_schema(mode="validation"),
+            **_schema(model, mode="validation"),
         }
         for name, model in MODELS.items()
     }
 
 
-def _channel(topic: str, message: str, key: str, description: str) -> dict[str, Any]:
+KAFKA_BINDING_VERSION = "0.5.0"
+#: What each message's Kafka key is; in AsyncAPI's Kafka bindings the key is a message binding.
+MESSAGE_KEYS: dict[str, str] = {
+    "ConsentEvent": "subject_id (UTF-8); keyless records are accepted",
+    "SuppressionMessage": "subject_id (UTF-8)",
+    "DeadLetter": "the rejected record's key, unchanged",
+}
+
+
+def _channel(topic: str, message: str, description: str) -> dict[str, Any]:
     return {
         "address": topic,
         "description": description,
         "messages": {message: {"$ref": f"#/components/messages/{message}"}},
-        "bindings": {
-            "kafka": {"bindingVersion": "0.5.0", "key": {"type": "string", "description": key}}
-        },
+        "bindings": {"kafka": {"topic": topic, "bindingVersion": KAFKA_BINDING_VERSION}},
     }
 
 
+def _operation(action: str, channel: str, summary: str) -> dict[str, Any]:
+    return {"action": action, "channel": {"$ref": f"#/channels/{channel}"}, "summary": summary}
+
+
 def asyncapi() -> dict[str, Any]:
+    # Operations are the service's: it receives events and sends suppressions and dead letters.
     channels: dict[str, Any] = {
         "consentEvents": _channel(
             EVENTS_TOPIC,
             "ConsentEvent",
-            "subject_id (UTF-8); keyless records are accepted",
             "Consent, opt-out and privacy-right events published by any service.",
         ),
         "deadLetter": _channel(
             DEADLETTER_TOPIC,
             "DeadLetter",
-            "the rejected record's key, unchanged",
             "Every rejected input record, intact, with the reasons.",
         ),
     }
     operations: dict[str, Any] = {
-        "publishConsentEvent": {
-            "action": "send",
-            "channel": {"$ref": "#/channels/consentEvents"},
-            "summary": "Publish a consent, opt-out or privacy-right event.",
-        },
-        "receiveDeadLetters": {
-            "action": "receive",
-            "channel": {"$ref": "#/channels/deadLetter"},
-            "summary": "Read rejected records with the reasons.",
-        },
+        "receiveConsentEvents": _operation(
+            "receive",
+            "consentEvents",
+            "Fold consent, opt-out and privacy-right events into per-subject decisions.",
+        ),
+        "sendDeadLetters": _operation(
+            "send", "deadLetter", "Publish every rejected record, intact, with the reasons."
+        ),
     }
     for destination, topic in SUPPRESSION_TOPICS.items():
         name = f"suppressions{destination.value.capitalize()}"
         channels[name] = _channel(
             topic,
             "SuppressionMessage",
-            "subject_id (UTF-8)",
             f"Suppress/allow instructions for {destination.value} systems.",
         )
-        operations[f"receive{name[0].upper()}{name[1:]}"] = {
-            "action": "receive",
-            "channel": {"$ref": f"#/channels/{name}"},
-            "summary": f"Apply suppressions in the {destination.value} system.",
-        }
+        operations[f"send{name[0].upper()}{name[1:]}"] = _operation(
+            "send",
+            name,
+            f"Tell {destination.value} systems what to suppress or allow.",
+        )
     schemas: dict[str, Any] = {}
     for model in MODELS.values():
-        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schema = _schema(model, ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
     return {
@@ -111,6 +141,12 @@ def asyncapi() -> dict[str, Any]:
                 model.__name__: {
                     "name": model.__name__,
                     "payload": {"$ref": f"#/components/schemas/{model.__name__}"},
+                    "bindings": {
+                        "kafka": {
+                            "key": {"type": "string", "description": MESSAGE_KEYS[model.__name__]},
+                            "bindingVersion": KAFKA_BINDING_VERSION,
+                        }
+                    },
                 }
                 for model in MODELS.values()
             },

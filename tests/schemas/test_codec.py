@@ -81,7 +81,7 @@ def test_keyless_records_and_optional_fields_are_accepted() -> None:
         (orjson.dumps(record(event_id="x" * 129)), ("event_id", "at most 128 characters")),
         (orjson.dumps(record(subject_id="s" * 257)), ("subject_id", "at most 256 characters")),
         (orjson.dumps(record(occurred_at="2026-11-22T10:00:00")), ("occurred_at", "timezone")),
-        (orjson.dumps(record(occurred_at="yesterday")), ("occurred_at", "valid datetime")),
+        (orjson.dumps(record(occurred_at="yesterday")), ("occurred_at", "RFC 3339 date-time")),
         (
             orjson.dumps(record(occurred_at="0001-01-01T00:00:00+00:01")),
             ("occurred_at", "out of range"),
