@@ -95,9 +95,7 @@ class Identifiers(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    email: (
-        Annotated[str, StringConstraints(max_length=320, pattern=EMAIL_PATTERN)] | None
-    ) = None
+    email: Annotated[str, StringConstraints(max_length=320, pattern=EMAIL_PATTERN)] | None = None
     phone: Annotated[str, StringConstraints(pattern=PHONE_PATTERN)] | None = None
     cookie_id: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
     crm_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
@@ -107,7 +105,10 @@ class ConsentEvent(BaseModel):
     """A statement by or about a data subject, published by any service."""
 
     model_config = ConfigDict(
-        extra="forbid", frozen=True, title="ConsentEvent", json_schema_extra={"allOf": _type_rules()}
+        extra="forbid",
+        frozen=True,
+        title="ConsentEvent",
+        json_schema_extra={"allOf": _type_rules()},
     )
 
     event_id: EventId = Field(description="Unique per logical event; a duplicate is the same event")
@@ -131,9 +132,9 @@ class ConsentEvent(BaseModel):
     signal: Signal | None = Field(default=None, description="Required for privacy.signal")
     identifiers: Identifiers | None = None
     source: ShortText | None = Field(default=None, description="Publishing system")
-    jurisdiction: (
-        Annotated[str, StringConstraints(pattern=JURISDICTION_PATTERN)] | None
-    ) = Field(default=None, description="ISO 3166 country or subdivision, e.g. SE, US-CA")
+    jurisdiction: Annotated[str, StringConstraints(pattern=JURISDICTION_PATTERN)] | None = Field(
+        default=None, description="ISO 3166 country or subdivision, e.g. SE, US-CA"
+    )
     notice_version: ShortText | None = Field(
         default=None, description="Version of the privacy notice shown"
     )
@@ -145,7 +146,7 @@ class ConsentEvent(BaseModel):
     @field_validator("occurred_at", mode="before")
     @classmethod
     def _rfc3339(cls, value: object) -> object:
-        # pydantic alone also takes epoch numbers, a space for "T" and "+0200"; the contract does not.
+        # pydantic alone also takes epoch numbers, a space for T and +0200; the contract does not.
         if isinstance(value, datetime) or (isinstance(value, str) and DATE_TIME.fullmatch(value)):
             return value
         raise ValueError(DATE_TIME_MESSAGE)
