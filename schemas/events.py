@@ -11,11 +11,13 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    JsonValue,
     StringConstraints,
     ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic.config import JsonDict
 
 from schemas.rfc3339 import DATE_TIME, DATE_TIME_MESSAGE
 from schemas.vocabulary import Channel, EventType, Objection, Signal
@@ -66,16 +68,18 @@ UNSCOPED_TYPES = frozenset(
 )
 
 
-def _type_rules() -> list[dict[str, Any]]:
+def _type_rules() -> list[JsonValue]:
     """The model validator's rules below, as JSON Schema, so that the published schema has them."""
 
-    def of(*types: EventType) -> dict[str, Any]:
-        return {"properties": {"type": {"enum": sorted(types)}}, "required": ["type"]}
+    def of(*types: EventType) -> JsonDict:
+        values: list[JsonValue] = sorted(kind.value for kind in types)
+        return {"properties": {"type": {"enum": values}}, "required": ["type"]}
 
-    def present(name: str) -> dict[str, Any]:
-        return {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+    def present(name: str) -> JsonDict:
+        required: list[JsonValue] = [name]
+        return {"required": required, "properties": {name: {"not": {"type": "null"}}}}
 
-    def absent(*names: str) -> dict[str, Any]:
+    def absent(*names: str) -> JsonDict:
         return {"properties": {name: {"type": "null"} for name in names}}
 
     return [

@@ -170,3 +170,52 @@ def test_dead_letter_keeps_the_record_intact() -> None:
         42,
     )
     assert letter.errors[0].msg == "record value is not valid UTF-8"
+
+
+def test_dead_letter_keeps_headers_and_tells_a_null_value_from_an_empty_one() -> None:
+    def letter(value: bytes | None, headers: list[tuple[str, bytes | None]] | None) -> DeadLetter:
+        return DeadLetter.model_validate_json(
+            dead_letter_record(
+                value,
+                None,
+                [FieldError(loc="", msg="record has no value")],
+                topic="consent.events",
+                partition=0,
+                offset=7,
+                received_at=NOW,
+                headers=headers,
+            )
+        )
+
+    tombstone = letter(None, [("trace", b"\x00\x01"), ("trace", b"again"), ("empty", None)])
+    assert tombstone.tombstone and tombstone.payload_b64 == ""
+    assert tombstone.headers is not None
+    assert [(h.key, h.value_b64) for h in tombstone.headers] == [
+        ("trace", base64.b64encode(b"\x00\x01").decode()),
+        ("trace", base64.b64encode(b"again").decode()),
+        ("empty", None),
+    ]
+    empty = letter(b"", [])
+    assert not empty.tombstone and empty.payload_b64 == "" and empty.headers == []
+    # Without the keyword: the dead letter of before (no headers field, no tombstone field).
+    plain = orjson.loads(
+        dead_letter_record(
+            b"x",
+            None,
+            [FieldError(loc="", msg="m")],
+            topic="t",
+            partition=0,
+            offset=0,
+            received_at=NOW,
+        )
+    )
+    assert set(plain) == {"payload_b64", "key_b64", "errors", "source", "received_at"}
+
+
+@pytest.mark.parametrize("subject_id", [".", ".."])
+def test_dot_segment_subject_ids_are_rejected(subject_id: str) -> None:
+    # The decisions API could never read them back: /decisions/<controller>/. is not a resource.
+    assert reject(orjson.dumps(record(subject_id=subject_id))) == [
+        ("subject_id", "subject_id must not be '.' or '..' (they cannot name a URL path segment)")
+    ]
+    assert decode_event(orjson.dumps(record(subject_id="...")), now=NOW).subject_id == "..."
