@@ -72,7 +72,7 @@ def _type_rules() -> list[JsonValue]:
     """The model validator's rules below, as JSON Schema, so that the published schema has them."""
 
     def of(*types: EventType) -> JsonDict:
-        values: list[JsonValue] = sorted(kind.value for kind in types)
+        values: list[JsonValue] = [kind.value for kind in sorted(types)]
         return {"properties": {"type": {"enum": values}}, "required": ["type"]}
 
     def present(name: str) -> JsonDict:
