@@ -41,6 +41,7 @@ _SLUG: Final = re.compile(SLUG_PATTERN)
 _JURISDICTION: Final = re.compile(JURISDICTION_PATTERN)
 _EMAIL: Final = re.compile(EMAIL_PATTERN)
 _PHONE: Final = re.compile(PHONE_PATTERN)
+_DEEPEST: Final = 100  # well inside pydantic's limit; deeper evidence goes to the model
 _DEFAULTS: dict[type[BaseModel], dict[str, Any]] = {
     model: {name: info.default for name, info in model.model_fields.items()}
     for model in (ConsentEvent, Identifiers)
@@ -92,12 +93,18 @@ def _optional_match(value: object, pattern: re.Pattern[str]) -> bool:
     return value is None or (type(value) is str and pattern.fullmatch(value) is not None)
 
 
-def _float_free(node: object) -> bool:
-    # orjson reads an integer beyond 64 bits as a float, pydantic as an int: the model decides.
+def _plain(node: object, depth: int = 2) -> bool:
+    """True if orjson and pydantic read this evidence alike.
+
+    orjson reads an integer beyond 64 bits as a float (pydantic: an int), and nests deeper than
+    pydantic's parser allows (200 levels): in both cases the model decides.
+    """
+    if depth > _DEEPEST:
+        return False
     if type(node) is dict:
-        return all(_float_free(item) for item in node.values())
+        return all(_plain(item, depth + 1) for item in node.values())
     if type(node) is list:
-        return all(_float_free(item) for item in node)
+        return all(_plain(item, depth + 1) for item in node)
     return type(node) is not float
 
 
@@ -151,7 +158,7 @@ def fast_event(data: object, now: datetime | None) -> ConsentEvent | None:
         and _optional_match(get("jurisdiction"), _JURISDICTION)
         and _optional_text(get("source"), 128)
         and _optional_text(get("notice_version"), 128)
-        and (evidence is None or (type(evidence) is dict and _float_free(evidence)))
+        and (evidence is None or (type(evidence) is dict and _plain(evidence)))
         and type(version) is int
         and version == 1
         # the model validator's rules on the type

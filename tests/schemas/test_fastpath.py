@@ -87,6 +87,15 @@ def test_generated_records(record: dict[str, Any], now: datetime | None) -> None
         b'"controller":"c","subject_id":"s","schema_version":1.0}',
         b'{"event_id":"a","type":"unsubscribed","occurred_at":"0001-01-01T00:00:00+00:01",'
         b'"controller":"c","subject_id":"s"}',
+        *(
+            b'{"event_id":"a","type":"unsubscribed","occurred_at":"2026-11-22T10:00:00Z",'
+            b'"controller":"c","subject_id":"s","evidence":'
+            + b'{"a":' * depth
+            + b"1"
+            + b"}" * depth
+            + b"}"
+            for depth in (98, 99, 100, 198, 199, 200, 1000)
+        ),
         b"null",
         b"[]",
         b"{}",
