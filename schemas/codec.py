@@ -12,7 +12,6 @@ from pydantic import ValidationError
 
 from schemas.deadletter import FieldError
 from schemas.events import MAX_RECORD_BYTES, ConsentEvent
-from schemas.fastpath import fast_event
 
 
 class RejectedRecord(ValueError):
@@ -41,16 +40,6 @@ def _is_utf8(data: bytes) -> bool:
     return True
 
 
-def _validated(value: bytes, now: datetime | None) -> ConsentEvent:
-    try:
-        return ConsentEvent.model_validate_json(value, context={"now": now} if now else None)
-    except ValidationError as exc:
-        errors = _field_errors(exc)
-        if exc.errors()[0]["type"] == "json_invalid" and not _is_utf8(value):
-            errors = [FieldError(loc="", msg="record value is not valid UTF-8")]
-        raise RejectedRecord(errors) from None
-
-
 def decode_event(
     value: bytes | None, key: bytes | None = None, *, now: datetime | None = None
 ) -> ConsentEvent:
@@ -66,11 +55,12 @@ def decode_event(
             ]
         )
     try:
-        event = fast_event(orjson.loads(value), now)
-    except orjson.JSONDecodeError:
-        event = None
-    if event is None:  # a reject, or a case the fast path leaves to the model
-        event = _validated(value, now)
+        event = ConsentEvent.model_validate_json(value, context={"now": now} if now else None)
+    except ValidationError as exc:
+        errors = _field_errors(exc)
+        if exc.errors()[0]["type"] == "json_invalid" and not _is_utf8(value):
+            errors = [FieldError(loc="", msg="record value is not valid UTF-8")]
+        raise RejectedRecord(errors) from None
     if key is not None and key != event.subject_id.encode():
         raise RejectedRecord(
             [FieldError(loc="key", msg="record key must be the subject_id (UTF-8) or absent")]

@@ -149,23 +149,14 @@ class ConsentEvent(BaseModel):
 
     @field_validator("occurred_at", mode="before")
     @classmethod
-    def _rfc3339(cls, value: object) -> object:
+    def _rfc3339_not_in_future(cls, value: object, info: ValidationInfo) -> object:
         # pydantic alone also takes epoch numbers, a space for T and +0200; the contract does not.
-        if isinstance(value, datetime) or (isinstance(value, str) and DATE_TIME.fullmatch(value)):
-            return value
-        raise ValueError(DATE_TIME_MESSAGE)
-
-    @field_validator("schema_version", mode="before")
-    @classmethod
-    def _not_a_boolean(cls, value: object) -> object:
-        # JSON true is not the number 1 (pydantic's lax mode would take it).
-        if isinstance(value, bool):
-            raise ValueError("Input should be 1")
-        return value
-
-    @field_validator("occurred_at")
-    @classmethod
-    def _not_in_future(cls, value: datetime, info: ValidationInfo) -> datetime:
+        if isinstance(value, str) and DATE_TIME.fullmatch(value):
+            value = datetime.fromisoformat(value.upper())  # reads a fraction as pydantic does
+        elif not isinstance(value, datetime):
+            raise ValueError(DATE_TIME_MESSAGE)
+        if value.tzinfo is None:
+            return value  # AwareDatetime says why
         now = (info.context or {}).get("now") or datetime.now(UTC)
         try:
             utc = value.astimezone(UTC)
@@ -174,6 +165,14 @@ class ConsentEvent(BaseModel):
         if utc - now > MAX_FUTURE_SKEW:
             raise ValueError("occurred_at is more than 5 minutes in the future")
         return utc
+
+    @field_validator("schema_version", mode="before")
+    @classmethod
+    def _not_a_boolean(cls, value: object) -> object:
+        # JSON true is not the number 1 (pydantic's lax mode would take it).
+        if isinstance(value, bool):
+            raise ValueError("Input should be 1")
+        return value
 
     @model_validator(mode="after")
     def _fields_fit_type(self) -> ConsentEvent:
