@@ -13,7 +13,7 @@ from schemas.deadletter import FieldError
 from schemas.events import ConsentEvent
 from schemas.vocabulary import Action, Channel, Destination, Reason
 from streams.core.admission import policy_errors
-from streams.core.decisions import ControllerPlan, Decision, PairPlan, compile_policy
+from streams.core.decisions import ControllerPlan, Decision, PairPlan, PairState, compile_policy
 from streams.core.policy import Policy
 from streams.core.propagation import action_of, suppression_id, transition
 from streams.core.state import SubjectState
@@ -81,6 +81,12 @@ class Engine:
         after, changed = state.absorb(event)
         # Only pairs that read a slot this event changed can change their decision.
         changes = _changes(plan.affected(changed), state, after) if changed else []
+        if after.identifiers is not state.identifiers and (
+            after.known_identifiers() != state.known_identifiers()
+        ):
+            # A new or changed identifier: every suppressed pair is sent again with it (under a
+            # new id), so a consumer that deduplicates by id learns the address.
+            changes = _with_suppressed(plan, after, changes)
         return Outcome(after, _messages(event, after, changes, now), duplicate=False)
 
 
@@ -97,6 +103,22 @@ def _changes(
         if action is not None:
             changes.append((pair, new, action))
     return changes
+
+
+def _with_suppressed(
+    plan: ControllerPlan, state: SubjectState, changes: list[Change]
+) -> list[Change]:
+    changed = {id(pair): change for change in changes for pair in (change[0],)}
+    out = []
+    for pair in plan.pairs:
+        change = changed.get(id(pair))
+        if change is None:
+            decision = pair.decide(state)
+            if decision.state is PairState.SUPPRESSED:
+                change = (pair, decision, Action.SUPPRESS)
+        if change is not None:
+            out.append(change)
+    return out
 
 
 def _messages(
@@ -117,7 +139,13 @@ def _messages(
         value = suppression_record(
             {
                 "suppression_id": suppression_id(
-                    controller, subject_id, pair.name, pair.channel_name, verb, cause.event_id
+                    controller,
+                    subject_id,
+                    pair.name,
+                    pair.channel_name,
+                    verb,
+                    cause.event_id,
+                    identifiers,
                 ),
                 "action": verb,
                 "controller": controller,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 
 from schemas.vocabulary import Action
 from streams.core.decisions import Decision, PairState
@@ -31,8 +32,21 @@ def action_of(decision: Decision) -> Action | None:
 
 
 def suppression_id(
-    controller: str, subject_id: str, purpose: str, channel: str, action: str, cause: str
+    controller: str,
+    subject_id: str,
+    purpose: str,
+    channel: str,
+    action: str,
+    cause: str,
+    identifiers: Mapping[str, str],
 ) -> str:
-    """Same (pair, action, cause) -> same id, so a redelivered message is recognisable."""
-    material = "\x1f".join((controller, subject_id, purpose, channel, action, cause))
-    return hashlib.blake2b(material.encode(), digest_size=16).hexdigest()
+    """Same (pair, action, cause, identifiers) -> same id, so a redelivered message is
+    recognisable, and one that brings a new address is not mistaken for an old one.
+
+    Without identifiers the id is what it was before identifiers counted, so ids stay stable
+    across the upgrade for subjects without any.
+    """
+    parts = [controller, subject_id, purpose, channel, action, cause]
+    if identifiers:
+        parts += [f"{kind}={value}" for kind, value in identifiers.items()]
+    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).hexdigest()

@@ -143,3 +143,57 @@ def test_policy_admission(engine: Engine, event: MakeEvent) -> None:
     assert [e.loc for e in engine.admit(event("consent.granted", purpose="nothing"))] == ["purpose"]
     errors = engine.admit(event("consent.granted", purpose="analytics", channel="email"))
     assert [e.loc for e in errors] == ["channel"] and "web" in errors[0].msg
+
+
+def test_a_late_known_address_reaches_a_deduplicating_consumer(
+    engine: Engine, event: MakeEvent
+) -> None:
+    # A consumer that applies each suppression_id once per destination, as the README advises.
+    applied: dict[tuple[Destination, str, str], SuppressionMessage] = {}
+    ids: set[tuple[Destination, str]] = set()
+
+    def consume(outcome: Outcome) -> None:
+        for destination, message in messages(outcome):
+            if (destination, message.suppression_id) not in ids:
+                ids.add((destination, message.suppression_id))
+                applied[(destination, message.purpose, message.channel)] = message
+
+    unsubscribe = event("unsubscribed", 1)
+    # Changes no decision, but brings the address.
+    addressed = event("restriction.lifted", 0, identifiers={"email": "a@example.com"})
+    state = EMPTY
+    for e in (unsubscribe, addressed, unsubscribe, addressed):
+        outcome = engine.apply(state, e, NOW)
+        consume(outcome)
+        state = outcome.state
+    suppressed = {key: m for key, m in applied.items() if m.action == "suppress"}
+    assert suppressed and all(m.identifiers.email == "a@example.com" for m in suppressed.values())
+    assert all(m.caused_by_event_id == unsubscribe.event_id for m in suppressed.values())
+
+
+def test_a_changed_address_is_sent_again_and_redeliveries_keep_their_ids(
+    engine: Engine, event: MakeEvent
+) -> None:
+    unsubscribe = event("unsubscribed", 1, purpose="offers", identifiers={"email": "a@x.org"})
+    state, outcomes = run(
+        engine,
+        [
+            unsubscribe,
+            event("consent.granted", 2, purpose="orders", identifiers={"email": "a@x.org"}),
+            event("consent.granted", 3, purpose="orders", identifiers={"email": "b@x.org"}),
+        ],
+    )
+    first, same_address, new_address = (messages(o) for o in outcomes)
+    assert same_address == []  # the same address again is nothing new
+    assert [(d, m.purpose, m.channel, m.action) for d, m in new_address] == [
+        (d, m.purpose, m.channel, m.action) for d, m in first
+    ]
+    assert {m.identifiers.email for _, m in new_address} == {"b@x.org"}
+    assert not {m.suppression_id for _, m in first} & {m.suppression_id for _, m in new_address}
+    # A redelivery restates under the ids the current state implies, the same ones every time.
+    again, once_more = (engine.apply(state, unsubscribe, NOW) for _ in range(2))
+    assert again.duplicate and again.state == state
+    assert [m.value for m in again.messages] == [m.value for m in once_more.messages]
+    assert [m.suppression_id for _, m in messages(again)] == [
+        m.suppression_id for _, m in new_address
+    ]
