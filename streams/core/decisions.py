@@ -7,7 +7,7 @@ slots apply to it. Deciding is then a few dictionary look-ups and ``max`` over t
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -49,6 +49,9 @@ _DEFAULT_REASON: dict[LegalBasis, Reason] = {
 _RESTRICTION_SLOT = slot_key(RESTRICTION_SCOPE, RESTRICTION)
 
 
+Verdict = tuple[Reason, Statement | None]  # a decision's reason and cause
+
+
 class PairState(StrEnum):
     """What downstream systems have to know about a (purpose, channel)."""
 
@@ -57,7 +60,7 @@ class PairState(StrEnum):
     NOT_ALLOWED = "not_allowed"  # no consent yet, or a double opt-in waiting for confirmation
 
 
-_STATE_OF: dict[Reason, PairState] = {
+STATE_OF: dict[Reason, PairState] = {
     **dict.fromkeys(
         (Reason.CONSENT, Reason.LEGITIMATE_INTEREST, Reason.CONTRACT, Reason.LEGAL_OBLIGATION),
         PairState.ALLOWED,
@@ -77,11 +80,11 @@ class Decision:
 
     @property
     def state(self) -> PairState:
-        return _STATE_OF[self.reason]
+        return STATE_OF[self.reason]
 
     @property
     def allowed(self) -> bool:
-        return _STATE_OF[self.reason] is PairState.ALLOWED
+        return STATE_OF[self.reason] is PairState.ALLOWED
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,37 +103,42 @@ class PairPlan:
     channel_name: str
     legal_basis: str
     destinations: tuple[Destination, ...]
+    double_opt_in: bool
+    id_part: str  # "purpose\x1fchannel", as suppression ids join it
 
     def decide(self, state: SubjectState) -> Decision:
-        get = state.slots.get
+        reason, cause = self.verdict(state.slots.get)
+        return Decision(self.purpose, self.channel, reason, cause)
+
+    def verdict(self, get: Callable[[str], Statement | None]) -> Verdict:
+        """The decision's reason and cause, given the state's slot look-up (the hot path)."""
         grant = max(filter(None, map(get, self.grant_slots)), default=None)
         denial = max(filter(None, map(get, self.denial_slots)), default=None)
-        decision: Decision
+        reason: Reason
+        cause: Statement | None
         if grant is None and denial is None:
-            decision = Decision(self.purpose, self.channel, self.default, None)
+            reason, cause = self.default, None
         elif grant is None or (denial is not None and denial > grant):
             assert denial is not None
-            decision = Decision(self.purpose, self.channel, DENIAL_REASON[denial.type], denial)
-        elif self.purpose.double_opt_in:
+            reason, cause = DENIAL_REASON[denial.type], denial
+        elif self.double_opt_in:
             confirmed = max(filter(None, map(get, self.confirmed_slots)), default=None)
             if confirmed is not None and (denial is None or confirmed > denial):
-                decision = Decision(
-                    self.purpose, self.channel, Reason.CONSENT, max(grant, confirmed)
-                )
+                reason, cause = Reason.CONSENT, max(grant, confirmed)
             else:
-                decision = Decision(self.purpose, self.channel, Reason.PENDING_CONFIRMATION, grant)
+                reason, cause = Reason.PENDING_CONFIRMATION, grant
         else:
-            decision = Decision(self.purpose, self.channel, Reason.CONSENT, grant)
+            reason, cause = Reason.CONSENT, grant
 
         restriction = get(_RESTRICTION_SLOT) if self.restrictable else None
         if restriction is None:
-            return decision
+            return reason, cause
         if restriction.type == EventType.RESTRICTION_REQUESTED:
-            return Decision(self.purpose, self.channel, Reason.RESTRICTED, restriction)
+            return Reason.RESTRICTED, restriction
         # A lift later than the underlying cause is what made the decision effective again.
-        if decision.cause is None or restriction > decision.cause:
-            return Decision(self.purpose, self.channel, decision.reason, restriction)
-        return decision
+        if cause is None or restriction > cause:
+            return reason, restriction
+        return reason, cause
 
 
 def _plan(policy: Policy, controller: str, purpose: Purpose, channel: Channel) -> PairPlan:
@@ -163,6 +171,8 @@ def _plan(policy: Policy, controller: str, purpose: Purpose, channel: Channel) -
         channel_name=channel.value,
         legal_basis=purpose.legal_basis.value,
         destinations=purpose.destinations,
+        double_opt_in=purpose.double_opt_in,
+        id_part=f"{purpose.name}\x1f{channel.value}",
     )
 
 

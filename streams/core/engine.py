@@ -1,23 +1,33 @@
 """The decision engine: fold one event into a subject's state and say what to propagate.
 
-Pure: no I/O, no clocks (the caller passes ``now``), no Faust or Kafka.
+Pure: no I/O, no clocks (the caller passes ``now``), no Faust or Kafka. ``apply`` is the hot
+path: it decides only the pairs a changed slot can affect, with plain tuples, and never
+mutates the state it is given.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
+from hashlib import blake2b
+from typing import NamedTuple
 
 from schemas.codec import suppression_record
 from schemas.deadletter import FieldError
 from schemas.events import ConsentEvent
 from schemas.vocabulary import Action, Channel, Destination, Reason
 from streams.core.admission import policy_errors
-from streams.core.decisions import ControllerPlan, Decision, PairPlan, PairState, compile_policy
+from streams.core.decisions import (
+    STATE_OF,
+    ControllerPlan,
+    Decision,
+    PairPlan,
+    PairState,
+    compile_policy,
+)
 from streams.core.policy import Policy
-from streams.core.propagation import action_of, suppression_id, transition
-from streams.core.state import SubjectState
-from streams.core.statements import Statement, placements
+from streams.core.propagation import action_of, transition
+from streams.core.state import SubjectState, event_digest, remembers
+from streams.core.statements import Statement, from_micros, placements
 
 
 def subject_key(controller: str, subject_id: str) -> str:
@@ -30,8 +40,7 @@ def split_subject_key(key: str) -> tuple[str, str]:
     return controller, subject_id
 
 
-@dataclass(frozen=True, slots=True)
-class Outbound:
+class Outbound(NamedTuple):
     """One message for one destination topic."""
 
     destination: Destination
@@ -40,11 +49,21 @@ class Outbound:
     action: Action
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     state: SubjectState
     messages: tuple[Outbound, ...]
     duplicate: bool
+
+
+#: (pair, reason, cause, action) of one instruction to send
+Change = tuple[PairPlan, Reason, Statement | None, Action]
+
+_TRANSITION = {(a, b): transition(a, b) for a in PairState for b in PairState}
+# Plain strings for messages (enum attribute access is slow on a hot path).
+_VERB = {action: action.value for action in Action}
+_REASON = {reason: reason.value for reason in Reason}
+_SUPPRESSED = PairState.SUPPRESSED
+_SUPPRESS = Action.SUPPRESS
 
 
 class Engine:
@@ -69,90 +88,96 @@ class Engine:
     def apply(self, state: SubjectState, event: ConsentEvent, now: datetime) -> Outcome:
         """Fold an admitted event into ``state``; the messages its changes require."""
         plan = self.plans[event.controller]
-        if state.has_seen(event.event_id):
-            # A redelivery: state stays; restate what this event still decides, with the same ids.
-            restated = []
-            for pair in plan.affected(placements(event)):
-                decision = pair.decide(state)
-                action = action_of(decision)
-                if action and decision.cause and decision.cause.event_id == event.event_id:
-                    restated.append((pair, decision, action))
-            return Outcome(state, _messages(event, state, restated, now), duplicate=True)
-        after, changed = state.absorb(event)
-        # Only pairs that read a slot this event changed can change their decision.
-        changes = _changes(plan.affected(changed), state, after) if changed else []
-        if after.identifiers is not state.identifiers and (
-            after.known_identifiers() != state.known_identifiers()
-        ):
+        digest = event_digest(event.event_id)
+        if remembers(state.seen, digest):
+            return Outcome(state, _restate(plan, state, event, now), True)
+        statement = Statement.of(event)
+        after, changed, gained = state.with_statement(
+            statement, placements(event), event.identifiers, digest
+        )
+        changes: list[Change] = []
+        if changed:
+            # Only pairs that read a slot this event changed can change their decision.
+            before, now_get = state.slots.get, after.slots.get
+            for pair in plan.affected(changed):
+                reason, cause = pair.verdict(now_get)
+                action = _TRANSITION[STATE_OF[pair.verdict(before)[0]], STATE_OF[reason]]
+                if action is not None:
+                    changes.append((pair, reason, cause, action))
+        if gained:
             # A new or changed identifier: every suppressed pair is sent again with it (under a
             # new id), so a consumer that deduplicates by id learns the address.
             changes = _with_suppressed(plan, after, changes)
-        return Outcome(after, _messages(event, after, changes, now), duplicate=False)
+        if not changes:
+            return Outcome(after, (), False)
+        return Outcome(after, _messages(event, after, changes, statement, now), False)
 
 
-Change = tuple[PairPlan, Decision, Action]
-
-
-def _changes(
-    pairs: tuple[PairPlan, ...], before: SubjectState, after: SubjectState
-) -> list[Change]:
-    changes = []
-    for pair in pairs:
-        new = pair.decide(after)
-        action = transition(pair.decide(before).state, new.state)
-        if action is not None:
-            changes.append((pair, new, action))
-    return changes
+def _restate(
+    plan: ControllerPlan, state: SubjectState, event: ConsentEvent, now: datetime
+) -> tuple[Outbound, ...]:
+    """A redelivery: restate what this event still decides, with the same ids."""
+    get = state.slots.get
+    restated: list[Change] = []
+    for pair in plan.affected(placements(event)):
+        reason, cause = pair.verdict(get)
+        action = action_of(STATE_OF[reason])
+        if action is not None and cause is not None and cause.event_id == event.event_id:
+            restated.append((pair, reason, cause, action))
+    if not restated:
+        return ()
+    return _messages(event, state, restated, Statement.of(event), now)
 
 
 def _with_suppressed(
     plan: ControllerPlan, state: SubjectState, changes: list[Change]
 ) -> list[Change]:
-    changed = {id(pair): change for change in changes for pair in (change[0],)}
+    """``changes`` plus a suppress for every other suppressed pair, in policy order."""
+    changed = {id(change[0]): change for change in changes}
+    get = state.slots.get
     out = []
     for pair in plan.pairs:
         change = changed.get(id(pair))
         if change is None:
-            decision = pair.decide(state)
-            if decision.state is PairState.SUPPRESSED:
-                change = (pair, decision, Action.SUPPRESS)
+            reason, cause = pair.verdict(get)
+            if STATE_OF[reason] is _SUPPRESSED:
+                change = (pair, reason, cause, _SUPPRESS)
         if change is not None:
             out.append(change)
     return out
 
 
 def _messages(
-    event: ConsentEvent, state: SubjectState, changes: list[Change], now: datetime
+    event: ConsentEvent,
+    state: SubjectState,
+    changes: list[Change],
+    trigger: Statement,
+    now: datetime,
 ) -> tuple[Outbound, ...]:
-    if not changes:
-        return ()
-    trigger = Statement.of(event)
     controller, subject_id = event.controller, event.subject_id
     identifiers = state.known_identifiers()
+    # The parts of each suppression id that are the same for every pair of this event.
+    head = f"{controller}\x1f{subject_id}\x1f"
+    tail = "".join(f"\x1f{kind}={value}" for kind, value in identifiers.items())
     key = subject_id.encode()
-    out = []
+    out: list[Outbound] = []
     moments: dict[int, datetime] = {}
-    for pair, decision, action in changes:
-        cause = decision.cause or trigger
-        effective_at = moments.get(cause.at) or moments.setdefault(cause.at, cause.occurred_at)
-        verb = _ACTION[action]
+    for pair, reason, cause, action in changes:
+        cause = cause or trigger
+        effective_at = moments.get(cause.at)
+        if effective_at is None:
+            effective_at = moments[cause.at] = from_micros(cause.at)
+        verb = _VERB[action]
+        material = f"{head}{pair.id_part}\x1f{verb}\x1f{cause.event_id}{tail}"
         value = suppression_record(
             {
-                "suppression_id": suppression_id(
-                    controller,
-                    subject_id,
-                    pair.name,
-                    pair.channel_name,
-                    verb,
-                    cause.event_id,
-                    identifiers,
-                ),
+                "suppression_id": blake2b(material.encode(), digest_size=16).hexdigest(),
                 "action": verb,
                 "controller": controller,
                 "subject_id": subject_id,
                 "purpose": pair.name,
                 "channel": pair.channel_name,
-                "reason": _REASON[decision.reason],
+                "reason": _REASON[reason],
                 "legal_basis": pair.legal_basis,
                 "effective_at": effective_at,
                 "caused_by_event_id": cause.event_id,
@@ -163,7 +188,3 @@ def _messages(
         )
         out += [Outbound(d, key, value, action) for d in pair.destinations]
     return tuple(out)
-
-
-_ACTION = {action: action.value for action in Action}
-_REASON = {reason: reason.value for reason in Reason}

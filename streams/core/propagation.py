@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Mapping
 
 from schemas.vocabulary import Action
-from streams.core.decisions import Decision, PairState
+from streams.core.decisions import PairState
 
 
 def transition(before: PairState, after: PairState) -> Action | None:
@@ -24,11 +24,12 @@ def transition(before: PairState, after: PairState) -> Action | None:
     return None
 
 
-def action_of(decision: Decision) -> Action | None:
-    """The instruction that restates a decision (``None`` for "not allowed")."""
-    return {PairState.ALLOWED: Action.ALLOW, PairState.SUPPRESSED: Action.SUPPRESS}.get(
-        decision.state
-    )
+_RESTATEMENT = {PairState.ALLOWED: Action.ALLOW, PairState.SUPPRESSED: Action.SUPPRESS}
+
+
+def action_of(state: PairState) -> Action | None:
+    """The instruction that restates a decision's state (``None`` for "not allowed")."""
+    return _RESTATEMENT.get(state)
 
 
 def suppression_id(

@@ -1,9 +1,14 @@
-"""Per-(controller, subject) state: the greatest statement per slot, plus identifiers."""
+"""Per-(controller, subject) state: the greatest statement per slot, plus identifiers.
+
+Stored form (version 3): one version byte, one byte with the number of remembered event
+digests, the digests (8 bytes each, oldest first), then ``[slots, identifiers]`` as JSON.
+Version 2 (a JSON object holding event ids in full) is still read.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from hashlib import blake2b
 from typing import Any
 
 import orjson
@@ -11,21 +16,97 @@ import orjson
 from schemas.events import ConsentEvent, Identifiers
 from streams.core.statements import Statement, placements
 
-STATE_VERSION = 2
+STATE_VERSION = 3
 #: How many recent event ids a subject remembers to recognise redeliveries.
 SEEN_LIMIT = 64
+#: Bytes of an event id's digest: a false "already seen" is a 64/2**64 chance per event.
+DIGEST_SIZE = 8
 IDENTIFIER_KINDS = tuple(Identifiers.model_fields)
 
+_SEEN_BYTES = SEEN_LIMIT * DIGEST_SIZE
+_V3 = bytes([STATE_VERSION])
+_new = tuple.__new__
 
-@dataclass(frozen=True, slots=True)
+Identified = Mapping[str, tuple[int, str]]  # kind -> (event time, value) of the latest statement
+
+
+def event_digest(event_id: str) -> bytes:
+    return blake2b(event_id.encode(), digest_size=DIGEST_SIZE).digest()
+
+
+def remembers(seen: bytes, digest: bytes) -> bool:
+    """Whether ``seen`` (concatenated digests) holds ``digest`` at a digest boundary."""
+    at = seen.find(digest)
+    while at != -1:
+        if at % DIGEST_SIZE == 0:
+            return True
+        at = seen.find(digest, at + 1)
+    return False
+
+
+def merge_identifiers(
+    identifiers: Identified, given: Identifiers | None, at: int
+) -> tuple[Identified, bool]:
+    """``identifiers`` with those an event at ``at`` carries; whether a value changed."""
+    if given is None:
+        return identifiers, False
+    merged: dict[str, tuple[int, str]] | None = None
+    gained = False
+    for kind in IDENTIFIER_KINDS:
+        value = getattr(given, kind)
+        if value is None:
+            continue
+        current = identifiers.get(kind)
+        candidate = (at, value)
+        if current is None or candidate > current:
+            if merged is None:
+                merged = dict(identifiers)
+            merged[kind] = candidate
+            gained = gained or current is None or current[1] != value
+    return (identifiers, False) if merged is None else (merged, gained)
+
+
 class SubjectState:
+    """Immutable by convention: nothing mutates a state's mappings once it is built, so states
+    can be shared, cached and reused (``absorb`` and the engine build new ones)."""
+
+    __slots__ = ("identifiers", "seen", "slots")
+
     #: slot key ("scope#slot") -> the greatest statement folded into it
-    slots: Mapping[str, Statement] = field(default_factory=dict)
-    identifiers: Mapping[str, tuple[int, str]] = field(default_factory=dict)
-    seen: tuple[str, ...] = ()
+    slots: Mapping[str, Statement]
+    identifiers: Identified
+    #: digests of the last SEEN_LIMIT event ids, oldest first
+    seen: bytes
+
+    def __init__(
+        self,
+        slots: Mapping[str, Statement] | None = None,
+        identifiers: Identified | None = None,
+        seen: bytes = b"",
+    ) -> None:
+        self.slots = {} if slots is None else slots
+        self.identifiers = {} if identifiers is None else identifiers
+        self.seen = seen
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SubjectState):
+            return NotImplemented
+        return (self.slots, self.identifiers, self.seen) == (
+            other.slots,
+            other.identifiers,
+            other.seen,
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable containers inside
+
+    def __repr__(self) -> str:
+        return (
+            f"SubjectState(slots={self.slots!r}, identifiers=<{len(self.identifiers)}>, "
+            f"seen=<{len(self.seen) // DIGEST_SIZE}>)"
+        )
 
     def has_seen(self, event_id: str) -> bool:
-        return event_id in self.seen
+        return remembers(self.seen, event_digest(event_id))
 
     def statements(self) -> Iterator[tuple[str, str, Statement]]:
         """(scope, slot, statement) for everything recorded."""
@@ -43,52 +124,67 @@ class SubjectState:
     def absorb(self, event: ConsentEvent) -> tuple[SubjectState, tuple[str, ...]]:
         """Like :meth:`fold`, and also the slot keys whose statement changed."""
         statement = Statement.of(event)
-        slots = dict(self.slots)
-        changed = []
-        for key in placements(event):
-            current = slots.get(key)
-            if current is None or statement > current:
+        after, changed, _ = self.with_statement(
+            statement, placements(event), event.identifiers, event_digest(event.event_id)
+        )
+        return after, changed
+
+    def with_statement(
+        self,
+        statement: Statement,
+        keys: tuple[str, ...],
+        identifiers: Identifiers | None,
+        digest: bytes,
+    ) -> tuple[SubjectState, tuple[str, ...], bool]:
+        """The state with ``statement`` put in ``keys``; the keys it changed; and whether an
+        identifier was gained or changed."""
+        slots = self.slots
+        changed = tuple(
+            key for key in keys if (current := slots.get(key)) is None or statement > current
+        )
+        if changed:
+            slots = dict(slots)
+            for key in changed:
                 slots[key] = statement
-                changed.append(key)
-        identifiers = self.identifiers
-        if event.identifiers is not None:
-            identifiers = dict(identifiers)
-            for kind in IDENTIFIER_KINDS:
-                value = getattr(event.identifiers, kind)
-                if value is None:
-                    continue
-                candidate = (statement.at, value)
-                current_id = identifiers.get(kind)
-                if current_id is None or candidate > current_id:
-                    identifiers[kind] = candidate
-        seen = self.seen if event.event_id in self.seen else (*self.seen, event.event_id)
-        return SubjectState(slots, identifiers, seen[-SEEN_LIMIT:]), tuple(changed)
+        merged, gained = merge_identifiers(self.identifiers, identifiers, statement.at)
+        seen = self.seen
+        if not remembers(seen, digest):
+            seen = (seen + digest)[-_SEEN_BYTES:]
+        return SubjectState(slots, merged, seen), changed, gained
 
     # -- storage ---------------------------------------------------------------------------
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(
-            {
-                "v": STATE_VERSION,
-                "slots": self.slots,
-                "identifiers": self.identifiers,
-                "seen": self.seen,
-            },
-            default=tuple,  # statements (NamedTuples) as arrays
-        )
+        seen = self.seen
+        head = _V3 + bytes([len(seen) // DIGEST_SIZE])
+        # Statements (NamedTuples) as arrays.
+        return head + seen + orjson.dumps((self.slots, self.identifiers), default=tuple)
 
     @classmethod
     def from_bytes(cls, data: bytes | None) -> SubjectState:
         if not data:
             return EMPTY
-        raw: dict[str, Any] = orjson.loads(data)
-        if raw.get("v") != STATE_VERSION:
-            raise ValueError(f"unsupported subject state version {raw.get('v')!r}")
-        return cls(
-            slots={key: Statement(*value) for key, value in raw["slots"].items()},
-            identifiers={kind: (at, value) for kind, (at, value) in raw["identifiers"].items()},
-            seen=tuple(raw["seen"]),
-        )
+        if data[0] == STATE_VERSION:
+            end = 2 + data[1] * DIGEST_SIZE
+            slots, identifiers = orjson.loads(data[end:])
+            return cls(
+                {key: _new(Statement, value) for key, value in slots.items()},
+                {kind: (at, value) for kind, (at, value) in identifiers.items()},
+                data[2:end],
+            )
+        return _from_version_2(data)
+
+
+def _from_version_2(data: bytes) -> SubjectState:
+    raw: dict[str, Any] = orjson.loads(data)
+    if raw.get("v") != 2:
+        raise ValueError(f"unsupported subject state version {raw.get('v')!r}")
+    seen = b"".join(event_digest(event_id) for event_id in raw["seen"][-SEEN_LIMIT:])
+    return SubjectState(
+        {key: Statement(*value) for key, value in raw["slots"].items()},
+        {kind: (at, value) for kind, (at, value) in raw["identifiers"].items()},
+        seen,
+    )
 
 
 EMPTY = SubjectState()

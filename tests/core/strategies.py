@@ -58,6 +58,17 @@ def events(draw: st.DrawFn, subject_id: str = "subject-1") -> ConsentEvent:
         )
     elif type_ == "privacy.signal":
         data["signal"] = draw(st.sampled_from(["gpc", "dnt"]))
+    # Few distinct values, so identifiers are gained, repeated and changed.
+    data["identifiers"] = draw(
+        st.none()
+        | st.fixed_dictionaries(
+            {},
+            optional={
+                "email": st.sampled_from(["a@example.org", "b@example.org"]),
+                "cookie_id": st.sampled_from(["ck-1", "ck-2"]),
+            },
+        )
+    )
     data = {k: v for k, v in data.items() if v is not None}
     data["event_id"] = draw(st.sampled_from("abcdefghijklmnop")) + draw(
         st.text("0123456789", min_size=1, max_size=3)

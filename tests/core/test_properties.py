@@ -14,6 +14,7 @@ from streams.core.policy import Policy
 from streams.core.state import EMPTY, SubjectState
 
 from .conftest import NOW
+from .reference import reference_apply
 from .strategies import event_sets
 
 
@@ -83,3 +84,30 @@ def test_redelivery_changes_no_state(engine: Engine, events: list[ConsentEvent])
         again = engine.apply(state, e, NOW)
         assert again.duplicate and again.state == state
         assert SubjectState.from_bytes(state.to_bytes()) == state
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), events=event_sets)
+def test_apply_sends_what_the_reference_decides(
+    engine: Engine, data: st.DataObject, events: list[ConsentEvent]
+) -> None:
+    arrival = data.draw(st.permutations(events)) + data.draw(
+        st.lists(st.sampled_from(events), max_size=8)
+    )
+    arrival = data.draw(st.permutations(arrival))
+    state = expected = EMPTY
+    for e in arrival:
+        kept = state.to_bytes()
+        outcome = engine.apply(state, e, NOW)
+        expected, sent, duplicate = reference_apply(engine, expected, e, NOW)
+        assert state.to_bytes() == kept  # the state given is never changed
+        assert outcome.duplicate == duplicate and outcome.state == expected
+        assert [(m.destination.value, m.key, orjson.loads(m.value)) for m in outcome.messages] == [
+            (d, k, orjson.loads(v)) for d, k, v in sent
+        ]
+        assert [m.action.value for m in outcome.messages] == [
+            orjson.loads(v)["action"] for _, _, v in sent
+        ]
+        state = (
+            SubjectState.from_bytes(outcome.state.to_bytes()) if len(arrival) % 2 else outcome.state
+        )
