@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from schemas.vocabulary import Channel, Reason
 from streams.core.engine import Engine
 from streams.core.state import EMPTY, SubjectState
 
-from .conftest import MakeEvent, make_event
+from .conftest import NOW, MakeEvent, make_event
 
 
 def fold(*events: object) -> SubjectState:
@@ -157,3 +159,37 @@ def test_state_round_trips_through_bytes(event: MakeEvent) -> None:
     )
     assert SubjectState.from_bytes(state.to_bytes()) == state
     assert SubjectState.from_bytes(None) == EMPTY
+
+
+def test_states_stored_in_version_2_still_load(engine: Engine, event: MakeEvent) -> None:
+    events = (
+        event(
+            "consent.confirmed",
+            1,
+            purpose="newsletter",
+            event_id="e1",
+            identifiers={"email": "a@example.com"},
+        ),
+        event("unsubscribed", 2, event_id="e2"),
+        event("restriction.requested", 3, event_id="e3"),
+    )
+    # As the previous version wrote it to the changelog.
+    stored = (
+        b'{"v":2,"slots":{"c|newsletter|*#g":[1793523660000000,0,"e1","consent.confirmed"],'
+        b'"c|newsletter|*#f":[1793523660000000,0,"e1","consent.confirmed"],'
+        b'"u|*|email#d":[1793523720000000,1,"e2","unsubscribed"],'
+        b'"r#r":[1793523780000000,1,"e3","restriction.requested"]},'
+        b'"identifiers":{"email":[1793523660000000,"a@example.com"]},"seen":["e1","e2","e3"]}'
+    )
+    state = SubjectState.from_bytes(stored)
+    assert state == fold(*events)
+    assert all(engine.apply(state, e, NOW).duplicate for e in events)
+    assert SubjectState.from_bytes(state.to_bytes()) == state
+    with pytest.raises(ValueError, match="version"):
+        SubjectState.from_bytes(b'{"v":1}')
+
+
+def test_a_state_remembers_the_last_64_events_only(event: MakeEvent) -> None:
+    events = [event("unsubscribed", minute, event_id=f"id-{minute}") for minute in range(70)]
+    state = SubjectState.from_bytes(fold(*events).to_bytes())
+    assert [state.has_seen(e.event_id) for e in events] == [False] * 6 + [True] * 64
