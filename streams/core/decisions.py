@@ -6,6 +6,7 @@ slots apply to it. Deciding is then a few dictionary look-ups and ``max`` over t
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ _DEFAULT_REASON: dict[LegalBasis, Reason] = {
     LegalBasis.LEGAL_OBLIGATION: Reason.LEGAL_OBLIGATION,
 }
 _RESTRICTION_SLOT = slot_key(RESTRICTION_SCOPE, RESTRICTION)
+_SERIALS = itertools.count()
 
 
 Verdict = tuple[Reason, Statement | None]  # a decision's reason and cause
@@ -105,10 +107,18 @@ class PairPlan:
     destinations: tuple[Destination, ...]
     double_opt_in: bool
     id_part: str  # "purpose\x1fchannel", as suppression ids join it
+    serial: int  # unique among all plans ever compiled: the key of memoised verdicts
 
     def decide(self, state: SubjectState) -> Decision:
-        reason, cause = self.verdict(state.slots.get)
+        reason, cause = self.verdict_of(state)
         return Decision(self.purpose, self.channel, reason, cause)
+
+    def verdict_of(self, state: SubjectState) -> Verdict:
+        """:meth:`verdict` for ``state``, memoised in it."""
+        found: Verdict | None = state.verdicts.get(self.serial)
+        if found is None:
+            found = state.verdicts[self.serial] = self.verdict(state.slots.get)
+        return found
 
     def verdict(self, get: Callable[[str], Statement | None]) -> Verdict:
         """The decision's reason and cause, given the state's slot look-up (the hot path)."""
@@ -173,6 +183,7 @@ def _plan(policy: Policy, controller: str, purpose: Purpose, channel: Channel) -
         destinations=purpose.destinations,
         double_opt_in=purpose.double_opt_in,
         id_part=f"{purpose.name}\x1f{channel.value}",
+        serial=next(_SERIALS),
     )
 
 
@@ -220,4 +231,5 @@ def decide_all(policy: Policy, controller: str, state: SubjectState) -> list[Dec
     """Every (purpose, channel) decision of a subject, in the policy's order."""
     if policy.controller(controller) is None:
         return []
+    # Freshly compiled plans: nothing memoised under their serials is read again.
     return [plan.decide(state) for plan in ControllerPlan.compile(policy, controller).pairs]

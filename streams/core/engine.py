@@ -11,7 +11,8 @@ from datetime import datetime
 from hashlib import blake2b
 from typing import NamedTuple
 
-from schemas.codec import suppression_record
+from orjson import OPT_UTC_Z, dumps
+
 from schemas.deadletter import FieldError
 from schemas.events import ConsentEvent
 from schemas.vocabulary import Action, Channel, Destination, Reason
@@ -70,6 +71,8 @@ class Engine:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         self.plans: dict[str, ControllerPlan] = compile_policy(policy)
+        # Bounded by the policy: event types x purposes x channels, objections, signals.
+        self._placed: dict[tuple[object, ...], tuple[str, ...]] = {}
 
     def admit(self, event: ConsentEvent) -> list[FieldError]:
         return policy_errors(event, self.policy)
@@ -85,6 +88,14 @@ class Engine:
     def decide_all(self, state: SubjectState, controller: str) -> list[Decision]:
         return [pair.decide(state) for pair in self.plans[controller].pairs]
 
+    def _placements(self, event: ConsentEvent) -> tuple[str, ...]:
+        """:func:`placements`, remembered per kind of statement (few per policy)."""
+        scope = (event.type, event.purpose, event.channel, event.objection, event.signal)
+        found = self._placed.get(scope)
+        if found is None:
+            found = self._placed[scope] = placements(event)
+        return found
+
     def apply(self, state: SubjectState, event: ConsentEvent, now: datetime) -> Outcome:
         """Fold an admitted event into ``state``; the messages its changes require."""
         plan = self.plans[event.controller]
@@ -93,15 +104,18 @@ class Engine:
             return Outcome(state, _restate(plan, state, event, now), True)
         statement = Statement.of(event)
         after, changed, gained = state.with_statement(
-            statement, placements(event), event.identifiers, digest
+            statement, self._placements(event), event.identifiers, digest, unseen=True
         )
         changes: list[Change] = []
         if changed:
-            # Only pairs that read a slot this event changed can change their decision.
-            before, now_get = state.slots.get, after.slots.get
+            # Only pairs that read a slot this event changed can change their decision; the
+            # others keep theirs, memoised.
+            memo = after.verdicts
+            memo.update(state.verdicts)
+            now_get = after.slots.get
             for pair in plan.affected(changed):
-                reason, cause = pair.verdict(now_get)
-                action = _TRANSITION[STATE_OF[pair.verdict(before)[0]], STATE_OF[reason]]
+                reason, cause = memo[pair.serial] = pair.verdict(now_get)
+                action = _TRANSITION[STATE_OF[pair.verdict_of(state)[0]], STATE_OF[reason]]
                 if action is not None:
                     changes.append((pair, reason, cause, action))
         if gained:
@@ -117,10 +131,9 @@ def _restate(
     plan: ControllerPlan, state: SubjectState, event: ConsentEvent, now: datetime
 ) -> tuple[Outbound, ...]:
     """A redelivery: restate what this event still decides, with the same ids."""
-    get = state.slots.get
     restated: list[Change] = []
     for pair in plan.affected(placements(event)):
-        reason, cause = pair.verdict(get)
+        reason, cause = pair.verdict_of(state)
         action = action_of(STATE_OF[reason])
         if action is not None and cause is not None and cause.event_id == event.event_id:
             restated.append((pair, reason, cause, action))
@@ -133,13 +146,12 @@ def _with_suppressed(
     plan: ControllerPlan, state: SubjectState, changes: list[Change]
 ) -> list[Change]:
     """``changes`` plus a suppress for every other suppressed pair, in policy order."""
-    changed = {id(change[0]): change for change in changes}
-    get = state.slots.get
+    changed = {change[0].serial: change for change in changes}
     out = []
     for pair in plan.pairs:
-        change = changed.get(id(pair))
+        change = changed.get(pair.serial)
         if change is None:
-            reason, cause = pair.verdict(get)
+            reason, cause = pair.verdict_of(state)
             if STATE_OF[reason] is _SUPPRESSED:
                 change = (pair, reason, cause, _SUPPRESS)
         if change is not None:
@@ -169,7 +181,7 @@ def _messages(
             effective_at = moments[cause.at] = from_micros(cause.at)
         verb = _VERB[action]
         material = f"{head}{pair.id_part}\x1f{verb}\x1f{cause.event_id}{tail}"
-        value = suppression_record(
+        value = dumps(  # as schemas.codec.suppression_record, without the extra call
             {
                 "suppression_id": blake2b(material.encode(), digest_size=16).hexdigest(),
                 "action": verb,
@@ -184,7 +196,8 @@ def _messages(
                 "identifiers": identifiers,
                 "emitted_at": now,
                 "schema_version": 1,
-            }
+            },
+            option=OPT_UTC_Z,
         )
         out += [Outbound(d, key, value, action) for d in pair.destinations]
     return tuple(out)

@@ -28,6 +28,7 @@ _V3 = bytes([STATE_VERSION])
 _new = tuple.__new__
 
 Identified = Mapping[str, tuple[int, str]]  # kind -> (event time, value) of the latest statement
+Verdicts = dict[int, tuple[Any, Statement | None]]
 
 
 def event_digest(event_id: str) -> bytes:
@@ -70,23 +71,28 @@ class SubjectState:
     """Immutable by convention: nothing mutates a state's mappings once it is built, so states
     can be shared, cached and reused (``absorb`` and the engine build new ones)."""
 
-    __slots__ = ("identifiers", "seen", "slots")
+    __slots__ = ("identifiers", "seen", "slots", "verdicts")
 
     #: slot key ("scope#slot") -> the greatest statement folded into it
     slots: Mapping[str, Statement]
     identifiers: Identified
     #: digests of the last SEEN_LIMIT event ids, oldest first
     seen: bytes
+    #: memo of pair decisions (PairPlan.serial -> reason, cause): a function of ``slots``, so
+    #: filling it changes nothing a reader can see; shared by states with the same slots
+    verdicts: Verdicts
 
     def __init__(
         self,
         slots: Mapping[str, Statement] | None = None,
         identifiers: Identified | None = None,
         seen: bytes = b"",
+        verdicts: Verdicts | None = None,
     ) -> None:
         self.slots = {} if slots is None else slots
         self.identifiers = {} if identifiers is None else identifiers
         self.seen = seen
+        self.verdicts = {} if verdicts is None else verdicts
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SubjectState):
@@ -135,22 +141,31 @@ class SubjectState:
         keys: tuple[str, ...],
         identifiers: Identifiers | None,
         digest: bytes,
+        unseen: bool = False,
     ) -> tuple[SubjectState, tuple[str, ...], bool]:
         """The state with ``statement`` put in ``keys``; the keys it changed; and whether an
-        identifier was gained or changed."""
+        identifier was gained or changed. ``unseen``: the caller knows ``digest`` is new."""
         slots = self.slots
-        changed = tuple(
-            key for key in keys if (current := slots.get(key)) is None or statement > current
-        )
+        changed: tuple[str, ...] = ()
+        for key in keys:
+            current = slots.get(key)
+            if current is None or statement > current:
+                changed += (key,)
+        verdicts = self.verdicts
         if changed:
             slots = dict(slots)
             for key in changed:
                 slots[key] = statement
-        merged, gained = merge_identifiers(self.identifiers, identifiers, statement.at)
+            verdicts = {}
+        merged, gained = (
+            (self.identifiers, False)
+            if identifiers is None
+            else merge_identifiers(self.identifiers, identifiers, statement.at)
+        )
         seen = self.seen
-        if not remembers(seen, digest):
+        if unseen or not remembers(seen, digest):
             seen = (seen + digest)[-_SEEN_BYTES:]
-        return SubjectState(slots, merged, seen), changed, gained
+        return SubjectState(slots, merged, seen, verdicts), changed, gained
 
     # -- storage ---------------------------------------------------------------------------
 
