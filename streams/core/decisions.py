@@ -231,5 +231,8 @@ def decide_all(policy: Policy, controller: str, state: SubjectState) -> list[Dec
     """Every (purpose, channel) decision of a subject, in the policy's order."""
     if policy.controller(controller) is None:
         return []
-    # Freshly compiled plans: nothing memoised under their serials is read again.
-    return [plan.decide(state) for plan in ControllerPlan.compile(policy, controller).pairs]
+    # Freshly compiled plans: their verdicts are not memoised in the state (never read again).
+    return [
+        Decision(plan.purpose, plan.channel, *plan.verdict(state.slots.get))
+        for plan in ControllerPlan.compile(policy, controller).pairs
+    ]
