@@ -16,7 +16,10 @@ class SuppressionMessage(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, title="SuppressionMessage")
 
     suppression_id: str = Field(
-        description="Deterministic for the same cause: a redelivery carries the same id"
+        description=(
+            "Deterministic for the same cause and the same known identifiers: a redelivery "
+            "carries the same id; a newly learned identifier gives a new one"
+        )
     )
     action: Action
     controller: Slug
