@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
+from itertools import pairwise
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -73,7 +74,7 @@ def test_a_chain_links_each_entry_to_the_one_before(event: MakeEvent) -> None:
     entries = five(event)
     assert [e.sequence for e in entries] == [1, 2, 3, 4, 5]
     assert entries[0].previous == GENESIS
-    assert all(b.previous == a.digest for a, b in zip(entries, entries[1:], strict=False))
+    assert all(b.previous == a.digest for a, b in pairwise(entries))
     assert verify_chain(entries, head=entries[-1].head) == []
 
 
