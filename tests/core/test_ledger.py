@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
@@ -192,3 +194,16 @@ def test_valid_chains_verify(events: list[ConsentEvent]) -> None:
     entries = chain_of(events)
     assert verify_chain(entries, head=entries[-1].head) == []
     assert verify_stored([e.to_bytes() for e in entries], head=entries[-1].head) == []
+
+
+def test_the_ledger_and_proofs_stay_pure() -> None:
+    probe = (
+        "import sys, streams.core.ledger, streams.core.proof;"
+        "print(','.join(sorted(m for m in sys.modules"
+        " if m.split('.')[0] in {'faust', 'mode', 'aiokafka', 'aiohttp', 'jwt', 'cryptography'}"
+        " or m.startswith(('streams.security', 'streams.web', 'streams.pipeline')))))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert loaded == ""
