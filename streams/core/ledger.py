@@ -187,6 +187,24 @@ class Entry:
         return replace(self, record=record)
 
 
+def seal(record: Record, encrypt: Callable[[bytes], str]) -> Record:
+    """``record`` with its personal data encrypted by ``encrypt`` (the subject's data key)."""
+    if isinstance(record.personal, Sealed):
+        return record
+    plain = {"identifiers": dict(record.personal.identifiers), "evidence": record.personal.evidence}
+    return replace(
+        record, personal=Sealed(encrypt(orjson.dumps(plain, option=orjson.OPT_SORT_KEYS)))
+    )
+
+
+def unseal(record: Record, decrypt: Callable[[str], bytes]) -> Record:
+    """The decrypted view of ``record``; whatever ``decrypt`` raises (e.g. after erasure) passes."""
+    if not isinstance(record.personal, Sealed):
+        return record
+    plain = orjson.loads(decrypt(record.personal.ciphertext))
+    return replace(record, personal=Personal(plain["identifiers"], plain["evidence"]))
+
+
 class CorruptEntry(ValueError):
     """Stored bytes that are not a ledger entry."""
 
