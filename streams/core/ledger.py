@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 import orjson
 
@@ -216,11 +216,19 @@ def append(head: ChainHead, record: Record) -> Entry:
     return Entry(sequence, head.digest, record, digest)
 
 
-def effects_of(messages: Iterable[Any]) -> tuple[Effect, ...]:
-    """The effects recorded for an outcome's messages (one per suppression id).
+class Instruction(Protocol):
+    """What :func:`effects_of` reads of an outbound message (the engine's ``Outbound``)."""
 
-    Reads only what every outbound message has: ``destination`` and the instruction ``value``.
-    """
+    @property
+    def destination(self) -> str: ...
+
+    @property
+    def value(self) -> bytes: ...
+
+
+def effects_of(messages: Iterable[Instruction]) -> tuple[Effect, ...]:
+    """The effects recorded for an outcome's messages: one per suppression id, with the
+    destinations that were told."""
     found: dict[str, tuple[dict[str, Any], list[str]]] = {}
     for message in messages:
         value = orjson.loads(message.value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import orjson
@@ -56,7 +57,7 @@ def test_a_receipt_holds_the_27560_elements_in_dpv_terms() -> None:
     }
     assert body["cs:expiresAt"] == "2027-11-01T00:00:00Z"
     withdrawn = receipt_claims(
-        ConsentStatement(**{**_fields(GRANT), "type": "consent.withdrawn", "expires_at": None}),
+        replace(GRANT, type="consent.withdrawn", expires_at=None),
         ISSUED,
     )["receipt"]
     assert withdrawn["dpv:hasConsentStatus"]["@type"] == "dpv:ConsentWithdrawn"
@@ -65,7 +66,7 @@ def test_a_receipt_holds_the_27560_elements_in_dpv_terms() -> None:
 
 def test_only_consent_statements_get_receipts() -> None:
     with pytest.raises(ValueError, match="no consent receipt for a unsubscribed"):
-        receipt_claims(ConsentStatement(**{**_fields(GRANT), "type": "unsubscribed"}), ISSUED)
+        receipt_claims(replace(GRANT, type="unsubscribed"), ISSUED)
 
 
 def test_a_receipt_verifies_with_the_published_jwks() -> None:
@@ -128,10 +129,6 @@ def test_bad_receipt_key_configuration_is_refused() -> None:
 def test_something_that_is_not_a_receipt_is_refused() -> None:
     with pytest.raises(InvalidReceipt):
         verify_receipt("not.a.token", ReceiptSigner.parse(NEW).jwks())
-
-
-def _fields(statement: ConsentStatement) -> dict[str, object]:
-    return {name: getattr(statement, name) for name in ConsentStatement.__dataclass_fields__}
 
 
 def _header(token: str) -> dict[str, object]:
