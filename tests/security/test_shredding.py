@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from streams.security.shredding import (
     DataKeys,
@@ -119,3 +121,21 @@ def test_bad_key_configuration_is_refused_with_the_reason(configured: str, messa
 def test_the_identifier_hash_key_must_be_long_enough() -> None:
     with pytest.raises(KeyMaterialError, match="at least 32 bytes"):
         IdentifierHasher(b"short")
+
+
+names = st.text(min_size=1, max_size=12)
+
+
+@given(names, names, names, st.binary(max_size=256), names)
+def test_any_sealed_field_opens_only_where_it_was_sealed(
+    controller: str, subject: str, field: str, plaintext: bytes, other: str
+) -> None:
+    cipher, _ = vault()
+    token = cipher.seal(controller, subject, field, plaintext)
+    assert cipher.open(controller, subject, field, token) == plaintext
+    if other != field:
+        with pytest.raises(KeyMaterialError):
+            cipher.open(controller, subject, other, token)
+    cipher.keys.destroy(controller, subject)
+    with pytest.raises(Shredded):
+        cipher.open(controller, subject, field, token)
