@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from aiokafka.partitioner import murmur2
+
 from schemas.topics import DEADLETTER_TOPIC, EVENTS_TOPIC, SUPPRESSION_TOPICS
 from schemas.vocabulary import Destination
 from streams.settings import Settings
@@ -26,7 +28,7 @@ class Topology:
     events: str
     deadletter: str
     suppressions: dict[Destination, str]
-    by_subject: str  # internal: events keyed by (controller, subject)
+    by_subject: str  # internal: keyless events re-keyed by subject id, co-partitioned
 
     @classmethod
     def of(cls, settings: Settings) -> Topology:
@@ -51,3 +53,18 @@ class Topology:
         """
         kept = {topic: dict(KEEP_FOREVER) for topic in (self.events, *self.suppressions.values())}
         return {**kept, self.deadletter: {"max.message.bytes": str(DEADLETTER_MAX_BYTES)}}
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default (Java, murmur2) partitioner sends ``key`` to."""
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def partition_key(table_key: bytes) -> bytes:
+    """The bytes that place a ``controller/subject_id`` state: the subject id.
+
+    A subject's state lives on the partition its keyed input records arrive on (the producer
+    hashes the record key, the subject id), so every controller's state for one subject shares
+    that partition with the subject's events. Controller ids never contain '/'.
+    """
+    return table_key.partition(b"/")[2]

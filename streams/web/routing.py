@@ -1,9 +1,9 @@
 """Which worker answers for a subject, and forwarding a read to it.
 
-The ``subjects`` table is keyed by the raw bytes of ``controller/subject_id``; the fold agent's
-input topic is partitioned by the producer's default partitioner (murmur2 of those bytes) and the
-table's changelog partition is the input partition. The route hashes exactly the same bytes, so
-it names the partition the subject's state lives in.
+The ``subjects`` table is keyed by the raw bytes of ``controller/subject_id``; a state lives on
+the partition of its subject id under the default partitioner (murmur2), where the subject's
+keyed events arrive (:func:`streams.topology.partition_key`). The route hashes exactly those
+bytes, so it names the partition the subject's state lives in.
 
 A worker answers from its table only for a partition it owns as *active* and only outside a
 rebalance or recovery: standby copies may lag, so they are never read. Anything else is either
@@ -20,6 +20,8 @@ import aiohttp
 from aiohttp import web
 from aiokafka.partitioner import murmur2
 from yarl import URL
+
+from streams.topology import partition_key
 
 log = logging.getLogger("consent_streams.http")
 
@@ -89,7 +91,7 @@ class Router:
     def locate(self, key: bytes) -> Local | Remote:
         if not self.settled():
             raise Unavailable("rebalance or recovery in progress")
-        partition = partition_of(key, int(self.table.partitions))
+        partition = partition_of(partition_key(key), int(self.table.partitions))
         topic = self.changelog_topic
         if partition in self.active_partitions():
             return Local(partition)

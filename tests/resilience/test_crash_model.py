@@ -1,8 +1,8 @@
-"""The worker's crash semantics, modelled on the pure engine: fast, exhaustive, reproducible.
+"""The worker's crash semantics, modelled on its own batch steps: fast, exhaustive, reproducible.
 
 A SIGKILL loses what the producer had not yet handed to the broker, and every record since the
-last commit is redelivered. What else it loses depends on when the fold agent stores a
-subject's state, relative to the broker acknowledging the messages the change caused:
+last commit is redelivered. What else it loses depends on when the worker stores a subject's
+state, relative to the broker acknowledging the messages the change caused:
 
 * ``acknowledged-first``: a batch's messages are acknowledged before its states are stored
   (the worker's order: a kill loses the states of the batch in flight together with its
@@ -11,8 +11,11 @@ subject's state, relative to the broker acknowledging the messages the change ca
   the messages of the last few records while their state is kept). Only the engine's
   redelivery rule (restate what a duplicate event still decides) can then repair the topics.
 
-This replays either, many times, and judges the destination topics with the same oracle as the
-end-to-end crash test.
+Each batch goes through the production steps (:func:`streams.pipeline.fold.route` and
+:func:`streams.pipeline.fold.fold`): keyed records fold at once, keyless ones take the
+repartition hop (a log of its own, with its own committed offset) and fold when read back.
+This replays either order many times and judges the destination topics with the same oracle
+as the end-to-end crash test.
 """
 
 from __future__ import annotations
@@ -24,12 +27,12 @@ from datetime import UTC, datetime
 import pytest
 from aiokafka.structs import ConsumerRecord
 
-from schemas.codec import decode_event
 from schemas.vocabulary import Destination
-from streams.core.engine import Engine, subject_key
+from streams.core.engine import Engine
 from streams.core.policy import Policy
 from streams.core.state import EMPTY, SubjectState
-from tests.resilience.cluster import Record
+from streams.pipeline.fold import Record, fold, route
+from tests.resilience.cluster import Record as Output
 from tests.resilience.report import Mode, Report
 from tests.resilience.workload import Verdict, generate, judge
 
@@ -37,6 +40,7 @@ pytestmark = pytest.mark.resilience
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
 DESTINATIONS = {d.value: d for d in Destination}
+INPUT, HOP = "events", "events-by-subject"
 
 
 @dataclass
@@ -56,65 +60,66 @@ def simulate(
     crashes: int,
     ordering: str = "acknowledged-first",
     commit_probability: float = 0.1,
-    unsent: int = 3,
 ) -> Simulation:
-    """One partition's worth of processing with ``crashes`` SIGKILLs at random records.
+    """One partition's worth of processing with ``crashes`` SIGKILLs in random batches.
 
-    Records go in batches of 1-20; a commit follows a batch with ``commit_probability``. With
-    ``in-flight`` ordering, the messages of the last 0..``unsent`` records are the ones a kill
-    can lose (per destination partition, a tail).
+    Each fetch takes 0-20 input records and 0-5 repartitioned ones; a commit of both offsets
+    follows a batch with ``commit_probability``. A kill during a batch delivers a prefix of its
+    messages to each destination partition (and of its forwarded records to the hop).
     """
     workload = generate(policy, seed, events=events, subjects=subjects)
     rng = random.Random(seed ^ 0x5EED)
     engine = Engine(policy)
-    arrivals = [decode_event(value, key) for key, value in workload.records]
-    table: dict[str, SubjectState] = {}  # what the state store holds
-    batch_states: dict[str, SubjectState] = {}  # acknowledged-first: stored after the batch
+    logs: dict[str, list[Record]] = {
+        INPUT: [Record(INPUT, 0, n, key, value) for n, (key, value) in enumerate(workload.records)],
+        HOP: [],
+    }
+    table: dict[bytes, SubjectState] = {}  # what the state store holds
     topics: dict[str, list[tuple[bytes, bytes]]] = {d: [] for d in DESTINATIONS}
-    in_flight: list[tuple[int, str, bytes, bytes]] = []  # (step, destination, key, value)
-    crash_at = sorted(rng.sample(range(1, len(arrivals)), min(crashes, len(arrivals) - 1)))
-    committed = position = step = 0
-    batch_left = rng.randint(1, 20)
+    kills = sorted(rng.sample(range(1, len(logs[INPUT])), min(crashes, len(logs[INPUT]) - 1)))
+    committed = {INPUT: 0, HOP: 0}
+    position = dict(committed)
+    processed = 0
 
-    def deliver(older_than: int, destination: str | None = None) -> None:
-        for sent_at, to, key, value in in_flight:
-            if sent_at < older_than and destination in (None, to):
-                topics[to].append((key, value))
+    def load(key: bytes, partition: int) -> SubjectState:
+        return table.get(key, EMPTY)
 
-    while position < len(arrivals):
-        event = arrivals[position]
-        key = subject_key(event.controller, event.subject_id)
-        state = batch_states.get(key) or table.get(key, EMPTY)
-        outcome = engine.apply(state, event, NOW)
-        in_flight += [(step, m.destination.value, m.key, m.value) for m in outcome.messages]
-        if ordering == "in-flight":
-            if not outcome.duplicate:
-                table[key] = outcome.state  # stored at once, messages maybe not yet sent
-            deliver(step + 1 - unsent)  # the broker has everything older
-            in_flight = [m for m in in_flight if m[0] >= step + 1 - unsent]
-        else:
-            batch_states[key] = outcome.state
-        position += 1
-        step += 1
-        batch_left -= 1
-        if crash_at and position == crash_at[0]:
-            crash_at.pop(0)
-            for destination in DESTINATIONS:  # each destination partition loses its own tail
-                lose = rng.randint(0, unsent if ordering == "in-flight" else len(in_flight))
-                deliver(step - lose, destination)
-            in_flight, batch_states, position = [], {}, committed
-            batch_left = rng.randint(1, 20)
+    def forward(records: list[tuple[bytes, Record]]) -> None:
+        hop = logs[HOP]
+        for subject, record in records:
+            hop.append(Record(HOP, 0, len(hop), subject, record.value))
+
+    while any(position[name] < len(log) for name, log in logs.items()):
+        taken = {INPUT: rng.randint(0, 20), HOP: rng.randint(0, 5)}
+        batch = {name: logs[name][position[name] : position[name] + n] for name, n in taken.items()}
+        if not any(batch.values()):
             continue
-        if batch_left == 0:  # end of a batch: messages acknowledged, then states stored
-            deliver(step)
-            table.update(batch_states)
-            in_flight, batch_states = [], {}
-            batch_left = rng.randint(1, 20)
-            if rng.random() < commit_probability:
-                committed = position
-    deliver(step)
-    table.update(batch_states)
-    records: list[Record] = [
+        fresh = route(batch[INPUT], engine, lambda subject: 0)
+        again = route(batch[HOP], engine, lambda subject: 0, repartitioned=True)
+        folded = fold(fresh.fold + again.fold, load, engine, NOW)
+        messages = [(m.destination.value, m.key, m.value) for m in folded.messages]
+        states = {key: state for key, (_, state) in folded.states.items()}
+        if ordering == "in-flight":
+            table.update(states)  # stored at once, messages maybe not yet sent
+        processed += sum(len(records) for records in batch.values())
+        if kills and processed >= kills[0]:
+            while kills and processed >= kills[0]:
+                kills.pop(0)
+            for destination in DESTINATIONS:  # each destination partition loses its own tail
+                sent = [m for m in messages if m[0] == destination]
+                topics[destination] += [(k, v) for _, k, v in sent[: rng.randint(0, len(sent))]]
+            forward(fresh.forward[: rng.randint(0, len(fresh.forward))])
+            position = dict(committed)
+            continue
+        for destination, key, value in messages:  # acknowledged by the broker ...
+            topics[destination].append((key, value))
+        forward(fresh.forward)
+        table.update(states)  # ... then the states stored
+        for name, records in batch.items():
+            position[name] += len(records)
+        if rng.random() < commit_probability:
+            committed = dict(position)
+    records: list[Output] = [
         ConsumerRecord(destination, 0, offset, 0, 0, key, value, None, 0, 0, ())
         for destination, messages in topics.items()
         for offset, (key, value) in enumerate(messages)

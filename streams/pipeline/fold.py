@@ -1,0 +1,126 @@
+"""The batch steps of the worker, as plain functions: route a fetched batch, fold it.
+
+No Kafka and no Faust here: the shell (:mod:`streams.pipeline.batches`) fetches, sends, stores
+and commits; tests drive these steps with plain records and a dict for a store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import NamedTuple
+
+from schemas.codec import RejectedRecord, decode_event
+from schemas.deadletter import FieldError
+from schemas.events import ConsentEvent
+from streams.core.engine import Engine, Outbound, subject_key
+from streams.core.state import SubjectState
+
+
+class Record(NamedTuple):
+    """One consumed record, as much of it as the steps need."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: float | None = None  # seconds since the epoch, as the producer set it
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+class Admitted(NamedTuple):
+    """A valid record that folds on its partition, with its state key."""
+
+    key: bytes  # controller/subject_id
+    event: ConsentEvent
+    record: Record
+
+
+class Rejected(NamedTuple):
+    record: Record
+    errors: list[FieldError]
+
+
+@dataclass(slots=True)
+class Routed:
+    fold: list[Admitted] = field(default_factory=list)
+    #: keyless, or keyed on a partition other than the subject's: (subject id, record)
+    forward: list[tuple[bytes, Record]] = field(default_factory=list)
+    reject: list[Rejected] = field(default_factory=list)
+
+
+def route(
+    records: Iterable[Record],
+    engine: Engine,
+    place: Callable[[bytes], int],
+    *,
+    repartitioned: bool = False,
+) -> Routed:
+    """Decode and admit each record, and say where it folds.
+
+    A record folds here when it is on the partition of its subject id (``place``); anything
+    else (keyless, or published with another partitioner) is forwarded once, keyed by subject
+    id. Records of the repartition topic were placed by this worker: they always fold.
+    """
+    routed = Routed()
+    for record in records:
+        try:
+            event = decode_event(record.value, record.key)
+            errors = engine.admit(event)
+        except RejectedRecord as exc:
+            errors = exc.errors
+        if errors:
+            routed.reject.append(Rejected(record, errors))
+            continue
+        subject = event.subject_id.encode()
+        if repartitioned or (record.key is not None and place(subject) == record.partition):
+            key = subject_key(event.controller, event.subject_id).encode()
+            routed.fold.append(Admitted(key, event, record))
+        else:
+            routed.forward.append((subject, record))
+    return routed
+
+
+@dataclass(slots=True)
+class Folded:
+    """What a batch requires: messages to send first, then the states to store."""
+
+    messages: list[Outbound] = field(default_factory=list)
+    #: key -> (partition, state) for every key whose state changed, its last state in the batch
+    states: dict[bytes, tuple[int, SubjectState]] = field(default_factory=dict)
+    #: every folded record with its event, in order (duplicates included)
+    folded: list[Admitted] = field(default_factory=list)
+    duplicates: int = 0
+    reject: list[Rejected] = field(default_factory=list)
+
+
+def fold(
+    admitted: Iterable[Admitted],
+    load: Callable[[bytes, int], SubjectState],
+    engine: Engine,
+    now: datetime,
+) -> Folded:
+    """Fold a batch into subject states; ``load(key, partition)`` reads a stored state once."""
+    out = Folded()
+    current: dict[bytes, SubjectState] = {}
+    for item in admitted:
+        key, event, record = item
+        try:
+            state = current.get(key)
+            if state is None:
+                state = load(key, record.partition)
+            outcome = engine.apply(state, event, now)
+        except Exception as exc:  # the record is dead-lettered intact; the batch goes on
+            reason = f"could not process: {type(exc).__name__}"
+            out.reject.append(Rejected(record, [FieldError(loc="", msg=reason)]))
+            continue
+        out.messages += outcome.messages
+        current[key] = outcome.state
+        if outcome.duplicate:
+            out.duplicates += 1
+        else:
+            out.states[key] = (record.partition, outcome.state)
+        out.folded.append(item)
+    return out
