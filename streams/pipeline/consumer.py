@@ -88,6 +88,11 @@ class BatchConsumer(driver.Consumer):
                     acked.append(offset)
                     self._n_acked += 1
         self._read_offset[tp] = offsets[-1]
+        monitor = self.app.monitor  # what /metrics reads for lag, as Faust's path would set
+        monitor.messages_received_total += len(offsets)
+        monitor.messages_received_by_topic[tp.topic] += len(offsets)
+        monitor.tp_read_offsets[tp] = offsets[-1]
+        monitor.track_tp_end_offset(tp, self.highwater(tp))
 
     async def wait_empty(self) -> None:
         """A rebalance or shutdown also waits for the batch in flight."""

@@ -6,9 +6,12 @@ Runs the real worker against the broker with the shipped policy (streams/policy.
 from __future__ import annotations
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
+from streams.topology import DEFAULT_PARTITIONS, SUBJECTS_TABLE, partition_of
 from tests.integration.conftest import Pipeline
 from tests.integration.scenario import Scenario, publish, told_when
+from tests.support.kafka import TopicReader, event_record, produce
 
 pytestmark = pytest.mark.integration
 
@@ -189,3 +192,47 @@ def test_logs_carry_no_personal_data(pipeline: Pipeline) -> None:
     assert "Ready" in log  # the log is the worker's, and it is not empty
     for personal in ("example.org", "anna@", "subject-"):
         assert personal not in log
+
+
+async def test_keyed_keyless_and_misplaced_records_of_a_subject_meet_in_one_state(
+    pipeline: Pipeline,
+) -> None:
+    """A grant on the fast path, a confirmation without a key and a withdrawal published to
+    another partition than the default partitioner's (the last two take the repartition hop)
+    all fold into the one state of the subject: allow after the confirmation, then suppress.
+    """
+    s = Scenario("hms-se")
+    granted = s.add("consent.granted", 1, purpose="newsletter")
+    confirmed = s.add("consent.confirmed", 2, purpose="newsletter")
+    withdrawn = s.add("consent.withdrawn", 3, purpose="newsletter")
+    topic = pipeline.topics.events
+    await produce(pipeline.bootstrap, topic, [event_record(granted)])
+    await produce(pipeline.bootstrap, topic, [event_record(confirmed, keyed=False)])
+    await told_when(pipeline, lambda t: len(t.messages(s.subject_id)) >= 2, settle=0)
+    home = partition_of(s.subject_id.encode(), DEFAULT_PARTITIONS)
+    key, value = event_record(withdrawn)
+    await produce_to(pipeline.bootstrap, topic, (home + 1) % DEFAULT_PARTITIONS, key, value)
+    told = await told_when(pipeline, lambda t: len(t.messages(s.subject_id)) >= 4)
+    assert told.messages(s.subject_id) == [  # per destination, in order
+        ("email", "newsletter", "email", "allow"),
+        ("email", "newsletter", "email", "suppress"),
+        ("crm", "newsletter", "email", "allow"),
+        ("crm", "newsletter", "email", "suppress"),
+    ]
+    # Stored where its keyed events arrive and where the decisions API looks for it.
+    changelog = f"{pipeline.worker.app_id}-{SUBJECTS_TABLE}-changelog"
+    key = f"hms-se/{s.subject_id}".encode()
+    async with TopicReader(pipeline.bootstrap, changelog) as reader:
+        await reader.until(lambda r: sum(x.key == key for x in r.records) >= 2, timeout=30)
+    assert {x.partition for x in reader.records if x.key == key} == {home}
+
+
+async def produce_to(
+    bootstrap: str, topic: str, partition: int, key: bytes | None, value: bytes
+) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value=value, key=key, partition=partition)
+    finally:
+        await producer.stop()
