@@ -124,30 +124,6 @@ async def read_all(bootstrap: str, topics: Sequence[str], partitions: int) -> li
         await consumer.stop()
 
 
-async def first_timestamp(bootstrap: str, topic: str, partitions: int) -> float | None:
-    """Seconds since the epoch of the earliest record of ``topic`` (first record per partition)."""
-    consumer = _consumer(bootstrap)
-    await consumer.start()
-    try:
-        tps = _partitions([topic], partitions)
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        waiting = {tp for tp in tps if ends[tp] > 0}
-        firsts: list[int] = []
-        for _ in range(50):
-            if not waiting:
-                break
-            batches = await consumer.getmany(*waiting, timeout_ms=300, max_records=100)
-            for tp, records in batches.items():
-                if records and tp in waiting:
-                    firsts.append(records[0].timestamp)
-                    waiting.discard(tp)
-        return min(firsts) / 1000 if firsts else None
-    finally:
-        await consumer.stop()
-
-
 class Progress:
     """Cheap progress: the sum of the topics' end offsets (approximate on this broker)."""
 

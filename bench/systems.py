@@ -7,10 +7,10 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.kafka import first_timestamp
 from bench.peers.plain import OUTPUT_TOPIC
 from bench.processes import Child, python_env
 from streams.broker import free_port
+from streams.pipeline.batches import FIRST_FETCH
 from streams.topology import DEFAULT_PARTITIONS
 
 #: Faust's aiokafka driver passes this to its consumer; no Faust setting changes it (the
@@ -94,6 +94,7 @@ class System:
     ) -> Child:
         run.data_dir.mkdir(parents=True, exist_ok=True)
         if self.key == "consent-streams":
+            watch = (*watch, FIRST_FETCH)
             argv = [sys.executable, "-m", "streams.cli", "worker"]
             env = python_env(
                 {
@@ -130,16 +131,10 @@ class System:
         child = Child(argv, env, run.workdir / log_name, run.workdir, watch)
         return child.start()
 
-    def forward_topic(self, run: Run) -> str | None:
-        """A topic the system writes to right after consuming each record, if any."""
-        return f"{run.app_id}.events-by-subject" if self.key == "consent-streams" else None
-
     async def first_consume(self, run: Run, child: Child) -> float | None:
         """Wall time the system consumed its first input record, if it can say."""
-        forward = self.forward_topic(run)
-        if forward is not None:
-            # The intake agent forwards each record right after consuming it.
-            return await first_timestamp(run.bootstrap, forward, DEFAULT_PARTITIONS)
+        if self.key == "consent-streams":
+            return child.seen.get(FIRST_FETCH)  # when the worker's line reached us
         found = child.marks.get("first_consume")
         return float(found) if found else None
 

@@ -65,10 +65,9 @@ def verify(system: System, run: Run, seen: list[Seen], expected: Expected, input
 
 @dataclass(slots=True)
 class Watch:
-    """What polling the end offsets saw: when the system first forwarded, when output stopped."""
+    """What polling the end offsets saw: when the system started, when output stopped."""
 
     launched: float
-    first_forward: float | None = None
     last_change: float | None = None
 
 
@@ -80,7 +79,6 @@ async def wait_for_outputs(
     log: Log,
     label: str,
     *,
-    forward_topic: str | None = None,
     stall_timeout: float = 60.0,
 ) -> tuple[list[Seen], Watch]:
     """Poll end offsets (cheap) until the outputs stop growing, then read them all."""
@@ -88,15 +86,12 @@ async def wait_for_outputs(
     start = last_report = last_read = watch.launched
     last = -1
     seen: list[Seen] = []
-    forwards = Progress(run.bootstrap, [forward_topic] if forward_topic else [], run.partitions)
-    async with Progress(run.bootstrap, topics, run.partitions) as progress, forwards:
+    async with Progress(run.bootstrap, topics, run.partitions) as progress:
         while True:
             if child.exited:
                 raise SystemFailed(f"{label} exited early:\n{child.tail()}")
             count = await progress.count()
             now = time.time()
-            if forward_topic and watch.first_forward is None and await forwards.count() > 0:
-                watch.first_forward = now
             if count != last:
                 last, watch.last_change = count, now
             if now - last_report >= 10:
@@ -121,9 +116,9 @@ def window(first: float | None, seen: list[Seen], watch: Watch) -> tuple[float, 
     Output records carry the producer's wall clock unless a system copies the input record's
     timestamp; then the polled time of the last change stands in (accurate to the poll interval).
     """
-    start = first if first is not None and first >= watch.launched else watch.first_forward
-    if start is None:
+    if first is None or first < watch.launched:
         raise SystemFailed("no first consume observed")
+    start = first
     last = max(record.timestamp_ms for record in seen) / 1000
     if last < start and watch.last_change is not None:
         last = watch.last_change
@@ -161,7 +156,6 @@ async def measure(
                     child,
                     log,
                     system.key,
-                    forward_topic=system.forward_topic(run),
                 )
             finally:
                 child.stop()

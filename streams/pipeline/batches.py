@@ -31,6 +31,9 @@ from streams.topology import Topology, partition_of
 
 log = logging.getLogger("consent_streams")
 
+#: Logged once, when the first input records are fetched (benchmarks time runs from it).
+FIRST_FETCH = "first input records fetched"
+
 Send = Callable[..., Awaitable[Awaitable[Any]]]
 
 
@@ -83,6 +86,7 @@ class BatchPipeline:
         self.counters = counters
         self.names = names
         self.place = Placement(partitions)
+        self._started = False
 
     @property
     def topics(self) -> frozenset[str]:
@@ -90,6 +94,9 @@ class BatchPipeline:
 
     async def __call__(self, batches: Batches) -> None:
         names, counters = self.names, self.counters
+        if not self._started:
+            self._started = True
+            log.info(FIRST_FETCH, extra={"records": sum(len(b) for b in batches.values())})
         send: Send = self.app.producer.send
         fresh: list[Record] = []
         forwarded: list[Record] = []
