@@ -14,6 +14,7 @@ from streams.core.engine import Engine
 from streams.core.policy import Policy
 from streams.pipeline.batches import BatchPipeline
 from streams.pipeline.consumer import BatchHandler, BatchTransport
+from streams.pipeline.sending import KeyHashes
 from streams.pipeline.store import SubjectStore
 from streams.recovery import ROCKSDB_OPTIONS, use_bulk_recovery
 from streams.settings import Settings
@@ -23,6 +24,10 @@ from streams.web import register_web
 from streams.web.metrics import EventStats
 
 RAW: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
+
+#: Records per fetch, so per batch: large enough to amortise the two broker round trips a
+#: batch waits for (outputs, then changelog), small enough to keep the event loop responsive.
+BATCH_MAX = 1000
 
 
 @dataclass
@@ -81,6 +86,7 @@ def create_app(
         web_metrics_enabled=False,
         web_in_thread=False,
         consumer_auto_offset_reset="earliest",
+        broker_max_poll_records=BATCH_MAX,
     )
     engine = Engine(policy)
     counters = Counters()
@@ -92,7 +98,8 @@ def create_app(
     # key_type/value_type bytes select the raw serializer for the store and the changelog.
     subjects = app.Table(SUBJECTS_TABLE, partitions=partitions, key_type=bytes, value_type=bytes)
     states = SubjectStore(app, subjects)
-    pipeline = BatchPipeline(app, engine, states, counters, names, partitions)
+    hashes = KeyHashes()
+    pipeline = BatchPipeline(app, engine, states, counters, names, partitions, hashes)
 
     transport = BatchTransport(app.conf.broker_consumer, app)
     transport.batch_handler = BatchHandler(pipeline.topics, pipeline)

@@ -13,10 +13,9 @@ a duplicate still decides, so the destination topics end up right (see docs/guar
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,15 +25,14 @@ from schemas.codec import dead_letter_record
 from streams.core.engine import Engine
 from streams.pipeline.consumer import Batches
 from streams.pipeline.fold import Record, Rejected, fold, route
+from streams.pipeline.sending import KeyHashes, Outbox, Producer
 from streams.pipeline.store import SubjectStore
-from streams.topology import Topology, partition_of
+from streams.topology import Topology
 
 log = logging.getLogger("consent_streams")
 
 #: Logged once, when the first input records are fetched (benchmarks time runs from it).
 FIRST_FETCH = "first input records fetched"
-
-Send = Callable[..., Awaitable[Awaitable[Any]]]
 
 
 def records_of(batch: Sequence[ConsumerRecord[bytes, bytes]]) -> list[Record]:
@@ -52,24 +50,6 @@ def records_of(batch: Sequence[ConsumerRecord[bytes, bytes]]) -> list[Record]:
     ]
 
 
-class Placement:
-    """The partition of a subject id under the default partitioner, remembered (bounded)."""
-
-    def __init__(self, partitions: int, limit: int = 100_000) -> None:
-        self.partitions = partitions
-        self.limit = limit
-        self._known: dict[bytes, int] = {}
-
-    def __call__(self, subject: bytes) -> int:
-        known = self._known
-        partition = known.get(subject)
-        if partition is None:
-            if len(known) >= self.limit:
-                known.clear()
-            partition = known[subject] = partition_of(subject, self.partitions)
-        return partition
-
-
 class BatchPipeline:
     def __init__(
         self,
@@ -79,14 +59,27 @@ class BatchPipeline:
         counters: Any,  # streams.app.Counters
         names: Topology,
         partitions: int,
+        hashes: KeyHashes,
     ) -> None:
         self.app = app
         self.engine = engine
         self.store = store
         self.counters = counters
         self.names = names
-        self.place = Placement(partitions)
+        self.partitions = partitions
+        self.hashes = hashes
+        self._producer: Producer | None = None
         self._started = False
+
+    def place(self, subject: bytes) -> int:
+        """The partition of a subject id under the default partitioner: where its state is."""
+        return self.hashes(subject) % self.partitions
+
+    @property
+    def producer(self) -> Producer:
+        if self._producer is None:  # Faust starts its producer after the app is built
+            self._producer = Producer(self.app.producer._ensure_producer(), self.hashes)
+        return self._producer
 
     @property
     def topics(self) -> frozenset[str]:
@@ -97,7 +90,6 @@ class BatchPipeline:
         if not self._started:
             self._started = True
             log.info(FIRST_FETCH, extra={"records": sum(len(b) for b in batches.values())})
-        send: Send = self.app.producer.send
         fresh: list[Record] = []
         forwarded: list[Record] = []
         for tp, batch in batches.items():
@@ -107,32 +99,30 @@ class BatchPipeline:
         folded = fold(routed.fold + again.fold, self.store.load, self.engine, datetime.now(UTC))
         counters.accepted += len(routed.fold) + len(routed.forward)
 
-        pending = []
+        outbox = self.producer.outbox()
         if folded.reject:
             log.error("events could not be processed", extra={"count": len(folded.reject)})
         for rejected in routed.reject + again.reject + folded.reject:
-            pending.append(await self._dead_letter(send, rejected))
+            await self._dead_letter(outbox, rejected)
         for subject, record in routed.forward:
             # The record's own timestamp and headers travel on: latency is end to end.
-            pending.append(
-                await send(
-                    names.by_subject,
-                    subject,
-                    record.value,
-                    None,
-                    record.timestamp,
-                    list(record.headers) or None,
-                )
+            published = round(record.timestamp * 1000) if record.timestamp else None
+            await outbox.add(
+                names.by_subject,
+                subject,
+                record.value,
+                partition=self.place(subject),
+                timestamp_ms=published,
+                headers=record.headers,
             )
         emitted = counters.emitted
         topics = names.suppressions
         for message in folded.messages:
-            topic = topics[message.destination]
-            pending.append(await send(topic, message.key, message.value, None, None, None))
+            await outbox.add(topics[message.destination], message.key, message.value)
             emitted[message.destination] += 1
         # Outputs first: once the broker has them, record the states that caused them.
-        await asyncio.gather(*pending)
-        await self.store.save(folded.states)
+        await outbox.sent()
+        await self.store.save(folded.states, self.producer.outbox())
 
         counters.folded += len(folded.folded)
         counters.duplicates += folded.duplicates
@@ -141,7 +131,7 @@ class BatchPipeline:
             stamp = record.timestamp
             stats.on_processed(event.type.value, now - stamp if stamp else None)
 
-    async def _dead_letter(self, send: Send, rejected: Rejected) -> Awaitable[Any]:
+    async def _dead_letter(self, outbox: Outbox, rejected: Rejected) -> None:
         record, errors = rejected
         value = dead_letter_record(
             record.value,
@@ -163,4 +153,4 @@ class BatchPipeline:
                 "fields": [e.loc for e in errors],
             },
         )
-        return await send(self.names.deadletter, record.key, value, None, None, None)
+        await outbox.add(self.names.deadletter, record.key, value)

@@ -8,13 +8,13 @@ per event whose changelog partition is that of the stream's current event.
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
 from typing import Any
 
 from faust.types import TP
 
 from streams.core.state import SubjectState
+from streams.pipeline.sending import Outbox
 
 #: Decoded states kept in memory. A state with its 64 remembered event ids is ~10-20 KB of
 #: Python objects: the bound keeps the cache to about 100-200 MB.
@@ -35,7 +35,7 @@ class SubjectStore:
             state = SubjectState.from_bytes(self._get(key, partition))
         return state
 
-    async def save(self, states: dict[bytes, tuple[int, SubjectState]]) -> None:
+    async def save(self, states: dict[bytes, tuple[int, SubjectState]], outbox: Outbox) -> None:
         """Changelog first (acknowledged), then the store, one write batch per partition.
 
         A kill in between leaves the changelog ahead of the store, which recovery repairs;
@@ -44,19 +44,14 @@ class SubjectStore:
         if not states:
             return
         topic = self.table.changelog_topic.get_topic_name()
-        send = self.app.producer.send
         encoded: dict[int, list[tuple[bytes, bytes]]] = defaultdict(list)
-        pending = []
         for key, (partition, state) in states.items():
             value = state.to_bytes()
             encoded[partition].append((key, value))
-            pending.append(await send(topic, key, value, partition, None, None))
-        written = await asyncio.gather(*pending)
-        last: dict[int, int] = {}
-        for metadata in written:
-            last[metadata.partition] = max(metadata.offset, last.get(metadata.partition, -1))
+            await outbox.add(topic, key, value, partition=partition)  # the key's own partition
+        last = await outbox.sent()
         for partition, items in encoded.items():
-            self._write(partition, items, TP(topic, partition), last[partition])
+            self._write(partition, items, TP(topic, partition), last[(topic, partition)])
         for key, (_, state) in states.items():
             self._remember(key, state)
 
