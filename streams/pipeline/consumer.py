@@ -1,5 +1,8 @@
 """A Faust consumer that hands fetched batches of chosen topics to a batch handler.
 
+It extends the worker's Kafka driver (:mod:`streams.transport`: fetch wait, read_committed,
+unreadable fetches).
+
 Faust still subscribes (an agent is declared on each such topic), joins the group, assigns,
 recovers tables and commits; only the per-message path (one ``Event`` per record, a queue and
 a stream iteration each) is skipped for those topics. Records of every other topic (table
@@ -13,9 +16,10 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from aiokafka.structs import ConsumerRecord
-from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
 from faust.types.tuples import ack_lock
+
+from streams import transport
 
 Batches = Mapping[TP, Sequence[ConsumerRecord[bytes, bytes]]]
 
@@ -28,7 +32,7 @@ class BatchHandler:
         self.run = run
 
 
-class BatchConsumer(driver.Consumer):
+class BatchConsumer(transport.Consumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._idle = asyncio.Event()
@@ -100,6 +104,6 @@ class BatchConsumer(driver.Consumer):
         await super().wait_empty()
 
 
-class BatchTransport(driver.Transport):
+class BatchTransport(transport.Transport):
     Consumer: ClassVar[type[BatchConsumer]] = BatchConsumer
     batch_handler: BatchHandler | None = None
