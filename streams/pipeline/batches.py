@@ -50,6 +50,10 @@ def records_of(batch: Sequence[ConsumerRecord[bytes, bytes]]) -> list[Record]:
     ]
 
 
+def _elsewhere(subject: bytes) -> int:
+    return -1  # no partition: forward
+
+
 class BatchPipeline:
     def __init__(
         self,
@@ -70,6 +74,26 @@ class BatchPipeline:
         self.hashes = hashes
         self._producer: Producer | None = None
         self._started = False
+        self._copartitioned: bool | None = None
+
+    def copartitioned(self) -> bool:
+        """Whether input partition n is table partition n (same count), so it may fold there.
+
+        If not, Faust's assignor does not keep them together, and every input record takes
+        the repartition hop: slower, still right.
+        """
+        if self._copartitioned is None:
+            count = self.app.consumer.topic_partitions(self.names.events)
+            if count is None:
+                return False  # not known yet: the hop is right either way
+            self._copartitioned = count == self.partitions
+            if not self._copartitioned:
+                log.warning(
+                    "input topic has another partition count than the subject table: "
+                    "every record takes the repartition hop",
+                    extra={"input_partitions": count, "table_partitions": self.partitions},
+                )
+        return self._copartitioned
 
     def place(self, subject: bytes) -> int:
         """The partition of a subject id under the default partitioner: where its state is."""
@@ -94,7 +118,7 @@ class BatchPipeline:
         forwarded: list[Record] = []
         for tp, batch in batches.items():
             (forwarded if tp.topic == names.by_subject else fresh).extend(records_of(batch))
-        routed = route(fresh, self.engine, self.place)
+        routed = route(fresh, self.engine, self.place if self.copartitioned() else _elsewhere)
         again = route(forwarded, self.engine, self.place, repartitioned=True)
         folded = fold(routed.fold + again.fold, self.store.load, self.engine, datetime.now(UTC))
         counters.accepted += len(routed.fold) + len(routed.forward)

@@ -49,9 +49,18 @@ def router(
 
 
 def key_in(partition: int) -> bytes:
+    """A table key whose state lives in ``partition``: its subject id's partition."""
     return next(
-        k for k in (f"c/s{n}".encode() for n in range(1000)) if partition_of(k, 6) == partition
+        k for k in (f"c/s{n}".encode() for n in range(1000)) if partition_of(k[2:], 6) == partition
     )
+
+
+def test_a_state_is_looked_for_on_its_subject_ids_partition() -> None:
+    # Where the subject's keyed events arrive, whatever the controller.
+    subject = next(f"s{n}" for n in range(1000) if partition_of(f"s{n}".encode(), 6) == 4)
+    for controller in ("hms-se", "kms-uk", "c"):
+        key = f"{controller}/{subject}".encode()
+        assert router(mine={4}, theirs={0, 1, 2, 3, 5}).locate(key) == Local(4)
 
 
 def test_own_active_partition_is_answered_here() -> None:
