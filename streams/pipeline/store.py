@@ -16,8 +16,9 @@ from faust.types import TP
 from streams.core.state import SubjectState
 from streams.pipeline.sending import Outbox
 
-#: Decoded states kept in memory. A state with its 64 remembered event ids is ~10-20 KB of
-#: Python objects: the bound keeps the cache to about 100-200 MB.
+#: Decoded states kept in memory (oldest dropped first). Measured: ~5.5 KB of Python objects for
+#: a typical state (bench workload), ~11 KB with all 64 remembered event ids, so the bound
+#: keeps the cache to ~55-110 MB. Empty after a start or a rebalance.
 CACHE_MAX = 10_000
 
 
