@@ -88,7 +88,6 @@ async def measure(
                     children[0],
                     log,
                     f"{system.key} x{WORKERS}",
-                    forward_topic=system.forward_topic(run),
                 )
             finally:
                 for child in children:

@@ -1,7 +1,8 @@
 """A Faust consumer that hands fetched batches of chosen topics to a batch handler.
 
 It extends the worker's Kafka driver (:mod:`streams.transport`: fetch wait, read_committed,
-unreadable fetches).
+unreadable fetches) and bulk table recovery (:mod:`streams.recovery`), which takes the
+changelog records of a fetch before this takes the input records.
 
 Faust still subscribes (an agent is declared on each such topic), joins the group, assigns,
 recovers tables and commits; only the per-message path (one ``Event`` per record, a queue and
@@ -20,6 +21,7 @@ from faust.types import TP
 from faust.types.tuples import ack_lock
 
 from streams import transport
+from streams.recovery import BulkRecoveryConsumer
 
 Batches = Mapping[TP, Sequence[ConsumerRecord[bytes, bytes]]]
 
@@ -32,7 +34,7 @@ class BatchHandler:
         self.run = run
 
 
-class BatchConsumer(transport.Consumer):
+class BatchConsumer(BulkRecoveryConsumer, transport.Consumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._idle = asyncio.Event()
