@@ -1,7 +1,7 @@
 """Table recovery and memory: a worker with an empty data directory rebuilds ``subjects``.
 
 The changelog is written the way the worker writes it (key ``controller/subject``, the engine's
-state encoding, the partition the key hashes to), with real states taken from the workload's
+state encoding, the partition the subject id hashes to), with real states taken from the workload's
 reference fold. Each partition's last record goes in a produce batch of its own: the embedded
 broker answers ListOffsets with the first offset of the last batch + 1, and Faust stops reading a
 changelog at that offset. The worker is then started on it; the time between Faust's "restoring"
@@ -37,7 +37,7 @@ from schemas.vocabulary import EventType
 from streams.core.engine import Engine
 from streams.core.state import EMPTY, SubjectState
 from streams.settings import DEFAULT_FETCH_WAIT_MS
-from streams.topology import DEFAULT_PARTITIONS
+from streams.topology import DEFAULT_PARTITIONS, partition_key, partition_of
 
 RESTORING = "Restoring state from changelog topics"
 RESTORED = "Done reading from changelog topics"
@@ -98,7 +98,10 @@ async def write_table(
         for i in range(subjects):
             template = pool[i % len(pool)]
             key = f"{template.controller}/tbl-{i:08d}".encode()
-            pending.append((key, template.value, await out.send(topic, template.value, key=key)))
+            # Where the worker keeps it: the partition of the subject id (streams/topology.py).
+            partition = partition_of(partition_key(key), DEFAULT_PARTITIONS)
+            sent = await out.send(topic, template.value, key=key, partition=partition)
+            pending.append((key, template.value, sent))
             if len(pending) >= 50_000:
                 for k, v, fut in pending:
                     last[(await fut).partition] = (k, v)
