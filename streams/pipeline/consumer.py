@@ -46,7 +46,6 @@ class BatchConsumer(BulkRecoveryConsumer, transport.Consumer):
         return handler
 
     async def _wait_next_records(self, timeout: float) -> tuple[Any, Any]:
-        generation = self.app.consumer_generation_id
         records, active = await super()._wait_next_records(timeout)
         handler = self.batch_handler
         if not records or handler is None:
@@ -55,10 +54,11 @@ class BatchConsumer(BulkRecoveryConsumer, transport.Consumer):
         if not mine:
             return records, active
         rest = {tp: batch for tp, batch in records.items() if tp not in mine}
-        # Fetched across a rebalance or while stopped: Faust seeks back to the committed
-        # offsets, so these come again.
-        current = self.app.consumer_generation_id == generation
-        if current and self.flow_active and not self.should_stop:
+        # Records come back from the fetcher consistent with the positions after any seek (a
+        # rebalance seeks to the committed offsets before the flow resumes). While the flow is
+        # stopped or the consumer stops, they are left: Faust seeks back to the committed
+        # offsets, so they come again.
+        if self.flow_active and not self.should_stop:
             mine = {tp: b for tp, b in mine.items() if active is None or tp in active}
             if mine:
                 await self._handle(handler, mine)
