@@ -165,6 +165,7 @@ class BatchPipeline:
             partition=record.partition,
             offset=record.offset,
             received_at=datetime.now(UTC),
+            headers=record.headers,
         )
         self.counters.rejected += 1
         self.counters.events.on_rejected(record.value)

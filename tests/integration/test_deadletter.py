@@ -6,6 +6,7 @@ import base64
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from tests.integration.conftest import Pipeline
 from tests.integration.scenario import Scenario, told_when
@@ -75,3 +76,23 @@ async def test_bad_records_are_kept_with_reasons_while_valid_ones_flow(pipeline:
 
 def _payloads(bad: list[tuple[bytes | None, bytes | None, str]]) -> set[bytes]:
     return {value or b"" for _, value, _ in bad}
+
+
+async def test_a_rejected_record_keeps_its_headers_in_order(pipeline: Pipeline) -> None:
+    value = orjson.dumps(valid(unique("subject"), controller="nobody"))
+    headers = [("trace-id", b"abc"), ("raw", b"\xff\x00"), ("trace-id", b"again")]
+    producer = AIOKafkaProducer(bootstrap_servers=pipeline.bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(pipeline.topics.events, value, headers=headers)
+    finally:
+        await producer.stop()
+    async with TopicReader(pipeline.bootstrap, pipeline.topics.deadletter) as reader:
+        await reader.until(
+            lambda r: any(base64.b64decode(v["payload_b64"]) == value for v in r.values()),
+            timeout=60,
+        )
+    [letter] = [v for v in reader.values() if base64.b64decode(v["payload_b64"]) == value]
+    assert letter["headers"] == [
+        {"key": name, "value_b64": base64.b64encode(data).decode()} for name, data in headers
+    ]
