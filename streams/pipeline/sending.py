@@ -98,5 +98,6 @@ class Outbox:
     async def _send(self, topic: str, partition: int, batch: Any) -> None:
         count = batch.record_count()
         if count:
+            batch.close()  # complete: the producer sends a closed batch without lingering
             ack = await self.producer.client.send_batch(batch, topic, partition=partition)
             self._pending.append((ack, count))
