@@ -16,9 +16,9 @@ from faust.types import TP
 from streams.core.state import SubjectState
 from streams.pipeline.sending import Outbox
 
-#: Decoded states kept in memory (oldest dropped first). Measured: ~5.5 KB of Python objects for
-#: a typical state (bench workload), ~11 KB with all 64 remembered event ids, so the bound
-#: keeps the cache to ~55-110 MB. Empty after a start or a rebalance.
+#: Decoded states kept in memory (oldest dropped first). Measured on the bench workload: ~4.5 KB
+#: of Python objects for a mean state, ~14 KB for the largest, so the bound keeps the cache to
+#: ~45-140 MB. Empty after a start or a rebalance.
 CACHE_MAX = 10_000
 
 
