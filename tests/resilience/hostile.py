@@ -106,7 +106,9 @@ def _future() -> str:
     return (datetime.now(UTC) + timedelta(minutes=30)).isoformat()
 
 
-_BAD_TIMES: tuple[str | Callable[[], str], ...] = (
+_BAD_TIMES: tuple[str | int | Callable[[], str], ...] = (
+    1_741_000_000,  # epoch seconds: not RFC 3339 (contract 1.1)
+    "2025-03-03T09:00:00+0200",
     "2025-13-01T00:00:00Z",
     "2025-02-30T00:00:00Z",
     "2025-03-03T09:00:00",
@@ -230,7 +232,6 @@ def edge_cases(start: int) -> list[Record]:
     add(valid_event(n, occurred_at="0001-01-01T00:00:00Z"))
     add(valid_event(n, occurred_at="0001-01-01T00:00:00-01:00"))
     add(valid_event(n, occurred_at="2025-03-03T09:00:00.123456789Z"))
-    add(valid_event(n, occurred_at=1_741_000_000))
     add(valid_event(n, evidence=_nested(150)))
     add(
         valid_event(
