@@ -22,7 +22,8 @@ class RejectedRecord(ValueError):
         self.errors = errors
 
 
-def _field_errors(exc: ValidationError) -> list[FieldError]:
+def field_errors(exc: ValidationError) -> list[FieldError]:
+    """Pydantic's errors as the contract's (dotted location, message) pairs."""
     return [
         FieldError(
             loc=".".join(str(part) for part in err["loc"]),
@@ -57,7 +58,7 @@ def decode_event(
     try:
         event = ConsentEvent.model_validate_json(value, context={"now": now} if now else None)
     except ValidationError as exc:
-        errors = _field_errors(exc)
+        errors = field_errors(exc)
         if exc.errors()[0]["type"] == "json_invalid" and not _is_utf8(value):
             errors = [FieldError(loc="", msg="record value is not valid UTF-8")]
         raise RejectedRecord(errors) from None

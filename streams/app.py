@@ -15,13 +15,12 @@ from streams.core.policy import Policy
 from streams.pipeline.batches import BatchPipeline
 from streams.pipeline.consumer import BatchHandler, BatchTransport
 from streams.pipeline.sending import KeyHashes
+from streams.pipeline.stats import EventStats
 from streams.pipeline.store import SubjectStore
 from streams.recovery import ROCKSDB_OPTIONS, use_bulk_recovery
 from streams.settings import Settings
 from streams.topology import DEADLETTER_MAX_BYTES, DEFAULT_PARTITIONS, SUBJECTS_TABLE, Topology
 from streams.transport import broker_url
-from streams.web import register_web
-from streams.web.metrics import EventStats
 
 RAW: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
 
@@ -121,5 +120,4 @@ def create_app(
     app.on_partitions_revoked.connect(forget)
 
     streams = ConsentStreams(app=app, engine=engine, subjects=subjects, counters=counters)
-    register_web(streams, settings)
     return streams

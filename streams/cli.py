@@ -68,9 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"consent-streams: {exc}", file=sys.stderr)
         return 2
     if args.command == "worker":
+        from streams.webapi import attach_api
         from streams.worker import run_worker
 
-        return run_worker(settings, policy)
+        return run_worker(settings, policy, attach=attach_api)
     if args.command == "demo":
         from streams.demo import run_demo
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from streams.web.apikeys import ApiKeyError, parse_file, parse_inline
-from streams.web.tokens import split_secrets
+from streams.security.apikeys import ApiKeyError, parse_file, parse_inline
+from streams.security.tokens import split_secrets
 
 DEFAULT_WEB_PORT = 6066
 #: The embedded broker holds every fetch for the whole wait, so this is the latency floor per

@@ -12,12 +12,15 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streams.broker import EmbeddedBroker
 from streams.core.policy import Policy, load_policy
 from streams.settings import Settings
 from streams.topology import DEFAULT_PARTITIONS, Topology
+
+if TYPE_CHECKING:
+    from streams.app import ConsentStreams
 
 log = logging.getLogger("consent_streams")
 
@@ -259,8 +262,17 @@ class BrokerWatch:
         self._exit(code)
 
 
-def run_worker(settings: Settings, policy: Policy | None = None) -> int:
-    """Blocks until the worker is stopped (SIGINT/SIGTERM); returns the exit code."""
+def run_worker(
+    settings: Settings,
+    policy: Policy | None = None,
+    *,
+    attach: Callable[[ConsentStreams, Settings], None] | None = None,
+) -> int:
+    """Blocks until the worker is stopped (SIGINT/SIGTERM); returns the exit code.
+
+    ``attach`` adds to the app before it starts (the CLI passes the HTTP API, which sits above
+    the pipeline and so is not imported here).
+    """
     import faust
 
     from streams.app import create_app
@@ -288,6 +300,8 @@ def run_worker(settings: Settings, policy: Policy | None = None) -> int:
             )
         )
         streams = create_app(settings, policy, bootstrap=bootstrap)
+        if attach is not None:
+            attach(streams, settings)
         watch = BrokerWatch(
             bootstrap,
             (

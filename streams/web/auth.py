@@ -1,13 +1,18 @@
-"""API key authentication for views: 401 without a valid key, 403 without the scope.
+"""API key authentication: 401 without a valid key, 403 without the route's scope.
 
-Checked before anything is looked up, so the answer never depends on whether a subject exists.
+The route table names each route's scope and :func:`guarded` enforces it around the view, so
+what the OpenAPI document says and what is checked are one thing. Checked before the view runs,
+so the answer never depends on whether a subject exists.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from functools import wraps
+
 from aiohttp import web
 
-from streams.web.apikeys import ApiKey, Scope
+from streams.security.apikeys import ApiKey, Scope
 from streams.web.context import context_of
 from streams.web.errors import ApiError
 
@@ -28,6 +33,7 @@ def bearer_token(header: str | None) -> str | None:
 
 
 def require(request: web.Request, scope: Scope) -> ApiKey:
+    """The request's API key if it has ``scope``; else the 401 or 403 error."""
     presented = bearer_token(request.headers.get("Authorization"))
     if presented is None:
         raise ApiError(
@@ -55,3 +61,17 @@ def require(request: web.Request, scope: Scope) -> ApiKey:
             },
         )
     return key
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def guarded(handler: Handler, scope: Scope) -> Handler:
+    """``handler``, answered only for a key with ``scope``."""
+
+    @wraps(handler)
+    async def checked(request: web.Request) -> web.StreamResponse:
+        require(request, scope)
+        return await handler(request)
+
+    return checked

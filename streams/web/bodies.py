@@ -1,4 +1,4 @@
-"""Reading request bodies with a size limit per endpoint."""
+"""Reading request bodies with a size limit per endpoint, and batches of JSON items."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import orjson
 from aiohttp import web
 
 from streams.web.errors import ApiError, bad_request
+from streams.web.models import MAX_BATCH
 
 #: Body limits. Events: a full batch of typical events; a single record is capped at 64 KiB by
 #: the contract anyway. Forms and empty-bodied calls need almost nothing.
@@ -42,6 +43,21 @@ async def read_json(request: web.Request, limit: int) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise bad_request(f"the body is not valid JSON: {exc}", "invalid_json") from None
+
+
+async def read_batch(request: web.Request, limit: int, noun: str) -> tuple[list[Any], bool]:
+    """The items of a body that is one JSON value or an array of 1 to MAX_BATCH of them, and
+    whether it was an array (the answer then is one too)."""
+    body = await read_json(request, limit)
+    batch = isinstance(body, list)
+    items: list[Any] = body if batch else [body]
+    if not items:
+        raise bad_request("the batch is empty", "empty_batch")
+    if len(items) > MAX_BATCH:
+        raise ApiError(
+            413, "batch_too_large", f"{len(items)} {noun} in one request; the limit is {MAX_BATCH}"
+        )
+    return items, batch
 
 
 async def read_form(request: web.Request, limit: int) -> dict[str, str]:

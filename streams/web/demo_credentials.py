@@ -6,7 +6,7 @@ docs/api.md work as written against it.
 
 from __future__ import annotations
 
-from streams.web.apikeys import hash_key
+from streams.security.apikeys import hash_key
 
 DEMO_API_KEY = "demo-key-not-for-production"
 DEMO_TOKEN_SECRET = "demo-token-secret-not-for-production-0000"

@@ -20,8 +20,8 @@ from streams.core.decisions import PairState
 from streams.core.engine import Engine
 from streams.core.policy import Purpose
 from streams.core.state import SubjectState
+from streams.security.tokens import Claims, Signer, TokenKind, click_millis, link_event_id
 from streams.web.models import MintedToken, TokenRequest
-from streams.web.tokens import Claims, Signer, TokenKind, click_millis, link_event_id
 
 ONE_CLICK = "List-Unsubscribe=One-Click"
 #: RFC 5322: a header line is at most 998 characters.

@@ -9,7 +9,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from schemas.deadletter import FieldError
 from schemas.events import Slug, SubjectId
 from schemas.vocabulary import Channel, EventType, LegalBasis, Reason, Signal
-from streams.web.tokens import TokenKind
+from streams.security.tokens import TokenKind
 
 #: Most events one ``POST /v1/events`` may carry.
 MAX_BATCH = 500

@@ -18,12 +18,12 @@ from pydantic import BaseModel
 from schemas.generate import CONTRACT_VERSION
 from schemas.vocabulary import Channel
 from streams.core.policy import ID_PATTERN
+from streams.security.tokens import MAX_TOKEN_LENGTH
 from streams.web.bodies import EVENTS_BODY_LIMIT
 from streams.web.middleware import MAX_URL_LENGTH
 from streams.web.models import MAX_BATCH, ErrorBody
 from streams.web.paths import MAX_SUBJECT_ID
 from streams.web.routes import ROUTES, Body, Reply, Route
-from streams.web.tokens import MAX_TOKEN_LENGTH
 
 PATH = Path(__file__).with_name("openapi.json")
 _REF = "#/components/schemas/{model}"

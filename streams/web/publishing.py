@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Sequence
 
 from schemas.codec import encode_event
 from schemas.events import ConsentEvent
+from streams.web.backend import Backend
 from streams.web.errors import unavailable
 
 log = logging.getLogger("consent_streams.http")
@@ -17,19 +18,13 @@ ACK_TIMEOUT = 15.0
 
 
 class Publisher:
-    def __init__(self, app: Any, topic: str) -> None:
-        self.app = app  # faust.App
-        self.topic = topic
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
 
-    async def publish(self, records: list[tuple[bytes, bytes]]) -> None:
+    async def publish(self, records: Sequence[tuple[bytes, bytes]]) -> None:
         """Send every (key, value) and return once the broker acknowledged all of them."""
         try:
-            producer = self.app.producer
-            pending = [
-                await producer.send(self.topic, key, value, None, None, None)
-                for key, value in records
-            ]
-            await asyncio.wait_for(asyncio.gather(*pending), ACK_TIMEOUT)
+            await asyncio.wait_for(self.backend.publish(records), ACK_TIMEOUT)
         except Exception as exc:  # not started yet, broker down, timed out...
             log.warning("publish failed", extra={"error": type(exc).__name__})
             raise unavailable(

@@ -3,7 +3,6 @@ and its description cannot drift apart."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,8 +10,9 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from schemas.events import ConsentEvent
+from streams.security.apikeys import Scope
 from streams.web import models as m
-from streams.web.apikeys import Scope
+from streams.web.auth import Handler, guarded
 from streams.web.views_decisions import get_decision, get_preferences
 from streams.web.views_events import post_events
 from streams.web.views_links import get_confirm, get_unsubscribe, post_confirm, post_unsubscribe
@@ -20,7 +20,6 @@ from streams.web.views_ops import get_health, get_metrics, get_openapi, get_read
 from streams.web.views_signals import post_signals
 from streams.web.views_tokens import post_tokens
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 JSON = "application/json"
 HTML = "text/html"
 
@@ -55,7 +54,7 @@ class Route:
     operation_id: str
     summary: str
     tag: str
-    scope: Scope | None = None
+    scope: Scope | None = None  # enforced by install(): 401/403 before the view runs
     description: str = ""
     body: Body | None = None
     query: dict[str, tuple[str, bool]] = field(default_factory=dict)  # name: (text, required)
@@ -325,6 +324,7 @@ def install(app: web.Application) -> None:
     for route in ROUTES:
         if not route.installed:
             continue
-        app.router.add_route(route.method, route.path, route.handler, name=route.operation_id)
+        handler = route.handler if route.scope is None else guarded(route.handler, route.scope)
+        app.router.add_route(route.method, route.path, handler, name=route.operation_id)
         if route.method == "GET":  # aiohttp leaves the body out of HEAD answers
-            app.router.add_route("HEAD", route.path, route.handler)
+            app.router.add_route("HEAD", route.path, handler)

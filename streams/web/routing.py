@@ -1,9 +1,8 @@
 """Which worker answers for a subject, and forwarding a read to it.
 
-The ``subjects`` table is keyed by the raw bytes of ``controller/subject_id``; a state lives on
-the partition of its subject id under the default partitioner (murmur2), where the subject's
-keyed events arrive (:func:`streams.topology.partition_key`). The route hashes exactly those
-bytes, so it names the partition the subject's state lives in.
+The backend names the partition a subject's state lives in and who holds it; this module
+decides from that. Hand-written rather than Faust's own router: it must never answer from a
+standby copy or bounce a request between workers, and must answer 503 while ownership moves.
 
 A worker answers from its table only for a partition it owns as *active* and only outside a
 rebalance or recovery: standby copies may lag, so they are never read. Anything else is either
@@ -14,14 +13,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
-from aiokafka.partitioner import murmur2
 from yarl import URL
 
-from streams.topology import partition_key
+from streams.core.state import SubjectState
+from streams.web.backend import Backend
+
+if TYPE_CHECKING:
+    from streams.web.context import WebContext
 
 log = logging.getLogger("consent_streams.http")
 
@@ -40,11 +42,6 @@ _KEPT_BACK = (
 )
 
 
-def partition_of(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default partitioner sends ``key`` to."""
-    return int(murmur2(key) & 0x7FFFFFFF) % partitions
-
-
 class Unavailable(Exception):
     """The owner of a key cannot be determined or reached right now."""
 
@@ -60,47 +57,23 @@ class Remote:
     url: URL
 
 
-def _ident(url: URL) -> tuple[str, int]:
-    return (url.host or "", url.port or 80)
-
-
 class Router:
-    def __init__(self, app: Any, table: Any, timeout: float = 5.0) -> None:
-        self.app = app  # faust.App
-        self.table = table  # faust Table
+    def __init__(self, backend: Backend, timeout: float = 5.0) -> None:
+        self.backend = backend
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
 
-    @property
-    def changelog_topic(self) -> str:
-        return str(self.table.changelog_topic.get_topic_name())
-
-    def settled(self) -> bool:
-        """Partitions assigned, recovery done, no rebalance under way."""
-        app = self.app
-        if app.rebalancing or not app.tables.recovery.completed.is_set():
-            return False
-        return bool(app.tables.actives_ready)
-
-    def active_partitions(self) -> list[int]:
-        topic = self.changelog_topic
-        return sorted(
-            tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic
-        )
-
     def locate(self, key: bytes) -> Local | Remote:
-        if not self.settled():
+        backend = self.backend
+        if not backend.settled():
             raise Unavailable("rebalance or recovery in progress")
-        partition = partition_of(partition_key(key), int(self.table.partitions))
-        topic = self.changelog_topic
-        if partition in self.active_partitions():
+        partition = backend.partition_of(key)
+        if partition in backend.active_partitions():
             return Local(partition)
-        me = _ident(URL(str(self.app.conf.canonical_url)))
-        for url, topics in self.app.router.table_metadata(self.table.name).items():
-            owner = URL(str(url))
-            if partition in topics.get(topic, ()) and _ident(owner) != me:
-                return Remote(partition, owner)
-        raise Unavailable("no worker owns the partition")
+        owner = backend.owner_of(partition)
+        if owner is None:
+            raise Unavailable("no worker owns the partition")
+        return Remote(partition, URL(owner))
 
     async def forward(self, request: web.Request, owner: URL) -> web.Response:
         headers = {name: request.headers[name] for name in _PASSED_ON if name in request.headers}
@@ -130,3 +103,24 @@ class Router:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+async def state_or_answer(
+    ctx: WebContext, request: web.Request, key: bytes
+) -> SubjectState | web.Response:
+    """The subject's state from this worker, or the owner's answer to the same request.
+
+    Raises :class:`Unavailable` (counted) while ownership moves or the owner is unreachable.
+    """
+    try:
+        place = ctx.router.locate(key)
+        if isinstance(place, Local):
+            # No await between the ownership check and the read.
+            return SubjectState.from_bytes(ctx.backend.state(key))
+        if FORWARDED in request.headers:
+            raise Unavailable("ownership is moving")  # never bounce between workers
+        ctx.http.forwarded += 1
+        return await ctx.router.forward(request, place.url)
+    except Unavailable:
+        ctx.http.unavailable += 1
+        raise

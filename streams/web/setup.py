@@ -1,46 +1,45 @@
-"""Wiring: build the shared context and install middleware and routes on the worker's server."""
+"""Wiring: build the shared context and install middleware and routes on a web server."""
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, cast
 
 from aiohttp import web
 
-from streams.topology import Topology
-from streams.web.apikeys import load_keyring
+from streams.core.engine import Engine
+from streams.security.apikeys import load_keyring
+from streams.security.tokens import Signer
+from streams.settings import Settings
+from streams.web.backend import Backend
 from streams.web.context import CONTEXT, WebContext
 from streams.web.links import InsecureLinks, check_base_url
-from streams.web.metrics import HttpStats
+from streams.web.metrics import HttpStats, registry_for
 from streams.web.middleware import MAX_REQUEST_LINE, observe
 from streams.web.publishing import Publisher
 from streams.web.routes import install
 from streams.web.routing import Router
-from streams.web.tokens import Signer
-
-if TYPE_CHECKING:
-    from streams.app import ConsentStreams
-    from streams.settings import Settings
 
 log = logging.getLogger("consent_streams.http")
 
 
-def install_web(streams: ConsentStreams, settings: Settings) -> None:
+def install_web(
+    server: web.Application, backend: Backend, engine: Engine, settings: Settings
+) -> None:
+    """Serve the API on ``server`` (the worker's own aiohttp application, or a test's)."""
     keyring = load_keyring(settings.api_keys, settings.api_keys_file)
     secret = settings.token_secret
-    topology = Topology.of(settings)
+    http = HttpStats()
     context = WebContext(
-        streams=streams,
+        backend=backend,
+        engine=engine,
         settings=settings,
-        topology=topology,
         keyring=keyring,
         signer=Signer.from_config(secret.get_secret_value()) if secret else None,
-        router=Router(streams.app, streams.subjects),
-        publisher=Publisher(streams.app, topology.events),
-        http=HttpStats(),
+        router=Router(backend),
+        publisher=Publisher(backend),
+        http=http,
+        registry=registry_for(backend, http),
     )
-    faust_app: Any = streams.app
-    server = cast(web.Application, faust_app.web.web_app)
     server[CONTEXT] = context
     # The parser's own limit answers in plain text: let long URLs through to the JSON 414.
     server._handler_args = {  # read when the server starts

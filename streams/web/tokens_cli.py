@@ -8,14 +8,15 @@ from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
+from schemas.codec import field_errors
 from schemas.vocabulary import Channel
 from streams.core.engine import Engine
 from streams.core.policy import PolicyError, load_policy
+from streams.security.apikeys import ApiKeyError, Scope, generate_key, hash_key, parse_entry
+from streams.security.tokens import Signer, TokenKind, new_secret
 from streams.settings import Settings, SettingsError
-from streams.web.apikeys import ApiKeyError, Scope, generate_key, hash_key, parse_entry
 from streams.web.links import InsecureLinks, check_base_url, mint
 from streams.web.models import MAX_TTL_SECONDS, TokenRequest
-from streams.web.tokens import Signer, TokenKind, new_secret
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -84,9 +85,8 @@ def _mint(args: argparse.Namespace) -> int:
             ttl_seconds=args.ttl,
         )
     except ValidationError as exc:
-        for err in exc.errors(include_url=False):
-            where = ".".join(str(p) for p in err["loc"])
-            print(f"consent-streams token: {where}: {err['msg']}", file=sys.stderr)
+        for error in field_errors(exc):
+            print(f"consent-streams token: {error.loc}: {error.msg}", file=sys.stderr)
         if args.ttl is not None and not 60 <= args.ttl <= MAX_TTL_SECONDS:
             print(f"  --ttl must be 60 to {MAX_TTL_SECONDS} seconds", file=sys.stderr)
         return 2

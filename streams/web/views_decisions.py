@@ -10,14 +10,12 @@ from schemas.vocabulary import Channel
 from streams.core.engine import subject_key
 from streams.core.policy import Controller, Purpose
 from streams.core.state import SubjectState
-from streams.web.apikeys import Scope
-from streams.web.auth import require
 from streams.web.context import context_of
 from streams.web.errors import bad_request, json_response, not_found, unavailable
 from streams.web.models import Decision, Preferences
 from streams.web.paths import controller_of, subject_id_of
 from streams.web.presenting import pair_decision, statements_of
-from streams.web.routing import FORWARDED, Local, Unavailable
+from streams.web.routing import Unavailable, state_or_answer
 
 
 def _purpose_and_channel(request: web.Request, controller: Controller) -> tuple[Purpose, Channel]:
@@ -36,27 +34,18 @@ def _purpose_and_channel(request: web.Request, controller: Controller) -> tuple[
 async def _answer(
     request: web.Request, key: bytes, render: Callable[[SubjectState], web.Response]
 ) -> web.Response:
-    """Answer from this worker's table if it owns the key, else from the owner, else 503."""
-    ctx = context_of(request)
+    """Answer from this worker's state if it owns the key, else from the owner, else 503."""
     try:
-        place = ctx.router.locate(key)
-        if isinstance(place, Local):
-            # No await between the ownership check and the read.
-            return render(SubjectState.from_bytes(ctx.streams.subjects.get(key)))
-        if FORWARDED in request.headers:
-            raise Unavailable("ownership is moving")  # never bounce between workers
-        ctx.http.forwarded += 1
-        return await ctx.router.forward(request, place.url)
+        found = await state_or_answer(context_of(request), request, key)
     except Unavailable:
-        ctx.http.unavailable += 1
         raise unavailable(
             "the subject's partition is being rebalanced or recovered; retry shortly",
             "rebalancing",
         ) from None
+    return found if isinstance(found, web.Response) else render(found)
 
 
 async def get_decision(request: web.Request) -> web.Response:
-    require(request, Scope.READ)
     controller = controller_of(request)
     subject_id = subject_id_of(request)
     purpose, channel = _purpose_and_channel(request, controller)
@@ -71,7 +60,6 @@ async def get_decision(request: web.Request) -> web.Response:
 
 
 async def get_preferences(request: web.Request) -> web.Response:
-    require(request, Scope.READ)
     controller = controller_of(request)
     subject_id = subject_id_of(request)
     engine = context_of(request).engine

@@ -15,12 +15,10 @@ from aiohttp import web
 from schemas.codec import RejectedRecord, decode_event
 from schemas.deadletter import FieldError
 from streams.core.engine import Engine
-from streams.web.apikeys import Scope
-from streams.web.auth import require
-from streams.web.bodies import EVENTS_BODY_LIMIT, read_json
+from streams.web.bodies import EVENTS_BODY_LIMIT, read_batch
 from streams.web.context import context_of
-from streams.web.errors import ApiError, bad_request, json_response
-from streams.web.models import MAX_BATCH, EventsAccepted, ItemErrors
+from streams.web.errors import ApiError, json_response
+from streams.web.models import EventsAccepted, ItemErrors
 
 
 def validate(engine: Engine, item: Any) -> tuple[bytes, bytes] | list[FieldError]:
@@ -47,16 +45,8 @@ def _event_id(item: Any) -> str | None:
 
 
 async def post_events(request: web.Request) -> web.Response:
-    require(request, Scope.WRITE)
     ctx = context_of(request)
-    body = await read_json(request, EVENTS_BODY_LIMIT)
-    items: list[Any] = body if isinstance(body, list) else [body]
-    if not items:
-        raise bad_request("the batch is empty", "empty_batch")
-    if len(items) > MAX_BATCH:
-        raise ApiError(
-            413, "batch_too_large", f"{len(items)} events in one request; the limit is {MAX_BATCH}"
-        )
+    items, _ = await read_batch(request, EVENTS_BODY_LIMIT, "events")
     records: list[tuple[bytes, bytes]] = []
     problems: list[ItemErrors] = []
     for index, item in enumerate(items):

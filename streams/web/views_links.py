@@ -16,13 +16,13 @@ from aiohttp import web
 from schemas.vocabulary import Category, Channel
 from streams.core.engine import subject_key
 from streams.core.state import SubjectState
+from streams.security.tokens import Claims, TokenError, TokenExpired, TokenKind
 from streams.web.bodies import SMALL_BODY_LIMIT, read_form
 from streams.web.context import WebContext, context_of
 from streams.web.errors import RETRY_AFTER_SECONDS, ApiError
 from streams.web.links import ONE_CLICK, link_event, link_path, opted_out_since, undo_claims
 from streams.web.pages import Form, page
-from streams.web.routing import FORWARDED, Local, Unavailable
-from streams.web.tokens import Claims, TokenError, TokenExpired, TokenKind
+from streams.web.routing import Unavailable, state_or_answer
 from streams.web.wording import language_of, words
 
 _INVALID = ("This link is not valid", "Please use the link from the most recent message you got.")
@@ -124,19 +124,11 @@ async def _publish(request: web.Request, claims: Claims, who: _Audience) -> web.
 async def _state(
     request: web.Request, claims: Claims, who: _Audience
 ) -> SubjectState | web.Response:
-    """The subject's state from this worker's table, or the owner's answer to the request."""
-    ctx = context_of(request)
+    """The subject's state from this worker, or the owner's answer to the request."""
     key = subject_key(claims.controller, claims.subject_id).encode()
     try:
-        place = ctx.router.locate(key)
-        if isinstance(place, Local):
-            return SubjectState.from_bytes(ctx.streams.subjects.get(key))
-        if FORWARDED in request.headers:
-            raise Unavailable("ownership is moving")  # never bounce between workers
-        ctx.http.forwarded += 1
-        return await ctx.router.forward(request, place.url)
+        return await state_or_answer(context_of(request), request, key)
     except Unavailable:
-        ctx.http.unavailable += 1
         return who.page("retry.title", "retry.text", status=503, headers=_BUSY)
 
 

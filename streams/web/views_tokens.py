@@ -8,28 +8,23 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
+from schemas.codec import field_errors
 from schemas.deadletter import FieldError
-from streams.web.apikeys import Scope
-from streams.web.auth import require
-from streams.web.bodies import TOKENS_BODY_LIMIT, read_json
+from streams.web.bodies import TOKENS_BODY_LIMIT, read_batch
 from streams.web.context import context_of
-from streams.web.errors import ApiError, bad_request, json_response, unavailable
+from streams.web.errors import ApiError, json_response, unavailable
 from streams.web.links import InsecureLinks, check_base_url, mint
-from streams.web.models import MAX_BATCH, ItemErrors, MintedToken, TokenRequest
+from streams.web.models import ItemErrors, MintedToken, TokenRequest
 
 
 def _parse(item: Any) -> TokenRequest | list[FieldError]:
     try:
         return TokenRequest.model_validate(item)
     except ValidationError as exc:
-        return [
-            FieldError(loc=".".join(str(p) for p in err["loc"]), msg=err["msg"])
-            for err in exc.errors(include_url=False)
-        ]
+        return field_errors(exc)
 
 
 async def post_tokens(request: web.Request) -> web.Response:
-    require(request, Scope.TOKENS)
     ctx = context_of(request)
     if ctx.signer is None:
         raise unavailable("no CONSENT_TOKEN_SECRET is configured", "tokens_not_configured")
@@ -38,15 +33,7 @@ async def post_tokens(request: web.Request) -> web.Response:
         check_base_url(settings.links_base_url, settings.allow_insecure_links)
     except InsecureLinks as exc:
         raise ApiError(503, "links_not_secure", str(exc)) from None
-    body = await read_json(request, TOKENS_BODY_LIMIT)
-    batch = isinstance(body, list)
-    items: list[Any] = body if batch else [body]
-    if not items:
-        raise bad_request("the batch is empty", "empty_batch")
-    if len(items) > MAX_BATCH:
-        raise ApiError(
-            413, "batch_too_large", f"{len(items)} tokens in one request; the limit is {MAX_BATCH}"
-        )
+    items, batch = await read_batch(request, TOKENS_BODY_LIMIT, "tokens")
     now = datetime.now(UTC)
     minted: list[MintedToken] = []
     problems: list[ItemErrors] = []

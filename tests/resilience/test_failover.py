@@ -79,7 +79,7 @@ def _probe(kind: str, n: int, minutes: int) -> dict[str, Any]:
 def _api_key_env() -> tuple[str | None, dict[str, str]]:
     """An API key with the read scope, if this build has the HTTP API."""
     try:
-        from streams.web.apikeys import generate_key, hash_key
+        from streams.security.apikeys import generate_key, hash_key
     except ImportError:
         return None, {}
     key = generate_key()
@@ -188,7 +188,7 @@ async def test_survivor_answers_decisions_correctly(
 ) -> None:
     run = failover_run
     if run.api_key is None:
-        pytest.skip("the HTTP API (streams.web.apikeys) is not in this build yet")
+        pytest.skip("the HTTP API (streams.security.apikeys) is not in this build yet")
     base = run.survivor.url
     probe = f"{base}/v1/controllers/{PROBE_CONTROLLER}/subjects/probe-000/decisions/{PROBE_PURPOSE}"
     status, _ = await asyncio.to_thread(_get, probe + "?channel=email", run.api_key)

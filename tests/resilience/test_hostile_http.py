@@ -17,6 +17,7 @@ import orjson
 import pytest
 
 from streams.core.policy import Policy
+from streams.security import apikeys, tokens
 from tests.integration.conftest import Pipeline, pipeline_for
 from tests.resilience.cluster import read_to_end, wait_drained
 from tests.resilience.harness import destinations, outputs, start
@@ -26,8 +27,6 @@ from tests.resilience.workload import judge
 
 pytestmark = [pytest.mark.integration, pytest.mark.resilience]
 
-tokens = pytest.importorskip("streams.web.tokens", reason="the HTTP API is not in this build yet")
-apikeys = pytest.importorskip("streams.web.apikeys", reason="the HTTP API is not in this build yet")
 
 PART = ("http", "hostile input (HTTP)")
 #: Record-level categories whose body is a valid event over HTTP (the Kafka key is not sent).

@@ -14,9 +14,9 @@ import orjson
 import pytest
 from multidict import CIMultiDictProxy
 
+from streams.security.apikeys import hash_key
 from streams.settings import Settings
 from streams.topology import Topology
-from streams.web.apikeys import hash_key
 from streams.web.demo_credentials import DEMO_API_KEY
 from tests.support.kafka import unique
 from tests.support.worker import WorkerProcess

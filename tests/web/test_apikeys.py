@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.settings import Settings, SettingsError
-from streams.web.apikeys import (
+from streams.security.apikeys import (
     ApiKeyError,
     Keyring,
     Scope,
@@ -17,6 +16,7 @@ from streams.web.apikeys import (
     parse_entry,
     parse_inline,
 )
+from streams.settings import Settings, SettingsError
 from streams.web.auth import bearer_token
 
 KEY = "cs_example-key-for-tests-only"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from streams.security.apikeys import Scope, load_keyring
 from streams.settings import Settings
-from streams.web.apikeys import Scope, load_keyring
 from streams.web.demo_credentials import DEMO_API_KEY, demo_environment
 from tests.web.conftest import Worker
 

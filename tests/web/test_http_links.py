@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from schemas.vocabulary import Destination
-from streams.web.tokens import Claims, Signer, TokenKind
+from streams.security.tokens import Claims, Signer, TokenKind
 from tests.support.kafka import TopicReader, unique
 from tests.web.conftest import (
     READ_KEY,

@@ -12,6 +12,7 @@ from schemas.vocabulary import Channel, EventType
 from streams.core.engine import Engine
 from streams.core.policy import load_policy
 from streams.core.state import EMPTY, SubjectState
+from streams.security.tokens import Claims, Signer, TokenKind, link_event_id
 from streams.web.links import (
     InsecureLinks,
     check_base_url,
@@ -22,7 +23,6 @@ from streams.web.links import (
     undo_claims,
 )
 from streams.web.models import MintedToken, TokenRequest
-from streams.web.tokens import Claims, Signer, TokenKind, link_event_id
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 BASE = "https://prefs.example.org/consent"

@@ -7,8 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from streams.settings import Settings, SettingsError
-from streams.web.tokens import (
+from streams.security.tokens import (
     Claims,
     Signer,
     TokenError,
@@ -19,6 +18,7 @@ from streams.web.tokens import (
     new_secret,
     split_secrets,
 )
+from streams.settings import Settings, SettingsError
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 SECRET = "s" * 40

@@ -6,8 +6,8 @@ import io
 
 import pytest
 
-from streams.web.apikeys import hash_key, parse_entry
-from streams.web.tokens import Signer, TokenKind
+from streams.security.apikeys import hash_key, parse_entry
+from streams.security.tokens import Signer, TokenKind
 from streams.web.tokens_cli import main
 
 SECRET = "c" * 40

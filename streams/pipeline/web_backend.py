@@ -1,0 +1,129 @@
+"""The HTTP API's view of this worker (:class:`streams.web.backend.Backend`) over the Faust app.
+
+Ownership comes from Faust's assignor and table metadata, state from the subjects table,
+publishing from the app's producer, metrics from the pipeline's counters and the consumer.
+Implements the protocol structurally: the pipeline does not import the web layer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from yarl import URL
+
+from streams.pipeline.stats import PREFIX, counter, histogram
+from streams.topology import Topology, partition_key, partition_of
+
+
+def _ident(url: URL) -> tuple[str, int]:
+    return (url.host or "", url.port or 80)
+
+
+class FaustBackend:
+    def __init__(self, app: Any, table: Any, counters: Any, topology: Topology) -> None:
+        self.app = app  # faust.App
+        self.table = table  # faust Table[bytes, bytes]
+        self.counters = counters  # streams.app.Counters
+        self.topology = topology
+
+    @property
+    def _changelog(self) -> str:
+        return str(self.table.changelog_topic.get_topic_name())
+
+    def settled(self) -> bool:
+        app = self.app
+        if app.rebalancing or not app.tables.recovery.completed.is_set():
+            return False
+        return bool(app.tables.actives_ready)
+
+    def ready(self) -> bool:
+        consumer = self.app.consumer
+        return bool(consumer and consumer.assignment()) and self.settled()
+
+    def partition_of(self, key: bytes) -> int:
+        # A state lives on its subject id's partition, where the subject's keyed events arrive.
+        return partition_of(partition_key(key), int(self.table.partitions))
+
+    def active_partitions(self) -> list[int]:
+        topic = self._changelog
+        return sorted(
+            tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic
+        )
+
+    def owner_of(self, partition: int) -> str | None:
+        me = _ident(URL(str(self.app.conf.canonical_url)))
+        topic = self._changelog
+        for url, topics in self.app.router.table_metadata(self.table.name).items():
+            if partition in topics.get(topic, ()) and _ident(URL(str(url))) != me:
+                return str(url)
+        return None
+
+    def state(self, key: bytes) -> bytes | None:
+        value: bytes | None = self.table.get(key)
+        return value
+
+    async def publish(self, records: Sequence[tuple[bytes, bytes]]) -> None:
+        producer = self.app.producer
+        topic = self.topology.events
+        pending = [await producer.send(topic, k, v, None, None, None) for k, v in records]
+        await asyncio.gather(*pending)
+
+    def consumer_lag(self) -> Iterator[tuple[str, int, int]]:
+        """(topic, partition, records not yet committed) for the owned input partitions."""
+        consumer = self.app.consumer
+        if not consumer:
+            return
+        sources = {self.topology.events, self.topology.by_subject}
+        monitor = self.app.monitor
+        for tp in sorted(consumer.assignment()):
+            if tp.topic not in sources:
+                continue
+            end = consumer.highwater(tp)
+            done = monitor.tp_committed_offsets.get(tp)
+            if done is None and tp in monitor.tp_read_offsets:
+                done = monitor.tp_read_offsets[tp] + 1
+            if end is not None and done is not None:
+                yield tp.topic, tp.partition, max(int(end) - int(done), 0)
+
+    def metrics(self) -> Iterator[Metric]:
+        counters = self.counters
+        stats = counters.events
+        yield counter(
+            "events_processed",
+            "Events folded into subject state (redeliveries included), by event type.",
+            dict(sorted(stats.processed.items())),
+            "type",
+        )
+        yield counter(
+            "events_rejected",
+            "Records sent to the dead-letter topic, by the event type they name (unknown if none).",
+            dict(sorted(stats.rejected.items())),
+            "type",
+        )
+        yield counter(
+            "events_duplicate",
+            "Redelivered events recognised by their event id.",
+            counters.duplicates,
+        )
+        yield counter(
+            "suppressions_emitted",
+            "Suppress/allow messages sent, by destination.",
+            {d.value: n for d, n in counters.emitted.items()},
+            "destination",
+        )
+        yield histogram(
+            "processing_latency_seconds",
+            "From an input record's Kafka timestamp to the end of its processing.",
+            stats.latency,
+        )
+        lag = GaugeMetricFamily(
+            PREFIX + "consumer_lag",
+            "Records in an owned input partition not yet processed and committed.",
+            labels=["topic", "partition"],
+        )
+        for topic, partition, behind in self.consumer_lag():
+            lag.add_metric([topic, str(partition)], behind)
+        yield lag

@@ -1,0 +1,39 @@
+"""What the HTTP API needs from the worker it runs in: a small read/publish interface.
+
+The worker implements it over its Faust app (``streams/pipeline/web_backend.py``); the
+in-process HTTP tests implement it in memory. Nothing here knows about Faust or Kafka, so the
+web layer does not either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
+from prometheus_client.metrics_core import Metric
+
+
+class Backend(Protocol):
+    def settled(self) -> bool:
+        """Partitions assigned, tables recovered, no rebalance under way."""
+
+    def ready(self) -> bool:
+        """Settled, with input partitions assigned: the worker answers reads (``/ready``)."""
+
+    def partition_of(self, key: bytes) -> int:
+        """The partition that stores the state of ``key`` (``controller/subject_id``)."""
+
+    def active_partitions(self) -> list[int]:
+        """The partitions whose state this worker holds as active (standbys are never read)."""
+
+    def owner_of(self, partition: int) -> str | None:
+        """The base URL of another worker holding ``partition`` as active, if one is known."""
+
+    def state(self, key: bytes) -> bytes | None:
+        """The stored state of ``key``; only meaningful for an active partition of this worker."""
+
+    async def publish(self, records: Sequence[tuple[bytes, bytes]]) -> None:
+        """Send (key, value) records to the input topic; return once the broker has them all."""
+
+    def metrics(self) -> Iterable[Metric]:
+        """The pipeline's metric families, read at scrape time."""
