@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import orjson
@@ -20,6 +20,9 @@ from streams.topology import Topology
 from streams.web.demo_credentials import DEMO_API_KEY
 from tests.support.kafka import unique
 from tests.support.worker import WorkerProcess
+
+if TYPE_CHECKING:
+    from tests.web.fake import Served
 
 READ_KEY = "cs_test-read-0123456789"
 WRITE_KEY = "cs_test-write-0123456789"
@@ -158,3 +161,12 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"gave up after {timeout}s; last result: {result!r}")
         await asyncio.sleep(0.2)
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[Served]:
+    """The API in this process over an in-memory backend, with keys of every scope."""
+    from tests.web.fake import serve
+
+    async with serve() as running:
+        yield running

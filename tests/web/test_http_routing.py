@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from streams.topology import partition_key
-from streams.web.routing import FORWARDED, partition_of
+from streams.topology import partition_key, partition_of
+from streams.web.routing import FORWARDED
 from tests.support.kafka import TopicReader, unique
 from tests.web.conftest import (
     API_ENV,

@@ -1,12 +1,15 @@
-"""Counters and their Prometheus text exposition."""
+"""The pipeline's counters and their Prometheus text exposition (prometheus_client)."""
 
 from __future__ import annotations
 
 import re
 
 import orjson
+from prometheus_client import CollectorRegistry
+from prometheus_client.metrics_core import Metric
 
-from streams.web.metrics import EventStats, Exposition, Histogram, type_label
+from streams.pipeline.stats import EventStats, Histogram, counter, histogram, type_label
+from streams.web.metrics import exposition
 
 
 def test_histogram_is_cumulative_with_inf() -> None:
@@ -31,16 +34,27 @@ def test_rejected_records_are_labelled_by_known_types_only() -> None:
     assert stats.latency.count == 1
 
 
+class _Families:
+    def collect(self) -> list[Metric]:
+        return [
+            counter("things", "Things.", {'a"b\\c': 3, "plain": 1.5}, "kind"),
+            counter("others", "Others.", 2),
+            histogram("wait_seconds", "Waiting.", Histogram(bounds=(1.0,))),
+        ]
+
+
 def test_exposition_format() -> None:
-    out = Exposition()
-    out.family("things_total", "counter", "Things.", [({"kind": 'a"b\\c'}, 3), ({}, 1.5)])
-    out.histogram("wait_seconds", "Waiting.", Histogram(bounds=(1.0,)))
-    text = out.text()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families())
+    text = exposition(registry).decode()
     assert text.endswith("\n")
     assert "# TYPE consent_streams_things_total counter" in text
-    assert 'consent_streams_things_total{kind="a\\"b\\\\c"} 3' in text
-    assert "consent_streams_things_total 1.5" in text
-    assert 'consent_streams_wait_seconds_bucket{le="+Inf"} 0' in text
+    assert 'consent_streams_things_total{kind="a\\"b\\\\c"} 3.0' in text
+    assert 'consent_streams_things_total{kind="plain"} 1.5' in text
+    assert "consent_streams_others_total 2.0" in text
+    assert 'consent_streams_wait_seconds_bucket{le="1.0"} 0.0' in text
+    assert 'consent_streams_wait_seconds_bucket{le="+Inf"} 0.0' in text
+    assert "consent_streams_wait_seconds_count 0.0" in text
     sample = re.compile(r'^[a-z_]+(\{([a-z_]+="([^"\\]|\\.)*",?)+\})? [0-9.e+-]+$')
     for line in text.splitlines():
         assert line.startswith("# ") or sample.match(line), line

@@ -1,0 +1,89 @@
+"""The HTTP API's view of a Faust app, without a broker: the hash, and when a worker may
+answer itself (the web layer's Router over the Faust backend)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from aiokafka.partitioner import DefaultPartitioner
+from faust.types import TP
+from yarl import URL
+
+from streams.pipeline.web_backend import FaustBackend
+from streams.topology import partition_of
+from streams.web.routing import Local, Remote, Router, Unavailable
+
+CHANGELOG = "app-subjects-changelog"
+ME, PEER = "http://127.0.0.1:7001", "http://127.0.0.1:7002"
+
+
+def test_partition_matches_the_kafka_default_partitioner() -> None:
+    partitions = list(range(6))
+    for n in range(200):
+        key = f"kms-uk/subject-{n}".encode()
+        assert partition_of(key, 6) == DefaultPartitioner()(key, partitions, partitions)
+
+
+def router(
+    *,
+    mine: set[int],
+    theirs: set[int],
+    rebalancing: bool = False,
+    recovered: bool = True,
+    listed_as_mine: set[int] | None = None,
+) -> Router:
+    completed = SimpleNamespace(is_set=lambda: recovered)
+    metadata = {ME: {CHANGELOG: sorted(listed_as_mine or mine)}, PEER: {CHANGELOG: sorted(theirs)}}
+    app: Any = SimpleNamespace(
+        rebalancing=rebalancing,
+        tables=SimpleNamespace(recovery=SimpleNamespace(completed=completed), actives_ready=True),
+        assignor=SimpleNamespace(assigned_actives=lambda: {TP(CHANGELOG, p) for p in mine}),
+        conf=SimpleNamespace(canonical_url=URL(ME)),
+        router=SimpleNamespace(table_metadata=lambda name: metadata),
+    )
+    table: Any = SimpleNamespace(
+        name="subjects",
+        partitions=6,
+        changelog_topic=SimpleNamespace(get_topic_name=lambda: CHANGELOG),
+    )
+    return Router(FaustBackend(app, table, counters=None, topology=None))
+
+
+def key_in(partition: int) -> bytes:
+    """A table key whose state lives in ``partition``: its subject id's partition."""
+    return next(
+        k for k in (f"c/s{n}".encode() for n in range(1000)) if partition_of(k[2:], 6) == partition
+    )
+
+
+def test_a_state_is_looked_for_on_its_subject_ids_partition() -> None:
+    # Where the subject's keyed events arrive, whatever the controller.
+    subject = next(f"s{n}" for n in range(1000) if partition_of(f"s{n}".encode(), 6) == 4)
+    for controller in ("hms-se", "kms-uk", "c"):
+        key = f"{controller}/{subject}".encode()
+        assert router(mine={4}, theirs={0, 1, 2, 3, 5}).locate(key) == Local(4)
+
+
+def test_own_active_partition_is_answered_here() -> None:
+    assert router(mine={0, 1, 2}, theirs={3, 4, 5}).locate(key_in(1)) == Local(1)
+
+
+def test_other_partitions_go_to_their_owner() -> None:
+    assert router(mine={0, 1, 2}, theirs={3, 4, 5}).locate(key_in(4)) == Remote(4, URL(PEER))
+
+
+@pytest.mark.parametrize("state", [{"rebalancing": True}, {"recovered": False}])
+def test_nothing_is_answered_while_ownership_moves(state: dict[str, bool]) -> None:
+    with pytest.raises(Unavailable):
+        router(mine={0, 1, 2}, theirs={3, 4, 5}, **state).locate(key_in(1))
+
+
+def test_listed_but_not_active_here_is_unavailable_not_local() -> None:
+    # The metadata says this worker, but the partition is not one of its actives.
+    lying = router(mine={0}, theirs={3, 4, 5}, listed_as_mine={0, 1, 2})
+    with pytest.raises(Unavailable):
+        lying.locate(key_in(1))
+    with pytest.raises(Unavailable):
+        router(mine={0}, theirs={3}).locate(key_in(5))  # nobody owns it

@@ -1,0 +1,89 @@
+"""The HTTP API in this process over an in-memory backend: no broker, milliseconds per test.
+
+The fake stands in for our own :class:`streams.web.backend.Backend` interface (what the worker
+offers the web layer), never for Kafka: tests of what reaches the broker use a real worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from prometheus_client.metrics_core import Metric
+
+from streams.broker import free_port
+from streams.core.engine import Engine
+from streams.core.policy import load_policy
+from streams.settings import Settings
+from streams.topology import partition_of
+from streams.web.setup import install_web
+from tests.web.conftest import ALL_KEY, API_ENV, Api
+
+PARTITIONS = 6
+
+
+@dataclass
+class FakeBackend:
+    """Owns every partition, holds states in a dict and keeps what is published in a list."""
+
+    states: dict[bytes, bytes] = field(default_factory=dict)
+    published: list[tuple[bytes, bytes]] = field(default_factory=list)
+    active: set[int] = field(default_factory=lambda: set(range(PARTITIONS)))
+    owners: dict[int, str] = field(default_factory=dict)  # partition -> another worker's URL
+    is_settled: bool = True
+    fail_publishing: bool = False
+
+    def settled(self) -> bool:
+        return self.is_settled
+
+    def ready(self) -> bool:
+        return self.is_settled and bool(self.active)
+
+    def partition_of(self, key: bytes) -> int:
+        return partition_of(key, PARTITIONS)
+
+    def active_partitions(self) -> list[int]:
+        return sorted(self.active)
+
+    def owner_of(self, partition: int) -> str | None:
+        return self.owners.get(partition)
+
+    def state(self, key: bytes) -> bytes | None:
+        return self.states.get(key)
+
+    async def publish(self, records: Sequence[tuple[bytes, bytes]]) -> None:
+        if self.fail_publishing:
+            raise ConnectionError("broker down")
+        self.published.extend(records)
+
+    def metrics(self) -> Iterator[Metric]:
+        return iter(())
+
+
+@dataclass
+class Served:
+    backend: FakeBackend
+    url: str
+    settings: Settings
+
+    def api(self, key: str | None = ALL_KEY) -> Api:
+        return Api(self.url, key)
+
+
+@asynccontextmanager
+async def serve(env: Mapping[str, str] = API_ENV) -> AsyncIterator[Served]:
+    """The API on 127.0.0.1 (a free port, so that minted links point at it)."""
+    port = free_port()
+    settings = Settings.from_env({**env, "CONSENT_WEB_PORT": str(port)})
+    backend = FakeBackend()
+    app = web.Application()
+    install_web(app, backend, Engine(load_policy(settings.policy_file)), settings)
+    server = TestServer(app, host="127.0.0.1", port=port)
+    await server.start_server()
+    try:
+        yield Served(backend, f"http://127.0.0.1:{port}", settings)
+    finally:
+        await server.close()
