@@ -109,7 +109,7 @@ async def test_metrics_count_events_and_requests(worker: Worker) -> None:
         'consent_streams_suppressions_emitted_total{destination="email"}',
         'consent_streams_processing_latency_seconds_bucket{le="+Inf"}',
         "consent_streams_processing_latency_seconds_count",
-        'consent_streams_consumer_lag{topic="',
+        'consent_streams_consumer_lag{partition="',  # labels in name order
         'consent_streams_http_requests_total{method="POST",route="/v1/events",status="202"}',
         "consent_streams_ready 1",
     ):
