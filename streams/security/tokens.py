@@ -1,5 +1,8 @@
 """Link tokens for one-click unsubscribe and double opt-in confirmation.
 
+Hand-written on PyCA's AES-GCM rather than JWT/Fernet: a compact binary claim set keeps links
+short and the subject id unreadable, and old (v1) links must keep working.
+
 A token is ``2`` followed by URL-safe base64 of ``nonce | ciphertext | tag``: the claims in a
 compact binary form, encrypted and authenticated with AES-256-GCM under a key derived from the
 configured secret. The subject id is therefore not readable from a link, and a 256-character

@@ -1,5 +1,8 @@
 """The OpenAPI 3.1 document, generated from the route table and the body models.
 
+Hand-written rather than a framework's generator: aiohttp has none that reads our route table,
+and this one documents what the table enforces (scopes, limits, Retry-After) in 250 lines.
+
 python -m streams.web.openapi           # rewrite streams/web/openapi.json
 python -m streams.web.openapi --check   # exit 1 if the committed file drifted from the code
 """
