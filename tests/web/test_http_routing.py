@@ -92,7 +92,7 @@ async def forwarded_total(worker: Worker) -> int:
     line = next(
         x for x in text.splitlines() if x.startswith("consent_streams_http_reads_forwarded_total ")
     )
-    return int(line.split()[1])
+    return int(float(line.split()[1]))  # prometheus_client writes counters as floats
 
 
 async def test_confirmation_clicks_are_decided_by_the_owner(pair: Pair) -> None:
