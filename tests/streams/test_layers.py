@@ -4,12 +4,28 @@ HTTP, and the web layer no Faust or Kafka."""
 
 from __future__ import annotations
 
+import re
+import tomllib
 from pathlib import Path
 
 from importlinter.cli import lint_imports
 
-PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
+ROOT = Path(__file__).resolve().parents[2]
+PYPROJECT = ROOT / "pyproject.toml"
 
 
 def test_import_contracts_hold() -> None:
     assert lint_imports(config_filename=str(PYPROJECT), no_cache=True) == 0
+
+
+def test_every_module_is_in_a_layer() -> None:
+    """A module left out of the layers would be free to import anything."""
+    config = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["tool"]["importlinter"]
+    [layers] = [c["layers"] for c in config["contracts"] if c["type"] == "layers"]
+    named = {name for layer in layers for name in re.split(r"[:|]", layer.replace(" ", ""))}
+    modules = {
+        f"streams.{path.stem}"
+        for path in (ROOT / "streams").iterdir()
+        if (path.suffix == ".py" and path.stem != "__init__") or (path / "__init__.py").exists()
+    }
+    assert modules - named == set()
