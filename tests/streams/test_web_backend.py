@@ -11,6 +11,8 @@ from aiokafka.partitioner import DefaultPartitioner
 from faust.types import TP
 from yarl import URL
 
+from schemas.vocabulary import Destination
+from streams.pipeline.stats import EventStats
 from streams.pipeline.web_backend import FaustBackend
 from streams.topology import partition_of
 from streams.web.routing import Local, Remote, Router, Unavailable
@@ -87,3 +89,24 @@ def test_listed_but_not_active_here_is_unavailable_not_local() -> None:
         lying.locate(key_in(1))
     with pytest.raises(Unavailable):
         router(mine={0}, theirs={3}).locate(key_in(5))  # nobody owns it
+
+
+def test_metrics_families_from_the_pipeline_counters() -> None:
+    stats = EventStats()
+    stats.on_processed("unsubscribed", 0.2)
+    stats.on_rejected(b"not json")
+    counters = SimpleNamespace(duplicates=1, emitted={Destination.EMAIL: 2}, events=stats)
+    app = SimpleNamespace(consumer=None)  # not started: no lag to tell
+    backend = FaustBackend(app, table=None, counters=counters, topology=None)
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in backend.metrics()
+        for s in family.samples
+    }
+    assert samples[("consent_streams_events_processed_total", (("type", "unsubscribed"),))] == 1
+    assert samples[("consent_streams_events_rejected_total", (("type", "unknown"),))] == 1
+    assert samples[("consent_streams_events_duplicate_total", ())] == 1
+    assert samples[("consent_streams_suppressions_emitted_total", (("destination", "email"),))] == 2
+    assert samples[("consent_streams_processing_latency_seconds_bucket", (("le", "0.25"),))] == 1
+    assert samples[("consent_streams_processing_latency_seconds_count", ())] == 1
+    assert not any(name == "consent_streams_consumer_lag" for name, _ in samples)
