@@ -80,6 +80,7 @@ async def measure(
             monitors = [stack.enter_context(Monitor(child.pid)) for child in children]
             try:
                 await _all_ready(runs, children)
+                published = time.time()
                 await publish(found.bootstrap, run.events_topic, workload.records)
                 seen, watch = await wait_for_outputs(
                     run,
@@ -88,6 +89,7 @@ async def measure(
                     children[0],
                     log,
                     f"{system.key} x{WORKERS}",
+                    since=published,
                 )
             finally:
                 for child in children:

@@ -80,9 +80,14 @@ async def wait_for_outputs(
     label: str,
     *,
     stall_timeout: float = 60.0,
+    since: float | None = None,
 ) -> tuple[list[Seen], Watch]:
-    """Poll end offsets (cheap) until the outputs stop growing, then read them all."""
-    watch = Watch(launched=time.time())
+    """Poll end offsets (cheap) until the outputs stop growing, then read them all.
+
+    ``since`` is when the system could first consume (default now): a system already running
+    when the workload is published starts consuming while it is being published.
+    """
+    watch = Watch(launched=time.time() if since is None else since)
     start = last_report = last_read = watch.launched
     last = -1
     seen: list[Seen] = []
