@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: run test bench resilience lint typecheck schemas clean
+.PHONY: run test quick bench resilience lint typecheck schemas clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,12 +22,18 @@ run: $(STAMP)  ## embedded broker + worker + the scripted demo
 	$(BIN)/consent-streams demo
 
 test: $(STAMP) $(NODE_STAMP)  ## lint, types, contract drift and validity, then the whole suite
-	$(BIN)/ruff check streams schemas tests
+	$(BIN)/ruff check streams schemas tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m schemas.generate --check
 	node schemas/validate-asyncapi.mjs schemas/asyncapi.json
 	$(BIN)/python -m streams.web.openapi --check
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=15
+
+# The inner loop, under a minute: no broker, no worker, a few examples per property test.
+quick: $(STAMP)  ## ruff, mypy and the tests that need no broker
+	$(BIN)/ruff check streams schemas tests bench
+	$(BIN)/mypy
+	CONSENT_QUICK=1 $(BIN)/pytest -q -m "not integration" --durations=5
 
 bench: $(STAMP)  ## throughput, latency, recovery and memory, side by side
 	$(BIN)/consent-streams bench $(BENCH_ARGS)
@@ -36,8 +42,8 @@ resilience: $(STAMP)  ## the full resilience suite (make test runs the short ver
 	CONSENT_RESILIENCE=full $(BIN)/pytest tests/resilience -q -s
 
 lint: $(STAMP)
-	$(BIN)/ruff check streams schemas tests
-	$(BIN)/ruff format --check streams schemas tests
+	$(BIN)/ruff check streams schemas tests bench
+	$(BIN)/ruff format --check streams schemas tests bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

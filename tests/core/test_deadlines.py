@@ -25,6 +25,7 @@ from streams.core.deadlines import (
 )
 from streams.core.periods import Period
 from streams.core.policy import load_policy
+from tests.support.examples import examples
 
 moments = st.datetimes(
     min_value=datetime(2015, 1, 1), max_value=datetime(2040, 1, 1), timezones=st.just(UTC)
@@ -169,7 +170,7 @@ def test_every_legal_deadline_has_a_rule() -> None:
 # --- deadlines: properties --------------------------------------------------------------------
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(rule=st.one_of(business_rules, calendar_rules), start=moments, where=jurisdictions)
 def test_deadline_is_after_the_start(
     rule: DeadlineRule, start: datetime, where: Jurisdiction
@@ -186,7 +187,7 @@ def test_deadline_is_after_the_start(
         assert start + rule.within.shortest() <= due <= start + rule.within.longest()
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(rule=business_rules, start=moments, where=jurisdictions)
 def test_business_day_deadlines_close_a_business_day(
     rule: DeadlineRule, start: datetime, where: Jurisdiction
@@ -204,14 +205,14 @@ def test_business_day_deadlines_close_a_business_day(
     assert len(counted) == rule.business_days
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(start=moments, where=jurisdictions)
 def test_gdpr_month_ends_on_a_business_day(start: datetime, where: Jurisdiction) -> None:
     due = deadline(LegalDeadline.GDPR_REQUEST, start, where)
     assert is_business_day(last_day(due, where), where)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(rule=rules, first=moments, second=moments, where=jurisdictions)
 def test_deadline_is_monotone_in_the_start(
     rule: DeadlineRule | LegalDeadline, first: datetime, second: datetime, where: Jurisdiction

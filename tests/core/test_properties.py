@@ -12,6 +12,7 @@ from streams.core.decisions import PairState, decide_all
 from streams.core.engine import Engine
 from streams.core.policy import Policy
 from streams.core.state import EMPTY, SubjectState
+from tests.support.examples import examples
 
 from .conftest import NOW
 from .reference import reference_apply
@@ -32,7 +33,7 @@ def fold_all(events: list[ConsentEvent]) -> SubjectState:
     return state
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(data=st.data(), events=event_sets)
 def test_decisions_depend_only_on_the_set_of_events(
     policy: Policy, data: st.DataObject, events: list[ConsentEvent]
@@ -44,7 +45,7 @@ def test_decisions_depend_only_on_the_set_of_events(
     assert final_decisions(policy, fold_all(duplicated)) == expected
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(data=st.data(), events=event_sets)
 def test_last_message_per_pair_matches_the_final_decision(
     policy: Policy, engine: Engine, data: st.DataObject, events: list[ConsentEvent]
@@ -74,7 +75,7 @@ def test_last_message_per_pair_matches_the_final_decision(
                 assert told in (None, "suppress")
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(events=event_sets)
 def test_redelivery_changes_no_state(engine: Engine, events: list[ConsentEvent]) -> None:
     state = EMPTY
@@ -86,7 +87,7 @@ def test_redelivery_changes_no_state(engine: Engine, events: list[ConsentEvent])
         assert SubjectState.from_bytes(state.to_bytes()) == state
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(data=st.data(), events=event_sets)
 def test_apply_sends_what_the_reference_decides(
     engine: Engine, data: st.DataObject, events: list[ConsentEvent]

@@ -186,8 +186,19 @@ async def test_keyless_records_are_routed_by_subject(pipeline: Pipeline) -> None
     ]
 
 
-def test_logs_carry_no_personal_data(pipeline: Pipeline) -> None:
-    """Runs last in this module: the worker log has seen every scenario above."""
+async def test_logs_carry_no_personal_data(pipeline: Pipeline) -> None:
+    """The worker's log after it has processed personal data of its own, keyed and keyless."""
+    s = Scenario("hms-se")
+    s.add("consent.granted", 1, purpose="newsletter", identifiers={"email": "anna@example.org"})
+    s.add("consent.confirmed", 2, purpose="newsletter")
+    keyless = Scenario("hms-se")
+    keyless.add("unsubscribed", 1, purpose="customer-marketing")
+    await publish(pipeline, s)
+    await publish(pipeline, keyless, keyed=False)
+    await told_when(
+        pipeline,
+        lambda t: len(t.messages(s.subject_id)) >= 2 and len(t.messages(keyless.subject_id)) >= 2,
+    )
     log = pipeline.worker.log_path.read_text()
     assert "Ready" in log  # the log is the worker's, and it is not empty
     for personal in ("example.org", "anna@", "subject-"):

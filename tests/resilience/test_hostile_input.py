@@ -26,11 +26,12 @@ from tests.resilience.harness import Publisher, destinations, outputs, start
 from tests.resilience.hostile import MALFORMED, edge_cases, malformed, valid_event
 from tests.resilience.report import FULL, Mode, Report
 from tests.resilience.workload import judge
+from tests.support.examples import examples
 
 pytestmark = pytest.mark.resilience
 
 PART = ("hostile", "hostile input (Kafka)")
-EXAMPLES = 2000 if FULL else 300
+EXAMPLES = 2000 if FULL else examples(300)
 FAST = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 

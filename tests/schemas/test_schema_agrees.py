@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, example, given, settings
 from schemas import generate
 from schemas.codec import RejectedRecord, decode_event
 from tests.schemas.records import FAR_FUTURE, records
+from tests.support.examples import examples
 
 SCHEMA = orjson.loads((generate.HERE / "json" / "consent-event.schema.json").read_bytes())
 JSONSCHEMA = jsonschema.Draft202012Validator(
@@ -103,7 +104,7 @@ def test_known_edge_cases(fields: dict[str, Any], valid: bool) -> None:
     )
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(500), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(record=records())
 @example(record={**BASE, "occurred_at": "2025-06-01T09:00:00.Z"})
 def test_schema_and_worker_agree_on_generated_records(record: dict[str, Any]) -> None:
