@@ -1,27 +1,40 @@
-"""What every system must emit for a workload: the engine's own fold, record by record.
+"""What a system must emit, two ways: exactly, and as the final decision of every pair.
 
-Valid records are keyed by subject, so each (controller, subject) sees its events in publication
-order in any system; folding in publication order is therefore the reference. Messages are compared
-on the fields that identify an instruction (``emitted_at`` differs by design).
+``reference_fold`` is the benchmark's reference: the engine's own fold, record by record. Valid
+records are keyed by subject, so each (controller, subject) sees its events in publication order
+in any system; folding in publication order is therefore the reference. Messages are compared on
+the fields that identify an instruction (``emitted_at`` differs by design).
+
+``final_decisions`` and ``told_right`` are the oracle of the tests, which hold for any order and
+any number of redeliveries: per destination and pair, the last message sent matches the decision
+over the whole set of events.
 """
 
 from __future__ import annotations
 
 import base64
 import gc
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 
 from schemas.codec import RejectedRecord, decode_event
+from schemas.events import ConsentEvent
+from schemas.vocabulary import LegalBasis
+from streams.core.decisions import Decision, PairState
 from streams.core.engine import Engine, subject_key
+from streams.core.policy import Policy
 from streams.core.state import EMPTY, SubjectState
 
 #: (destination, controller, subject_id, purpose, channel, action, suppression_id)
 SuppressionKey = tuple[str, str, str, str, str, str, str]
 Record = tuple[bytes | None, bytes]
+#: (destination, controller, subject_id, purpose, channel)
+Pair = tuple[str, str, str, str, str]
 
 
 def suppression_key(destination: str, value: bytes) -> SuppressionKey:
@@ -124,3 +137,52 @@ def compare(
         True,
         f"identical: {len(suppressions)} distinct suppressions, {len(deadletters)} dead letters",
     )
+
+
+# -- the final-decision oracle -------------------------------------------------------------------
+
+
+def final_decisions(
+    policy: Policy, events: Iterable[Mapping[str, Any]]
+) -> dict[tuple[str, str], list[Decision]]:
+    """Per (controller, subject): every pair's decision over the whole set of events."""
+    engine = Engine(policy)
+    states: dict[tuple[str, str], SubjectState] = defaultdict(lambda: EMPTY)
+    for raw in events:
+        event = ConsentEvent.model_validate(raw)
+        owner = (event.controller, event.subject_id)
+        states[owner] = states[owner].fold(event)
+    return {
+        owner: engine.decide_all(state, owner[0])
+        for owner, state in sorted(states.items())
+        if owner[0] in engine.plans
+    }
+
+
+def final_pairs(policy: Policy, events: Iterable[Mapping[str, Any]]) -> dict[Pair, Decision]:
+    """Per destination and pair: the decision its last message must agree with."""
+    return {
+        (destination.value, controller, subject, decision.purpose.name, decision.channel.value): (
+            decision
+        )
+        for (controller, subject), decisions in final_decisions(policy, events).items()
+        for decision in decisions
+        for destination in decision.purpose.destinations
+    }
+
+
+def told_right(decision: Decision, last: str | None) -> bool:
+    """Whether ``last`` (the last action sent for the pair, or None) agrees with ``decision``.
+
+    ALLOWED needs a last ``allow``, except where the legal basis allows by default and no message
+    was ever needed; SUPPRESSED needs a last ``suppress``; NOT_ALLOWED accepts nothing or
+    ``suppress``.
+    """
+    state = decision.state
+    if state is PairState.ALLOWED:
+        return last == "allow" or (
+            last is None and decision.purpose.legal_basis is not LegalBasis.CONSENT
+        )
+    if state is PairState.SUPPRESSED:
+        return last == "suppress"
+    return last in (None, "suppress")

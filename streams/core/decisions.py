@@ -225,14 +225,3 @@ def compile_policy(policy: Policy) -> dict[str, ControllerPlan]:
     return {
         controller: ControllerPlan.compile(policy, controller) for controller in policy.controllers
     }
-
-
-def decide_all(policy: Policy, controller: str, state: SubjectState) -> list[Decision]:
-    """Every (purpose, channel) decision of a subject, in the policy's order."""
-    if policy.controller(controller) is None:
-        return []
-    # Freshly compiled plans: their verdicts are not memoised in the state (never read again).
-    return [
-        Decision(plan.purpose, plan.channel, *plan.verdict(state.slots.get))
-        for plan in ControllerPlan.compile(policy, controller).pairs
-    ]

@@ -36,11 +36,6 @@ def subject_key(controller: str, subject_id: str) -> str:
     return f"{controller}/{subject_id}"
 
 
-def split_subject_key(key: str) -> tuple[str, str]:
-    controller, _, subject_id = key.partition("/")
-    return controller, subject_id
-
-
 class Outbound(NamedTuple):
     """One message for one destination topic."""
 
@@ -76,9 +71,6 @@ class Engine:
 
     def admit(self, event: ConsentEvent) -> list[FieldError]:
         return policy_errors(event, self.policy)
-
-    def plan(self, controller: str) -> ControllerPlan:
-        return self.plans[controller]
 
     def decide(
         self, state: SubjectState, controller: str, purpose: str, channel: Channel

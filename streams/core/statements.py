@@ -2,6 +2,26 @@
 
 State keeps, per slot, only the greatest statement under one total order, so folding is
 commutative, associative and idempotent: the result depends only on the set of events.
+
+Slot keys and statements are a storage format: they are written into every stored subject state
+(``streams/core/state.py``) and read back after a restart, so changing a code below needs a new
+state version or a new application id. A slot key is ``scope#slot``:
+
+=====================  ================================================================
+scope                  what it holds
+=====================  ================================================================
+``c|purpose|channel``  consent (``consent.*``); ``*`` for an absent purpose or channel
+``u|purpose|channel``  unsubscribes; ``*`` for every direct-marketing purpose
+``o|objection``        objections (``direct_marketing``, ``profiling``, ...)
+``s|signal``           privacy signals (``gpc``, ``dnt``)
+``e``                  erasure requests
+``r``                  restriction requests and lifts
+=====================  ================================================================
+
+and the slot inside the scope is ``g`` (grant; a confirmation is one too), ``f`` (confirmation),
+``d`` (denial) or ``r`` (restriction: a request or a lift). A statement is stored as the array
+``[at, rank, event_id, type]``: event time in microseconds since the epoch (UTC), ``1`` for a
+denial or a restriction request and ``0`` otherwise, the event id and the event type's name.
 """
 
 from __future__ import annotations
@@ -12,7 +32,7 @@ from typing import Final, NamedTuple
 from schemas.events import ConsentEvent
 from schemas.vocabulary import Channel, EventType, Reason
 
-# Slots inside a scope.
+# Slots inside a scope, and scopes (stored: see the module docstring before changing one).
 GRANT: Final = "g"
 DENIAL: Final = "d"
 CONFIRMED: Final = "f"
@@ -79,10 +99,6 @@ class Statement(NamedTuple):
     @property
     def occurred_at(self) -> datetime:
         return from_micros(self.at)
-
-    @property
-    def is_denial(self) -> bool:
-        return self.rank == 1
 
 
 def slot_key(scope: str, slot: str) -> str:

@@ -21,7 +21,7 @@ Sent = list[tuple[str, bytes, bytes]]
 def reference_apply(
     engine: Engine, state: SubjectState, event: ConsentEvent, now: datetime
 ) -> tuple[SubjectState, Sent, bool]:
-    plan = engine.plan(event.controller)
+    plan = engine.plans[event.controller]
     if state.has_seen(event.event_id):
         restated = []
         for pair in plan.pairs:

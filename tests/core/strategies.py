@@ -1,4 +1,8 @@
-"""Hypothesis strategies: admitted events over the test policy, with collisions on purpose."""
+"""Hypothesis strategies: admitted events over the test policy, with collisions on purpose.
+
+The vocabulary (event types, objections, signals) is the contract's, as in the seeded workloads
+(:mod:`tests.resilience.workload`); shrinking needs Hypothesis' own draws, not a seeded generator.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from schemas.events import ConsentEvent
+from schemas.vocabulary import EventType, Objection, Signal
 
 from .conftest import NOW, T0
 
@@ -28,21 +33,7 @@ minutes = st.integers(min_value=0, max_value=6)
 
 @st.composite
 def events(draw: st.DrawFn, subject_id: str = "subject-1") -> ConsentEvent:
-    type_ = draw(
-        st.sampled_from(
-            [
-                "consent.granted",
-                "consent.confirmed",
-                "consent.withdrawn",
-                "unsubscribed",
-                "objection.raised",
-                "privacy.signal",
-                "erasure.requested",
-                "restriction.requested",
-                "restriction.lifted",
-            ]
-        )
-    )
+    type_ = draw(st.sampled_from([t.value for t in EventType]))
     data: dict[str, Any] = {"type": type_}
     if type_.startswith("consent."):
         purpose = draw(st.sampled_from(sorted(PURPOSES)))
@@ -53,11 +44,9 @@ def events(draw: st.DrawFn, subject_id: str = "subject-1") -> ConsentEvent:
         data["purpose"] = purpose
         data["channel"] = draw(st.none() | st.sampled_from(PURPOSES[purpose or "offers"]))
     elif type_ == "objection.raised":
-        data["objection"] = draw(
-            st.sampled_from(["direct_marketing", "profiling", "legitimate_interest"])
-        )
+        data["objection"] = draw(st.sampled_from([o.value for o in Objection]))
     elif type_ == "privacy.signal":
-        data["signal"] = draw(st.sampled_from(["gpc", "dnt"]))
+        data["signal"] = draw(st.sampled_from([s.value for s in Signal]))
     # Few distinct values, so identifiers are gained, repeated and changed.
     data["identifiers"] = draw(
         st.none()

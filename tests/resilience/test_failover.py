@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 import pytest
 
+from bench.reference import final_decisions
 from streams.core.policy import Policy
 from streams.security.apikeys import generate_key, hash_key
 from tests.integration.conftest import Pipeline
@@ -32,7 +33,7 @@ from tests.resilience.harness import (
     start,
 )
 from tests.resilience.report import FULL, Mode, Report
-from tests.resilience.workload import T0, Verdict, Workload, final_decisions, generate, judge
+from tests.resilience.workload import T0, Verdict, Workload, generate, judge
 from tests.support.worker import WorkerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.resilience]

@@ -1,5 +1,5 @@
-"""Seeded consent workloads over the shipped policy, and the oracle that judges what destinations
-were told against the pure core's decision over the whole event set."""
+"""Seeded consent workloads over the shipped policy, and the verdict of the oracle
+(:mod:`bench.reference`) on what the destination topics were told."""
 
 from __future__ import annotations
 
@@ -13,12 +13,11 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from schemas.events import ConsentEvent
+from bench.reference import Pair, final_pairs, told_right
 from schemas.suppressions import SuppressionMessage
-from schemas.vocabulary import Category, Channel, Destination, LegalBasis, Objection, Signal
-from streams.core.decisions import Decision, PairState, decide_all
+from schemas.vocabulary import Category, Channel, Destination, Objection, Signal
+from streams.core.decisions import Decision
 from streams.core.policy import Policy
-from streams.core.state import EMPTY, SubjectState
 from tests.resilience.cluster import Record
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
@@ -38,8 +37,6 @@ TYPE_WEIGHTS: dict[str, int] = {
     "restriction.lifted": 12,
 }
 
-#: (destination, controller, subject_id, purpose, channel)
-Pair = tuple[str, str, str, str, str]
 RawRecord = tuple[bytes | None, bytes]
 
 
@@ -155,19 +152,7 @@ def _record(event: Mapping[str, Any], rng: random.Random, keyless_ratio: float) 
     return key, orjson.dumps(event)
 
 
-# -- the oracle ---------------------------------------------------------------------------------
-
-
-def final_decisions(
-    policy: Policy, events: Iterable[Mapping[str, Any]]
-) -> dict[tuple[str, str], list[Decision]]:
-    """Per (controller, subject): every pair's decision over the whole set of events."""
-    states: dict[tuple[str, str], SubjectState] = defaultdict(lambda: EMPTY)
-    for raw in events:
-        event = ConsentEvent.model_validate(raw)
-        owner = (event.controller, event.subject_id)
-        states[owner] = states[owner].fold(event)
-    return {owner: decide_all(policy, owner[0], state) for owner, state in sorted(states.items())}
+# -- the oracle (bench.reference), judged over what the topics say -----------------------------
 
 
 @dataclass
@@ -207,9 +192,8 @@ def judge(
 ) -> Verdict:
     """Compare, per destination and pair, the last message on the topic with the final decision.
 
-    ALLOWED needs a last ``allow``, except where the legal basis allows by default and no message
-    was ever needed; SUPPRESSED needs a last ``suppress``; NOT_ALLOWED accepts nothing or
-    ``suppress``. A missing required message is counted apart from a contradicting one.
+    The rule is :func:`bench.reference.told_right`. A missing required message is counted apart
+    from a contradicting one.
     """
     verdict = Verdict()
     history: dict[Pair, list[tuple[str, str]]] = defaultdict(list)
@@ -237,20 +221,10 @@ def judge(
         )
         history[pair].append((message.action.value, message.caused_by_event_id))
 
-    expected: set[Pair] = set()
-    for (controller, subject), decisions in final_decisions(policy, events).items():
-        for decision in decisions:
-            for destination in decision.purpose.destinations:
-                pair = (
-                    destination.value,
-                    controller,
-                    subject,
-                    decision.purpose.name,
-                    decision.channel.value,
-                )
-                expected.add(pair)
-                verdict.pairs += 1
-                _judge_pair(verdict, pair, decision, history.get(pair, []))
+    expected = final_pairs(policy, events)
+    for pair, decision in expected.items():
+        verdict.pairs += 1
+        _judge_pair(verdict, pair, decision, history.get(pair, []))
     for pair in sorted(set(history) - expected):
         verdict.invalid.append(f"{'/'.join(pair)}: messages about a pair with no decision")
     return verdict
@@ -260,19 +234,11 @@ def _judge_pair(
     verdict: Verdict, pair: Pair, decision: Decision, told: list[tuple[str, str]]
 ) -> None:
     last = told[-1][0] if told else None
-    state = decision.state
-    if state is PairState.ALLOWED:
-        required = decision.purpose.legal_basis is LegalBasis.CONSENT
-        ok = last == "allow" or (last is None and not required)
-    elif state is PairState.SUPPRESSED:
-        ok = last == "suppress"
-    else:
-        ok = last in (None, "suppress")
-    if ok:
+    if told_right(decision, last):
         return
     cause = decision.cause.event_id if decision.cause else None
     detail = (
-        f"{'/'.join(pair)}: decision {state.value} ({decision.reason.value}, cause {cause}); "
-        f"told {told[-6:]}"
+        f"{'/'.join(pair)}: decision {decision.state.value} ({decision.reason.value}, "
+        f"cause {cause}); told {told[-6:]}"
     )
     (verdict.missing if last is None else verdict.mismatches).append(detail)
