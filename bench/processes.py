@@ -12,6 +12,7 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -198,3 +199,12 @@ def python_env(extra: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
     env["PYTHONUNBUFFERED"] = "1"
     return {**env, **extra}
+
+
+def serves_ready(port: int) -> bool:
+    """Whether the worker on ``port`` answers its readiness probe with 200."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=1) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False

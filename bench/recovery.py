@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import random
 import time
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,7 +26,7 @@ from typing import Any
 import orjson
 
 from bench.kafka import Tail, cluster, create_topics, producer
-from bench.processes import Monitor
+from bench.processes import Monitor, serves_ready
 from bench.reference import SuppressionKey, suppression_key
 from bench.systems import CONSENT_STREAMS, Run
 from bench.throughput import MB, Log, SystemFailed
@@ -117,14 +116,6 @@ async def write_table(
     finally:
         await out.stop()
     return last
-
-
-def _ready(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=1) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +242,7 @@ def _breakdown(log_path: Path) -> dict[str, float]:
 async def _wait_ready(run: Run, child: Any, subjects: int, log: Log) -> float:
     start = last_report = time.time()
     limit = 120 + subjects / 1000
-    while not _ready(run.web_port):
+    while not serves_ready(run.web_port):
         if child.exited:
             raise SystemFailed(f"worker exited during recovery:\n{child.tail()}")
         now = time.time()

@@ -14,12 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import urllib.request
 from dataclasses import replace
 from pathlib import Path
 
 from bench.kafka import cluster, create_topics, publish
-from bench.processes import Child, Monitor
+from bench.processes import Child, Monitor, serves_ready
 from bench.reference import Expected
 from bench.systems import Run, System
 from bench.throughput import MB, Log, SystemFailed, ThroughputRun, verify, wait_for_outputs, window
@@ -33,20 +32,12 @@ READY_TIMEOUT = 120.0
 async def _all_ready(runs: list[Run], children: list[Child]) -> None:
     deadline = time.time() + READY_TIMEOUT
     for run, child in zip(runs, children, strict=True):
-        while not await asyncio.to_thread(_ready, run.web_port):
+        while not await asyncio.to_thread(serves_ready, run.web_port):
             if child.exited:
                 raise SystemFailed(f"a worker exited before it was ready:\n{child.tail()}")
             if time.time() > deadline:
                 raise SystemFailed(f"workers not ready after {READY_TIMEOUT:.0f} s")
             await asyncio.sleep(0.25)
-
-
-def _ready(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=1) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
 
 
 async def measure(

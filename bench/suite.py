@@ -15,7 +15,7 @@ from typing import Any
 from bench import chart, latency, recovery, report, scaleout, targets, throughput
 from bench.config import BenchConfig
 from bench.reference import Expected, reference_fold
-from bench.systems import CONSENT_STREAMS, SYSTEMS
+from bench.systems import CONSENT_STREAMS, SYSTEMS, System
 from bench.workload import Workload, WorkloadSpec, generate
 from streams.core.engine import Engine
 from streams.core.policy import load_policy
@@ -112,71 +112,86 @@ class Suite:
         )
         return workload, expected
 
+    async def _repeated(
+        self,
+        what: str,
+        system: str,
+        title: str,
+        measure: Callable[[int], Awaitable[Any]],
+        summary: Callable[[dict[str, Any]], str],
+    ) -> dict[str, Any] | None:
+        """``measure`` (run number 1, 2, ...) ``repeat`` times: the median and every run."""
+        runs: list[dict[str, Any]] = []
+        for i in range(1, self.config.repeat + 1):
+            self.log(f"{what}: {title} (run {i} of {self.config.repeat})")
+
+            async def step(i: int = i) -> dict[str, Any]:
+                found: dict[str, Any] = (await measure(i)).as_dict()
+                return found
+
+            found = await self._attempt(what, system, step)
+            if found is not None:
+                runs.append(found)
+                self.log(f"  {summary(found)}")
+        return {"median": report.median_of(runs), "runs": runs} if runs else None
+
     async def _throughput(self, workload: Workload, expected: Expected) -> None:
         cfg = self.config
         for key in cfg.systems:
             system = SYSTEMS[key]
-            runs: list[dict[str, Any]] = []
-            for i in range(cfg.repeat):
-                self.log(f"throughput: {system.label} (run {i + 1} of {cfg.repeat})")
 
-                async def step(system: Any = system, i: int = i) -> dict[str, Any]:
-                    found = await throughput.measure(
-                        system,
-                        workload,
-                        expected,
-                        workdir=self._dir(f"throughput-{system.key}-{i + 1}"),
-                        fetch_wait_ms=cfg.throughput_fetch_wait_ms,
-                        partitions=cfg.partitions,
-                        bootstrap=cfg.bootstrap,
-                        log=self.log,
-                        extra_env=self._env(system.key),
-                    )
-                    return found.as_dict()
-
-                found = await self._attempt("throughput", key, step)
-                if found is not None:
-                    runs.append(found)
-                    self.log(
-                        f"  {found['events_per_s']:,.0f} events/s, "
-                        f"{found['cpu_s_per_1k']:.3f} CPU s/1k, "
-                        f"peak RSS {found['peak_rss_mb']:,.0f} MB; {found['verdict']}"
-                    )
-            if runs:
-                self.results["throughput"][key] = {"median": report.median_of(runs), "runs": runs}
-
-    async def _scaleout(self, workload: Workload, expected: Expected) -> None:
-        cfg = self.config
-        runs: list[dict[str, Any]] = []
-        for i in range(cfg.repeat):
-            self.log(
-                f"scale-out: {CONSENT_STREAMS.label}, {scaleout.WORKERS} processes "
-                f"(run {i + 1} of {cfg.repeat})"
-            )
-
-            async def step(i: int = i) -> dict[str, Any]:
-                found = await scaleout.measure(
-                    CONSENT_STREAMS,
+            def measure(i: int, system: System = system) -> Awaitable[Any]:
+                return throughput.measure(
+                    system,
                     workload,
                     expected,
-                    workdir=self._dir(f"scaleout-{i + 1}"),
+                    workdir=self._dir(f"throughput-{system.key}-{i}"),
                     fetch_wait_ms=cfg.throughput_fetch_wait_ms,
                     partitions=cfg.partitions,
                     bootstrap=cfg.bootstrap,
                     log=self.log,
-                    extra_env=self._env(CONSENT_STREAMS.key),
+                    extra_env=self._env(system.key),
                 )
-                return found.as_dict()
 
-            found = await self._attempt("scale-out", CONSENT_STREAMS.key, step)
+            found = await self._repeated(
+                "throughput",
+                key,
+                system.label,
+                measure,
+                lambda r: (
+                    f"{r['events_per_s']:,.0f} events/s, {r['cpu_s_per_1k']:.3f} CPU s/1k, "
+                    f"peak RSS {r['peak_rss_mb']:,.0f} MB; {r['verdict']}"
+                ),
+            )
             if found is not None:
-                runs.append(found)
-                self.log(
-                    f"  {found['events_per_s']:,.0f} events/s, "
-                    f"{found['cpu_s_per_1k']:.3f} CPU s/1k; {found['verdict']}"
-                )
-        if runs:
-            self.results["scaleout"] = {"median": report.median_of(runs), "runs": runs}
+                self.results["throughput"][key] = found
+
+    async def _scaleout(self, workload: Workload, expected: Expected) -> None:
+        cfg = self.config
+
+        def measure(i: int) -> Awaitable[Any]:
+            return scaleout.measure(
+                CONSENT_STREAMS,
+                workload,
+                expected,
+                workdir=self._dir(f"scaleout-{i}"),
+                fetch_wait_ms=cfg.throughput_fetch_wait_ms,
+                partitions=cfg.partitions,
+                bootstrap=cfg.bootstrap,
+                log=self.log,
+                extra_env=self._env(CONSENT_STREAMS.key),
+            )
+
+        self.results["scaleout"] = await self._repeated(
+            "scale-out",
+            CONSENT_STREAMS.key,
+            f"{CONSENT_STREAMS.label}, {scaleout.WORKERS} processes",
+            measure,
+            lambda r: (
+                f"{r['events_per_s']:,.0f} events/s, {r['cpu_s_per_1k']:.3f} CPU s/1k; "
+                f"{r['verdict']}"
+            ),
+        )
 
     async def _latency(self) -> None:
         cfg = self.config
@@ -188,37 +203,33 @@ class Suite:
                 else list(cfg.latency_fetch_waits_ms)
             )
             for wait in waits:
-                runs: list[dict[str, Any]] = []
-                for i in range(cfg.repeat):
-                    self.log(
-                        f"latency: {system.label}, fetch wait {wait} ms "
-                        f"(run {i + 1} of {cfg.repeat})"
+
+                def measure(i: int, system: System = system, wait: int = wait) -> Awaitable[Any]:
+                    return latency.measure(
+                        system,
+                        self.engine,
+                        fetch_wait_ms=wait,
+                        rate=cfg.latency_rate,
+                        seconds=cfg.latency_seconds,
+                        reader_fetch_wait_ms=cfg.reader_fetch_wait_ms,
+                        workdir=self._dir(f"latency-{system.key}-{wait}-{i}"),
+                        partitions=cfg.partitions,
+                        bootstrap=cfg.bootstrap,
+                        log=self.log,
                     )
 
-                    async def step(system: Any = system, wait: int = wait, i: int = i) -> Any:
-                        found = await latency.measure(
-                            system,
-                            self.engine,
-                            fetch_wait_ms=wait,
-                            rate=cfg.latency_rate,
-                            seconds=cfg.latency_seconds,
-                            reader_fetch_wait_ms=cfg.reader_fetch_wait_ms,
-                            workdir=self._dir(f"latency-{system.key}-{wait}-{i + 1}"),
-                            partitions=cfg.partitions,
-                            bootstrap=cfg.bootstrap,
-                            log=self.log,
-                        )
-                        return found.as_dict()
-
-                    found = await self._attempt("latency", key, step)
-                    if found is not None:
-                        runs.append(found)
-                        self.log(
-                            f"  p50 {found['p50_ms']:.1f} ms, p95 {found['p95_ms']:.1f} ms, "
-                            f"p99 {found['p99_ms']:.1f} ms ({found['messages']:,} messages)"
-                        )
-                if runs:
-                    self.results["latency"].append({"median": report.median_of(runs), "runs": runs})
+                found = await self._repeated(
+                    "latency",
+                    key,
+                    f"{system.label}, fetch wait {wait} ms",
+                    measure,
+                    lambda r: (
+                        f"p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms, "
+                        f"p99 {r['p99_ms']:.1f} ms ({r['messages']:,} messages)"
+                    ),
+                )
+                if found is not None:
+                    self.results["latency"].append(found)
 
     async def _recovery(self, expected: Expected) -> None:
         cfg = self.config
@@ -226,35 +237,28 @@ class Suite:
         if not pool:
             self.log("recovery: skipped (the workload left no subject state to copy)")
             return
-        runs: list[dict[str, Any]] = []
-        for i in range(cfg.repeat):
-            self.log(
-                f"recovery: {cfg.table_subjects:,} subjects, empty data directory "
-                f"(run {i + 1} of {cfg.repeat})"
+
+        def measure(i: int) -> Awaitable[Any]:
+            return recovery.measure(
+                self.engine,
+                pool,
+                subjects=cfg.table_subjects,
+                workdir=self._dir(f"recovery-{i}"),
+                bootstrap=cfg.bootstrap,
+                log=self.log,
+                extra_env=self.worker_env or None,
             )
 
-            async def step(i: int = i) -> dict[str, Any]:
-                found = await recovery.measure(
-                    self.engine,
-                    pool,
-                    subjects=cfg.table_subjects,
-                    workdir=self._dir(f"recovery-{i + 1}"),
-                    bootstrap=cfg.bootstrap,
-                    log=self.log,
-                    extra_env=self.worker_env or None,
-                )
-                return found.as_dict()
-
-            found = await self._attempt("recovery", CONSENT_STREAMS.key, step)
-            if found is not None:
-                runs.append(found)
-                self.log(
-                    f"  {found['records_per_s']:,.0f} records/s ({found['seconds']:.1f} s), "
-                    f"RSS {found['rss_mb']:,.0f} MB with {found['subjects']:,} subjects; "
-                    f"{found['verdict']}"
-                )
-        if runs:
-            self.results["recovery"] = {"median": report.median_of(runs), "runs": runs}
+        self.results["recovery"] = await self._repeated(
+            "recovery",
+            CONSENT_STREAMS.key,
+            f"{cfg.table_subjects:,} subjects, empty data directory",
+            measure,
+            lambda r: (
+                f"{r['records_per_s']:,.0f} records/s ({r['seconds']:.1f} s), "
+                f"RSS {r['rss_mb']:,.0f} MB with {r['subjects']:,} subjects; {r['verdict']}"
+            ),
+        )
 
     def _finish(self) -> int:
         cfg = self.config
