@@ -225,7 +225,7 @@ def judge(
     for pair, decision in expected.items():
         verdict.pairs += 1
         _judge_pair(verdict, pair, decision, history.get(pair, []))
-    for pair in sorted(set(history) - expected):
+    for pair in sorted(history.keys() - expected.keys()):
         verdict.invalid.append(f"{'/'.join(pair)}: messages about a pair with no decision")
     return verdict
 
