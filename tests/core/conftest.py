@@ -2,88 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
-from typing import Any
-
 import pytest
 
-from schemas.events import ConsentEvent
 from streams.core.engine import Engine
 from streams.core.policy import Policy, parse_policy
-
-POLICY_TOML = """
-[signals]
-gpc = ["tracking", "sale_or_sharing"]
-dnt = ["tracking"]
-
-[controllers.acme]
-name = "Acme AB"
-
-[controllers.acme.purposes.newsletter]
-legal_basis = "consent"
-categories = ["direct_marketing"]
-channels = ["email", "sms"]
-destinations = ["email", "crm"]
-double_opt_in = true
-
-[controllers.acme.purposes.offers]
-legal_basis = "consent"
-categories = ["direct_marketing"]
-channels = ["email", "sms"]
-destinations = ["email", "crm"]
-
-[controllers.acme.purposes.customer-marketing]
-legal_basis = "legitimate_interest"
-categories = ["direct_marketing"]
-channels = ["email", "post"]
-destinations = ["email", "crm"]
-
-[controllers.acme.purposes.personalisation]
-legal_basis = "legitimate_interest"
-categories = ["profiling"]
-channels = ["web"]
-destinations = ["analytics"]
-
-[controllers.acme.purposes.analytics]
-legal_basis = "consent"
-categories = ["tracking"]
-channels = ["web"]
-destinations = ["analytics"]
-
-[controllers.acme.purposes.orders]
-legal_basis = "contract"
-categories = ["essential"]
-channels = ["email", "post"]
-destinations = ["crm"]
-
-[controllers.acme.purposes.bookkeeping]
-legal_basis = "legal_obligation"
-categories = ["essential"]
-channels = ["post"]
-destinations = ["crm"]
-
-[controllers.beta]
-name = "Beta Ltd"
-signals = { dnt = [] }
-
-[controllers.beta.purposes.newsletter]
-legal_basis = "consent"
-categories = ["direct_marketing"]
-channels = ["email"]
-destinations = ["email"]
-
-[controllers.beta.purposes.analytics]
-legal_basis = "consent"
-categories = ["tracking"]
-channels = ["web"]
-destinations = ["analytics"]
-"""
-
-T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
-NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-
-MakeEvent = Callable[..., ConsentEvent]
+from tests.support.core import POLICY_TOML, MakeEvent, make_event
 
 
 @pytest.fixture(scope="session")
@@ -94,19 +17,6 @@ def policy() -> Policy:
 @pytest.fixture(scope="session")
 def engine(policy: Policy) -> Engine:
     return Engine(policy)
-
-
-def make_event(type: str, minute: int = 0, **fields: Any) -> ConsentEvent:
-    """An event ``minute`` minutes after T0; ``event_id`` defaults to something unique."""
-    data: dict[str, Any] = {
-        "event_id": fields.pop("event_id", f"{type}-{minute}-{sorted(fields.items())}"),
-        "type": type,
-        "occurred_at": T0 + timedelta(minutes=minute),
-        "controller": fields.pop("controller", "acme"),
-        "subject_id": fields.pop("subject_id", "subject-1"),
-        **fields,
-    }
-    return ConsentEvent.model_validate(data, context={"now": NOW})
 
 
 @pytest.fixture

@@ -13,8 +13,7 @@ from hypothesis import strategies as st
 
 from schemas.events import ConsentEvent
 from schemas.vocabulary import EventType, Objection, Signal
-
-from .conftest import NOW, T0
+from tests.support.core import NOW, T0
 
 # (purpose, its channels) of controller acme in the test policy.
 PURPOSES = {

@@ -7,8 +7,7 @@ import pytest
 from schemas.vocabulary import Channel, Reason
 from streams.core.engine import Engine
 from streams.core.state import EMPTY, SubjectState
-
-from .conftest import NOW, MakeEvent, make_event
+from tests.support.core import NOW, MakeEvent, make_event
 
 
 def fold(*events: object) -> SubjectState:

@@ -9,8 +9,7 @@ from schemas.suppressions import SuppressionMessage
 from schemas.vocabulary import Destination
 from streams.core.engine import Engine, Outcome
 from streams.core.state import EMPTY, SubjectState
-
-from .conftest import NOW, MakeEvent
+from tests.support.core import NOW, MakeEvent
 
 
 def run(

@@ -30,8 +30,8 @@ from streams.core.ledger import (
     verify_stored,
 )
 from streams.core.state import EMPTY
+from tests.support.core import NOW, MakeEvent
 
-from .conftest import NOW, MakeEvent
 from .strategies import event_sets
 
 ARRIVAL = Arrival(topic="consent.events", partition=3, offset=41)

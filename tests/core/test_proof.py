@@ -14,8 +14,8 @@ from streams.core.engine import Engine
 from streams.core.ledger import Arrival, ChainHead, Entry, Record, Sealed, append
 from streams.core.proof import prove
 from streams.core.state import EMPTY
+from tests.support.core import T0, MakeEvent
 
-from .conftest import T0, MakeEvent
 from .strategies import PURPOSES, event_sets
 from .test_ledger import chain_of
 
@@ -97,8 +97,7 @@ def test_a_proof_agrees_with_the_engine_on_the_statements_made_by_then(
     events: list[ConsentEvent], minute: int, data: st.DataObject
 ) -> None:
     from streams.core.policy import parse_policy
-
-    from .conftest import POLICY_TOML
+    from tests.support.core import POLICY_TOML
 
     engine = Engine(parse_policy(POLICY_TOML, "test-policy.toml"))
     purpose = data.draw(st.sampled_from(sorted(PURPOSES)))

@@ -10,9 +10,9 @@ from bench.reference import told_right
 from schemas.events import ConsentEvent
 from streams.core.engine import Engine
 from streams.core.state import EMPTY, SubjectState
+from tests.support.core import NOW
 from tests.support.examples import examples
 
-from .conftest import NOW
 from .reference import reference_apply
 from .strategies import event_sets
 

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.integration.conftest import Pipeline
 from tests.support.kafka import TopicReader, event_record, produce, unique
+from tests.support.pipeline import Pipeline
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 

@@ -11,8 +11,8 @@ import pytest
 from confluent_kafka import Producer
 
 from streams.worker import EXIT_UNREADABLE_FETCH
-from tests.integration.conftest import Pipeline, pipeline_for
 from tests.support.kafka import TopicReader, event_record, unique
+from tests.support.pipeline import Pipeline, pipeline_for
 
 pytestmark = pytest.mark.integration
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from streams.core.policy import load_policy
-from tests.integration.conftest import pipeline_for
 from tests.support.events import final_states, last_actions, mismatches, random_events
 from tests.support.kafka import TopicReader, event_record, produce
+from tests.support.pipeline import pipeline_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -8,9 +8,9 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from tests.integration.conftest import Pipeline
 from tests.integration.scenario import Scenario, told_when
 from tests.support.kafka import TopicReader, event_record, produce, unique
+from tests.support.pipeline import Pipeline
 
 pytestmark = pytest.mark.integration
 

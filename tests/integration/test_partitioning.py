@@ -8,9 +8,9 @@ import pytest
 
 from streams.topology import DEFAULT_PARTITIONS, SUBJECTS_TABLE, partition_of
 from streams.worker import ensure_topics
-from tests.integration.conftest import pipeline_for
 from tests.integration.scenario import Scenario, publish, told_when
 from tests.support.kafka import TopicReader
+from tests.support.pipeline import pipeline_for
 
 pytestmark = pytest.mark.integration
 

@@ -9,9 +9,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from streams.topology import DEFAULT_PARTITIONS, SUBJECTS_TABLE, partition_of
-from tests.integration.conftest import Pipeline
 from tests.integration.scenario import Scenario, publish, told_when
 from tests.support.kafka import TopicReader, event_record, produce
+from tests.support.pipeline import Pipeline
 
 pytestmark = pytest.mark.integration
 

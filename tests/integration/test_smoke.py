@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.conftest import Pipeline
 from tests.support.kafka import TopicReader, event_record, produce, unique
+from tests.support.pipeline import Pipeline
 
 pytestmark = pytest.mark.integration
 

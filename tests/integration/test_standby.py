@@ -17,9 +17,9 @@ import orjson
 import pytest
 
 from streams.core.policy import load_policy
-from tests.integration.conftest import pipeline_for
 from tests.support.events import final_states, last_actions, mismatches, random_events
 from tests.support.kafka import TopicReader, event_record, produce
+from tests.support.pipeline import pipeline_for
 from tests.support.worker import WorkerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -13,9 +13,9 @@ from aiokafka import AIOKafkaProducer
 
 from schemas.vocabulary import Destination
 from streams.topology import Topology
-from tests.integration.conftest import Pipeline, pipeline_for
 from tests.resilience.cluster import Record, read_to_end
 from tests.resilience.workload import RawRecord
+from tests.support.pipeline import Pipeline, pipeline_for
 from tests.support.worker import WorkerProcess
 
 #: One record per produce batch wherever table recovery matters (see the broker notes: the

@@ -16,11 +16,11 @@ import pytest
 from streams.broker import EmbeddedBroker, free_port
 from streams.core.policy import Policy
 from streams.worker import EXIT_BROKER_UNREACHABLE
-from tests.integration.conftest import Pipeline, pipeline_for
 from tests.resilience.cluster import RelayedBroker, wait_drained
 from tests.resilience.harness import RECOVERY_ENV, Publisher, destinations, outputs, start
 from tests.resilience.report import Report
 from tests.resilience.workload import T0, generate, judge
+from tests.support.pipeline import Pipeline, pipeline_for
 from tests.support.worker import WorkerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.resilience]

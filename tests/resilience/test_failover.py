@@ -22,7 +22,6 @@ import pytest
 from bench.reference import final_decisions
 from streams.core.policy import Policy
 from streams.security.apikeys import generate_key, hash_key
-from tests.integration.conftest import Pipeline
 from tests.resilience.cluster import wait_drained
 from tests.resilience.harness import (
     Publisher,
@@ -34,6 +33,7 @@ from tests.resilience.harness import (
 )
 from tests.resilience.report import FULL, Mode, Report
 from tests.resilience.workload import T0, Verdict, Workload, generate, judge
+from tests.support.pipeline import Pipeline
 from tests.support.worker import WorkerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.resilience]

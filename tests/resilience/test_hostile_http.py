@@ -18,12 +18,12 @@ import pytest
 
 from streams.core.policy import Policy
 from streams.security import apikeys, tokens
-from tests.integration.conftest import Pipeline, pipeline_for
 from tests.resilience.cluster import read_to_end, wait_drained
 from tests.resilience.harness import destinations, outputs, start
 from tests.resilience.hostile import malformed, valid_event
 from tests.resilience.report import FULL, Mode, Report
 from tests.resilience.workload import judge
+from tests.support.pipeline import Pipeline, pipeline_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.resilience]
 
@@ -82,8 +82,8 @@ async def api(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Async
         CONSENT_TOKEN_SECRET=secret,
         CONSENT_ALLOW_INSECURE_LINKS="1",  # links point at the worker's own http:// address
     )
-    await start(pipeline.worker)
     try:
+        await start(pipeline.worker)
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
             yield Api(pipeline, keys, secret, session)
     finally:

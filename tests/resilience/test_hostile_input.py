@@ -20,13 +20,13 @@ from schemas.codec import RejectedRecord, decode_event
 from schemas.deadletter import DeadLetter
 from streams.core.engine import Engine
 from streams.core.policy import Policy
-from tests.integration.conftest import Pipeline, pipeline_for
 from tests.resilience.cluster import Record, read_to_end, wait_drained
 from tests.resilience.harness import Publisher, destinations, outputs, start
 from tests.resilience.hostile import MALFORMED, edge_cases, malformed, valid_event
 from tests.resilience.report import FULL, Mode, Report
 from tests.resilience.workload import judge
 from tests.support.examples import examples
+from tests.support.pipeline import Pipeline, pipeline_for
 
 pytestmark = pytest.mark.resilience
 
@@ -180,8 +180,8 @@ async def running(
     bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Running]:
     pipeline = pipeline_for(bootstrap, tmp_path_factory.mktemp("hostile"))
-    await start(pipeline.worker)
     try:
+        await start(pipeline.worker)
         yield Running(pipeline)
     finally:
         pipeline.worker.stop()

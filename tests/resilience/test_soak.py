@@ -19,7 +19,6 @@ import pytest
 
 from streams.broker import EmbeddedBroker
 from streams.core.policy import Policy
-from tests.integration.conftest import pipeline_for
 from tests.resilience.cluster import (
     LagProbe,
     cpu_seconds,
@@ -31,6 +30,7 @@ from tests.resilience.harness import Publisher, destinations, outputs, start
 from tests.resilience.hostile import malformed
 from tests.resilience.report import FULL, Mode, Report
 from tests.resilience.workload import RawRecord, generate, judge
+from tests.support.pipeline import pipeline_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.resilience]
 

@@ -39,7 +39,7 @@ from streams.security.shredding import (
     Shredded,
     new_key,
 )
-from tests.core.conftest import POLICY_TOML
+from tests.support.core import POLICY_TOML
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 ENGINE = Engine(parse_policy(POLICY_TOML, "test-policy.toml"))

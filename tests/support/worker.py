@@ -1,5 +1,44 @@
-"""The worker process helper lives in the package; tests import it from here."""
+"""Workers for the tests: the process helper from the package, and a worker with the HTTP API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
 
 from streams.process import WorkerProcess
+from streams.settings import Settings
+from streams.topology import Topology
+from tests.support.http import Api
+from tests.support.kafka import unique
+from tests.support.keys import ALL_KEY
 
-__all__ = ["WorkerProcess"]
+__all__ = ["Worker", "WorkerProcess", "make_worker"]
+
+
+@dataclass
+class Worker:
+    process: WorkerProcess
+    topics: Topology
+    bootstrap: str
+
+    @property
+    def url(self) -> str:
+        return self.process.url
+
+    def api(self, key: str | None = ALL_KEY) -> Api:
+        return Api(self.url, key)
+
+
+def make_worker(bootstrap: str, tmp: Path, app_id: str | None = None, **env: str) -> Worker:
+    """A worker not started yet: whoever starts its process stops it."""
+    app_id = app_id or unique("web")
+    prefix = f"{app_id}."
+    process = WorkerProcess(
+        bootstrap,
+        app_id,
+        tmp / "data",
+        tmp / "worker.log",
+        extra_env={"CONSENT_TOPIC_PREFIX": prefix, **env},
+    )
+    topics = Topology.of(Settings(app_id=app_id, topic_prefix=prefix))
+    return Worker(process, topics, bootstrap)

@@ -7,9 +7,10 @@ import logging
 
 import pytest
 
+from tests.support.fake_backend import serve
+from tests.support.http import decision_path, event
 from tests.support.kafka import unique
-from tests.web.conftest import ALL_KEY, API_ENV, TOKENS_KEY, decision_path, event
-from tests.web.fake import serve
+from tests.support.keys import ALL_KEY, API_ENV, TOKENS_KEY
 
 
 async def test_without_keys_everything_personal_is_401() -> None:

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from streams.security.tokens import Signer, TokenKind
+from tests.support.fake_backend import Served
+from tests.support.http import ONE_CLICK, local_token
 from tests.support.kafka import unique
-from tests.web.conftest import READ_KEY, SECRET, TOKENS_KEY, WRITE_KEY
-from tests.web.fake import Served
-from tests.web.test_http_links import ONE_CLICK, local_token
+from tests.support.keys import READ_KEY, SECRET, TOKENS_KEY, WRITE_KEY
 
 
 async def mint(served: Served, **request: Any) -> dict[str, Any]:

@@ -12,9 +12,10 @@ from schemas.codec import decode_event
 from streams.core.engine import Engine, subject_key
 from streams.core.policy import load_policy
 from streams.core.state import EMPTY
+from tests.support.fake_backend import Served
+from tests.support.http import decision_path, event
 from tests.support.kafka import unique
-from tests.web.conftest import READ_KEY, TOKENS_KEY, WRITE_KEY, decision_path, event
-from tests.web.fake import Served
+from tests.support.keys import READ_KEY, TOKENS_KEY, WRITE_KEY
 
 
 async def test_unknown_subject_gets_the_policy_default(served: Served) -> None:

@@ -10,9 +10,10 @@ import aiohttp
 import pytest
 
 from streams.web.models import MAX_BATCH
+from tests.support.fake_backend import Served
+from tests.support.http import event
 from tests.support.kafka import unique
-from tests.web.conftest import READ_KEY, TOKENS_KEY, WRITE_KEY, event
-from tests.web.fake import Served
+from tests.support.keys import READ_KEY, TOKENS_KEY, WRITE_KEY
 
 
 @pytest.mark.parametrize(

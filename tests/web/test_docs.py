@@ -12,7 +12,7 @@ import pytest
 from streams.security.apikeys import Scope, load_keyring
 from streams.settings import Settings
 from streams.web.demo_credentials import DEMO_API_KEY, demo_environment
-from tests.web.conftest import Worker
+from tests.support.worker import Worker
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 DEMO_URL = "http://127.0.0.1:6066"

@@ -13,23 +13,13 @@ import orjson
 import pytest
 
 from schemas.vocabulary import Destination
-from streams.security.tokens import Claims, Signer, TokenKind
+from tests.support.http import ONE_CLICK, Reply, decision_path, event
 from tests.support.kafka import TopicReader, unique
-from tests.web.conftest import (
-    READ_KEY,
-    SECRET,
-    TOKENS_KEY,
-    WRITE_KEY,
-    Reply,
-    Worker,
-    decision_path,
-    event,
-    eventually,
-)
+from tests.support.keys import READ_KEY, TOKENS_KEY, WRITE_KEY
+from tests.support.waiting import eventually
+from tests.support.worker import Worker
 
 pytestmark = pytest.mark.integration
-
-ONE_CLICK = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 async def mint(worker: Worker, **request: Any) -> dict[str, Any]:
@@ -49,20 +39,6 @@ async def events_for(
             lambda r: sum(1 for x in r.records if x.key == key) >= count, settle=settle
         )
     return [orjson.loads(r.value) for r in reader.records if r.key == key]
-
-
-def local_token(kind: TokenKind, expires: datetime | None, **fields: str | None) -> str:
-    now = datetime.now(UTC)
-    claims = Claims(
-        kind=kind,
-        controller=fields.get("controller") or "kms-uk",
-        subject_id=fields.get("subject_id") or unique("s"),
-        purpose=fields.get("purpose"),
-        channel=fields.get("channel"),
-        issued_at=int(now.timestamp()),
-        expires_at=int(expires.timestamp()) if expires else None,
-    )
-    return Signer.from_config(SECRET).mint(claims)
 
 
 async def test_one_click_unsubscribe(worker: Worker) -> None:

@@ -6,15 +6,11 @@ from __future__ import annotations
 import pytest
 
 from streams.core.policy import load_policy
+from tests.support.http import Reply, decision_path, event
 from tests.support.kafka import event_record, produce, unique
-from tests.web.conftest import (
-    READ_KEY,
-    Reply,
-    Worker,
-    decision_path,
-    event,
-    eventually,
-)
+from tests.support.keys import READ_KEY
+from tests.support.waiting import eventually
+from tests.support.worker import Worker
 
 pytestmark = pytest.mark.integration
 

@@ -17,17 +17,10 @@ import pytest
 
 from streams.topology import partition_key, partition_of
 from streams.web.routing import FORWARDED
+from tests.support.http import Reply, decision_path, event
 from tests.support.kafka import TopicReader, unique
-from tests.web.conftest import (
-    API_ENV,
-    READ_KEY,
-    TOKENS_KEY,
-    Reply,
-    Worker,
-    decision_path,
-    event,
-    make_worker,
-)
+from tests.support.keys import API_ENV, READ_KEY, TOKENS_KEY
+from tests.support.worker import Worker, make_worker
 
 pytestmark = pytest.mark.integration
 
@@ -53,11 +46,13 @@ def pair(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
     env = {**API_ENV, "CONSENT_PRODUCER_MAX_BATCH_SIZE": "1"}
     a = make_worker(bootstrap, tmp_path_factory.mktemp("worker-a"), app_id, **env)
     b = make_worker(bootstrap, tmp_path_factory.mktemp("worker-b"), app_id, **env)
-    a.process.start()
-    b.process.start()
-    yield Pair(a, b, app_id)
-    for worker in (a, b):
-        worker.process.stop()
+    try:
+        a.process.start()
+        b.process.start()
+        yield Pair(a, b, app_id)
+    finally:
+        for worker in (a, b):
+            worker.process.stop()
 
 
 async def partitions(worker: Worker) -> list[int] | None:

@@ -8,8 +8,11 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.support.http import Reply, event
 from tests.support.kafka import TopicReader, unique
-from tests.web.conftest import READ_KEY, WRITE_KEY, Reply, Worker, event, eventually
+from tests.support.keys import READ_KEY, WRITE_KEY
+from tests.support.waiting import eventually
+from tests.support.worker import Worker
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,7 @@ import pytest
 from yarl import URL
 
 from streams.web.routing import Local, Remote, Router, Unavailable
-from tests.web.fake import FakeBackend
+from tests.support.fake_backend import FakeBackend
 
 PEER = "http://127.0.0.1:7002"
 

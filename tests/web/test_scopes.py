@@ -6,8 +6,8 @@ import pytest
 
 from streams.security.apikeys import Scope
 from streams.web.routes import ROUTES, Route
-from tests.web.conftest import ALL_KEY, READ_KEY, TOKENS_KEY, WRITE_KEY
-from tests.web.fake import Served
+from tests.support.fake_backend import Served
+from tests.support.keys import ALL_KEY, READ_KEY, TOKENS_KEY, WRITE_KEY
 
 KEY_OF = {Scope.READ: READ_KEY, Scope.WRITE: WRITE_KEY, Scope.TOKENS: TOKENS_KEY}
 PARAMETERS = {"controller": "kms-uk", "subject_id": "s", "purpose": "marketing-email"}

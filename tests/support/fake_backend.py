@@ -20,7 +20,8 @@ from streams.core.policy import load_policy
 from streams.settings import Settings
 from streams.topology import partition_of
 from streams.web.setup import install_web
-from tests.web.conftest import ALL_KEY, API_ENV, Api
+from tests.support.http import Api
+from tests.support.keys import ALL_KEY, API_ENV
 
 PARTITIONS = 6
 
