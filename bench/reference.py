@@ -25,7 +25,7 @@ import orjson
 from schemas.codec import RejectedRecord, decode_event
 from schemas.events import ConsentEvent
 from schemas.vocabulary import LegalBasis
-from streams.core.decisions import Decision, PairState
+from streams.core.decisions import Ruling, PairState
 from streams.core.engine import Engine, subject_key
 from streams.core.policy import Policy
 from streams.core.state import EMPTY, SubjectState
@@ -144,7 +144,7 @@ def compare(
 
 def final_decisions(
     policy: Policy, events: Iterable[Mapping[str, Any]]
-) -> dict[tuple[str, str], list[Decision]]:
+) -> dict[tuple[str, str], list[Ruling]]:
     """Per (controller, subject): every pair's decision over the whole set of events."""
     engine = Engine(policy)
     states: dict[tuple[str, str], SubjectState] = defaultdict(lambda: EMPTY)
@@ -159,7 +159,7 @@ def final_decisions(
     }
 
 
-def final_pairs(policy: Policy, events: Iterable[Mapping[str, Any]]) -> dict[Pair, Decision]:
+def final_pairs(policy: Policy, events: Iterable[Mapping[str, Any]]) -> dict[Pair, Ruling]:
     """Per destination and pair: the decision its last message must agree with."""
     return {
         (destination.value, controller, subject, decision.purpose.name, decision.channel.value): (
@@ -171,7 +171,7 @@ def final_pairs(policy: Policy, events: Iterable[Mapping[str, Any]]) -> dict[Pai
     }
 
 
-def told_right(decision: Decision, last: str | None) -> bool:
+def told_right(decision: Ruling, last: str | None) -> bool:
     """Whether ``last`` (the last action sent for the pair, or None) agrees with ``decision``.
 
     ALLOWED needs a last ``allow``, except where the legal basis allows by default and no message

@@ -19,7 +19,7 @@ from streams.pipeline.stats import EventStats
 from streams.pipeline.store import SubjectStore
 from streams.recovery import ROCKSDB_OPTIONS, use_bulk_recovery
 from streams.settings import Settings
-from streams.topology import DEADLETTER_MAX_BYTES, DEFAULT_PARTITIONS, SUBJECTS_TABLE, Topology
+from streams.topology import DEADLETTER_MAX_BYTES, DEFAULT_PARTITIONS, SUBJECTS_TABLE, TopicNames
 from streams.transport import broker_url
 
 RAW: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
@@ -31,11 +31,8 @@ BATCH_MAX = 1000
 
 @dataclass
 class Counters:
-    """Running totals for health, metrics and the demo summary."""
+    """Running totals for /metrics (read by streams/pipeline/web_backend.py)."""
 
-    accepted: int = 0
-    rejected: int = 0
-    folded: int = 0
     duplicates: int = 0
     emitted: dict[Destination, int] = field(default_factory=lambda: dict.fromkeys(Destination, 0))
     events: EventStats = field(default_factory=EventStats)  # per type, latency (for /metrics)
@@ -89,7 +86,7 @@ def create_app(
     )
     engine = Engine(policy)
     counters = Counters()
-    names = Topology.of(settings)
+    names = TopicNames.of(settings)
     # Keyed input folds on its own partition; keyless records come back once through
     # by_subject, keyed by subject id and co-partitioned with the input and the table.
     events_topic = app.topic(names.events, **RAW)

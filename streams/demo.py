@@ -24,7 +24,7 @@ from streams.broker import wait_forever
 from streams.process import WorkerProcess
 from streams.settings import Settings
 from streams.tables import render
-from streams.topology import Topology
+from streams.topology import TopicNames
 from streams.web.demo_credentials import DEMO_API_KEY, demo_environment
 from streams.worker import bootstrap_servers
 
@@ -184,7 +184,7 @@ def _preferences(url: str, controller: str, subject: str) -> dict[str, Any]:
     raise RuntimeError("the worker did not answer the preferences request")
 
 
-async def _publish(bootstrap: str, topics: Topology, steps: list[Step]) -> None:
+async def _publish(bootstrap: str, topics: TopicNames, steps: list[Step]) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     try:
@@ -200,7 +200,7 @@ async def _publish(bootstrap: str, topics: Topology, steps: list[Step]) -> None:
         await producer.stop()
 
 
-async def _collect(bootstrap: str, topics: Topology, quiet: float = 4.0) -> list[Any]:
+async def _collect(bootstrap: str, topics: TopicNames, quiet: float = 4.0) -> list[Any]:
     """Read outputs until nothing new arrives for ``quiet`` seconds."""
     names = [*topics.suppressions.values(), topics.deadletter]
     consumer = AIOKafkaConsumer(*names, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
@@ -221,7 +221,7 @@ async def _collect(bootstrap: str, topics: Topology, quiet: float = 4.0) -> list
     return records
 
 
-def _report(url: str, topics: Topology, steps: list[Step], records: list[Any]) -> None:
+def _report(url: str, topics: TopicNames, steps: list[Step], records: list[Any]) -> None:
     destination_of = {topic: d.value for d, topic in topics.suppressions.items()}
     messages = [(r, orjson.loads(r.value)) for r in records if r.topic in destination_of]
     # Group by cause (scenario order); per subject the topics keep event order.
@@ -323,7 +323,7 @@ def _worker(settings: Settings, bootstrap: str, data: Path) -> Iterator[WorkerPr
 def run_demo(settings: Settings, keep_running: bool = True) -> int:
     steps = scenario()
     data = Path(tempfile.mkdtemp(prefix="consent-demo-"))
-    topics = Topology.of(settings)
+    topics = TopicNames.of(settings)
     with bootstrap_servers(settings) as bootstrap:
         print(f"Kafka-protocol broker at {bootstrap}")
         with _worker(settings, bootstrap, data) as worker:

@@ -24,14 +24,16 @@ KEEP_FOREVER = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.byt
 
 
 @dataclass(frozen=True, slots=True)
-class Topology:
+class TopicNames:
+    """The names of the topics one worker reads and writes (prefixed as the settings say)."""
+
     events: str
     deadletter: str
     suppressions: dict[Destination, str]
     by_subject: str  # internal: keyless events re-keyed by subject id, co-partitioned
 
     @classmethod
-    def of(cls, settings: Settings) -> Topology:
+    def of(cls, settings: Settings) -> TopicNames:
         prefix = settings.topic_prefix
         return cls(
             events=prefix + EVENTS_TOPIC,

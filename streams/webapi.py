@@ -13,13 +13,13 @@ from aiohttp import web
 from streams.app import ConsentStreams
 from streams.pipeline.web_backend import FaustBackend
 from streams.settings import Settings
-from streams.topology import Topology
+from streams.topology import TopicNames
 from streams.web.setup import install_web
 
 
 def attach_api(streams: ConsentStreams, settings: Settings) -> None:
     """Serve the API on the worker's own web server (Faust's aiohttp application)."""
-    backend = FaustBackend(streams.app, streams.subjects, streams.counters, Topology.of(settings))
+    backend = FaustBackend(streams.app, streams.subjects, streams.counters, TopicNames.of(settings))
     faust_app: Any = streams.app
     server = cast(web.Application, faust_app.web.web_app)
     install_web(server, backend, streams.engine, settings)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from streams.broker import EmbeddedBroker
 from streams.core.policy import Policy, load_policy
 from streams.settings import Settings
-from streams.topology import DEFAULT_PARTITIONS, Topology
+from streams.topology import DEFAULT_PARTITIONS, TopicNames
 
 if TYPE_CHECKING:
     from streams.app import ConsentStreams
@@ -290,12 +290,12 @@ def run_worker(
         asyncio.set_event_loop(loop)
         if not loop.run_until_complete(wait_for_broker(bootstrap, wait)):
             return EXIT_BROKER_UNREACHABLE
-        topology = Topology.of(settings)
+        topics = TopicNames.of(settings)
         loop.run_until_complete(
             ensure_topics(
                 bootstrap,
-                topology.public,
-                configs=topology.public_configs,
+                topics.public,
+                configs=topics.public_configs,
                 replication_factor=settings.replication_factor,
             )
         )
@@ -305,8 +305,8 @@ def run_worker(
         watch = BrokerWatch(
             bootstrap,
             (
-                topology.events,
-                topology.by_subject,
+                topics.events,
+                topics.by_subject,
                 streams.subjects.changelog_topic.get_topic_name(),
             ),
             grace=wait,

@@ -74,7 +74,9 @@ STATE_OF: dict[Reason, PairState] = {
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
+class Ruling:
+    """The engine's decision for one (purpose, channel) of a subject, with what it rests on."""
+
     purpose: Purpose
     channel: Channel
     reason: Reason
@@ -109,9 +111,9 @@ class PairPlan:
     id_part: str  # "purpose\x1fchannel", as suppression ids join it
     serial: int  # unique among all plans ever compiled: the key of memoised verdicts
 
-    def decide(self, state: SubjectState) -> Decision:
+    def decide(self, state: SubjectState) -> Ruling:
         reason, cause = self.verdict_of(state)
-        return Decision(self.purpose, self.channel, reason, cause)
+        return Ruling(self.purpose, self.channel, reason, cause)
 
     def verdict_of(self, state: SubjectState) -> Verdict:
         """:meth:`verdict` for ``state``, memoised in it."""

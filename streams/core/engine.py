@@ -20,7 +20,7 @@ from streams.core.admission import policy_errors
 from streams.core.decisions import (
     STATE_OF,
     ControllerPlan,
-    Decision,
+    Ruling,
     PairPlan,
     PairState,
     compile_policy,
@@ -74,10 +74,10 @@ class Engine:
 
     def decide(
         self, state: SubjectState, controller: str, purpose: str, channel: Channel
-    ) -> Decision:
+    ) -> Ruling:
         return self.plans[controller].by_pair[(purpose, channel)].decide(state)
 
-    def decide_all(self, state: SubjectState, controller: str) -> list[Decision]:
+    def decide_all(self, state: SubjectState, controller: str) -> list[Ruling]:
         return [pair.decide(state) for pair in self.plans[controller].pairs]
 
     def _placements(self, event: ConsentEvent) -> tuple[str, ...]:

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from streams.core.decisions import Decision, PairPlan
+from streams.core.decisions import Ruling, PairPlan
 from streams.core.ledger import Entry
 from streams.core.state import EMPTY, SubjectState
 from streams.core.statements import RESTRICTION, RESTRICTION_SCOPE, slot_key
@@ -23,7 +23,7 @@ _RESTRICTION_SLOT = slot_key(RESTRICTION_SCOPE, RESTRICTION)
 class Proof:
     at: datetime
     known_at: datetime | None
-    decision: Decision
+    decision: Ruling
     #: the entry whose statement made the decision what it is (None: the purpose's default)
     cause: Entry | None
     #: the entries whose statements were in force for this pair at ``at``, in ledger order

@@ -27,7 +27,7 @@ from streams.pipeline.consumer import Batches
 from streams.pipeline.fold import Record, Rejected, fold, route
 from streams.pipeline.sending import KeyHashes, Outbox, Producer
 from streams.pipeline.store import SubjectStore
-from streams.topology import Topology
+from streams.topology import TopicNames
 
 log = logging.getLogger("consent_streams")
 
@@ -61,7 +61,7 @@ class BatchPipeline:
         engine: Engine,
         store: SubjectStore,
         counters: Any,  # streams.app.Counters
-        names: Topology,
+        names: TopicNames,
         partitions: int,
         hashes: KeyHashes,
     ) -> None:
@@ -121,7 +121,6 @@ class BatchPipeline:
         routed = route(fresh, self.engine, self.place if self.copartitioned() else _elsewhere)
         again = route(forwarded, self.engine, self.place, repartitioned=True)
         folded = fold(routed.fold + again.fold, self.store.load, self.engine, datetime.now(UTC))
-        counters.accepted += len(routed.fold) + len(routed.forward)
 
         outbox = self.producer.outbox()
         if folded.reject:
@@ -148,7 +147,6 @@ class BatchPipeline:
         await outbox.sent()
         await self.store.save(folded.states, self.producer.outbox())
 
-        counters.folded += len(folded.folded)
         counters.duplicates += folded.duplicates
         stats, now = counters.events, time.time()
         for _, event, record in folded.folded:
@@ -167,7 +165,6 @@ class BatchPipeline:
             received_at=datetime.now(UTC),
             headers=record.headers,
         )
-        self.counters.rejected += 1
         self.counters.events.on_rejected(record.value)
         log.warning(
             "record rejected",

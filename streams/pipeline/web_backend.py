@@ -15,7 +15,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from yarl import URL
 
 from streams.pipeline.stats import PREFIX, counter, histogram
-from streams.topology import Topology, partition_key, partition_of
+from streams.topology import TopicNames, partition_key, partition_of
 
 
 def _ident(url: URL) -> tuple[str, int]:
@@ -23,11 +23,11 @@ def _ident(url: URL) -> tuple[str, int]:
 
 
 class FaustBackend:
-    def __init__(self, app: Any, table: Any, counters: Any, topology: Topology) -> None:
+    def __init__(self, app: Any, table: Any, counters: Any, topics: TopicNames) -> None:
         self.app = app  # faust.App
         self.table = table  # faust Table[bytes, bytes]
         self.counters = counters  # streams.app.Counters
-        self.topology = topology
+        self.topics = topics
 
     @property
     def _changelog(self) -> str:
@@ -67,7 +67,7 @@ class FaustBackend:
 
     async def publish(self, records: Sequence[tuple[bytes, bytes]]) -> None:
         producer = self.app.producer
-        topic = self.topology.events
+        topic = self.topics.events
         pending = [await producer.send(topic, k, v, None, None, None) for k, v in records]
         await asyncio.gather(*pending)
 
@@ -76,7 +76,7 @@ class FaustBackend:
         consumer = self.app.consumer
         if not consumer:
             return
-        sources = {self.topology.events, self.topology.by_subject}
+        sources = {self.topics.events, self.topics.by_subject}
         monitor = self.app.monitor
         for tp in sorted(consumer.assignment()):
             if tp.topic not in sources:

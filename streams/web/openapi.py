@@ -26,7 +26,7 @@ from streams.web.bodies import EVENTS_BODY_LIMIT
 from streams.web.middleware import MAX_URL_LENGTH
 from streams.web.models import MAX_BATCH, ErrorBody
 from streams.web.paths import MAX_SUBJECT_ID
-from streams.web.routes import ROUTES, Body, Reply, Route
+from streams.web.routes import ROUTES, Body, ResponseDoc, Route
 
 PATH = Path(__file__).with_name("openapi.json")
 _REF = "#/components/schemas/{model}"
@@ -96,14 +96,14 @@ def _request_body(body: Body, schemas: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _response(reply: Reply, schemas: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"description": reply.description}
+def _response(doc: ResponseDoc, schemas: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"description": doc.description}
     schema: dict[str, Any] = {"type": "string"}
-    if reply.model is not None:
-        one = _schema_of(reply.model, schemas)
-        schema = {"oneOf": [one, {"type": "array", "items": one}]} if reply.many else one
-    out["content"] = {reply.media: {"schema": schema}}
-    if reply.retry_after:
+    if doc.model is not None:
+        one = _schema_of(doc.model, schemas)
+        schema = {"oneOf": [one, {"type": "array", "items": one}]} if doc.many else one
+    out["content"] = {doc.media: {"schema": schema}}
+    if doc.retry_after:
         out["headers"] = {
             "Retry-After": {
                 "description": "Seconds to wait before retrying",
@@ -148,7 +148,7 @@ def _operation(route: Route, schemas: dict[str, Any]) -> dict[str, Any]:
         "operationId": route.operation_id,
         "summary": route.summary,
         "tags": [route.tag],
-        "responses": {str(code): _response(r, schemas) for code, r in route.replies.items()},
+        "responses": {str(code): _response(r, schemas) for code, r in route.responses.items()},
     }
     if route.description:
         operation["description"] = route.description
@@ -169,8 +169,8 @@ def _head(get: dict[str, Any]) -> dict[str, Any]:
     head = {**get, "operationId": get["operationId"] + "Head"}
     head["summary"] = "Headers only: " + get["summary"][0].lower() + get["summary"][1:]
     head["responses"] = {
-        code: {k: v for k, v in reply.items() if k != "content"}
-        for code, reply in get["responses"].items()
+        code: {k: v for k, v in response.items() if k != "content"}
+        for code, response in get["responses"].items()
     }
     return head
 

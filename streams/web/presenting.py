@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from streams.core import statements as st
-from streams.core.decisions import Decision
+from streams.core.decisions import Ruling
 from streams.core.state import SubjectState
 from streams.web.models import AppliesTo, PairDecision, Role, StatementOut
 
@@ -24,7 +24,7 @@ _KIND: dict[str, AppliesTo] = {
 }
 
 
-def pair_decision(decision: Decision) -> PairDecision:
+def pair_decision(decision: Ruling) -> PairDecision:
     cause = decision.cause
     return PairDecision(
         purpose=decision.purpose.name,

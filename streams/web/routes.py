@@ -25,7 +25,9 @@ HTML = "text/html"
 
 
 @dataclass(frozen=True)
-class Reply:
+class ResponseDoc:
+    """How a route answers with one status: what the OpenAPI document says about it."""
+
     description: str
     model: type[BaseModel] | None = None
     media: str = JSON
@@ -59,25 +61,25 @@ class Route:
     body: Body | None = None
     query: dict[str, tuple[str, bool]] = field(default_factory=dict)  # name: (text, required)
     headers: dict[str, str] = field(default_factory=dict)
-    replies: dict[int, Reply] = field(default_factory=dict)
+    responses: dict[int, ResponseDoc] = field(default_factory=dict)
     installed: bool = True  # False: served by Faust itself, only described here
 
 
 SUBJECT = "/v1/controllers/{controller}/subjects/{subject_id}"
 _ERR = m.ErrorBody
-_BUSY = Reply(
+_BUSY = ResponseDoc(
     "A rebalance or recovery is under way, or the owning worker is unreachable",
     _ERR,
     retry_after=True,
 )
 _AUTH = {
-    401: Reply("No API key, or not a valid one", _ERR),
-    403: Reply("The API key lacks the required scope", _ERR),
+    401: ResponseDoc("No API key, or not a valid one", _ERR),
+    403: ResponseDoc("The API key lacks the required scope", _ERR),
 }
 _PAGE_ERRORS = {
-    404: Reply("Not a valid link (malformed, forged or of another kind)", media=HTML),
-    410: Reply("The link has expired, or the policy no longer has what it names", media=HTML),
-    503: Reply(
+    404: ResponseDoc("Not a valid link (malformed, forged or of another kind)", media=HTML),
+    410: ResponseDoc("The link has expired, or the policy no longer has what it names", media=HTML),
+    503: ResponseDoc(
         "Links are not configured, the event could not be stored, or (confirm) the subject's "
         "partition is moving",
         media=HTML,
@@ -97,11 +99,11 @@ ROUTES: tuple[Route, ...] = (
         description="What a sending system calls before it sends. An unknown subject gets the "
         "policy's default decision.",
         query={"channel": ("One of the purpose's channels", True)},
-        replies={
-            200: Reply("The decision", m.Decision),
-            400: Reply("Missing or invalid channel, or invalid subject_id", _ERR),
+        responses={
+            200: ResponseDoc("The decision", m.Decision),
+            400: ResponseDoc("Missing or invalid channel, or invalid subject_id", _ERR),
             **_AUTH,
-            404: Reply("Unknown controller or purpose", _ERR),
+            404: ResponseDoc("Unknown controller or purpose", _ERR),
             503: _BUSY,
         },
     ),
@@ -113,11 +115,11 @@ ROUTES: tuple[Route, ...] = (
         "Every purpose x channel decision of a subject, and the statements behind them",
         "decisions",
         Scope.READ,
-        replies={
-            200: Reply("Decisions and statements", m.Preferences),
-            400: Reply("Invalid subject_id", _ERR),
+        responses={
+            200: ResponseDoc("Decisions and statements", m.Preferences),
+            400: ResponseDoc("Invalid subject_id", _ERR),
             **_AUTH,
-            404: Reply("Unknown controller", _ERR),
+            404: ResponseDoc("Unknown controller", _ERR),
             503: _BUSY,
         },
     ),
@@ -134,13 +136,13 @@ ROUTES: tuple[Route, ...] = (
         body=Body(
             "One event, or an array of 1 to 500 (body at most 1 MiB)", ConsentEvent, batch=True
         ),
-        replies={
-            202: Reply("Published; the broker acknowledged every event", m.EventsAccepted),
-            400: Reply("Not JSON, or an empty array", _ERR),
+        responses={
+            202: ResponseDoc("Published; the broker acknowledged every event", m.EventsAccepted),
+            400: ResponseDoc("Not JSON, or an empty array", _ERR),
             **_AUTH,
-            413: Reply("Body over 1 MiB or more than 500 events", _ERR),
-            422: Reply("Invalid events, item by item; nothing published", m.ValidationErrorBody),
-            503: Reply("The broker did not acknowledge in time; retry", _ERR, retry_after=True),
+            413: ResponseDoc("Body over 1 MiB or more than 500 events", _ERR),
+            422: ResponseDoc("Invalid events, item by item; nothing published", m.ValidationErrorBody),
+            503: ResponseDoc("The broker did not acknowledge in time; retry", _ERR, retry_after=True),
         },
     ),
     Route(
@@ -158,14 +160,14 @@ ROUTES: tuple[Route, ...] = (
             "Sec-GPC": "The visitor's Global Privacy Control header; 1 = opt out",
             "DNT": "The visitor's Do Not Track header; 1 = opt out (only if the policy honours it)",
         },
-        replies={
-            200: Reply("No signal to record", m.SignalsResult),
-            202: Reply("Signals published", m.SignalsResult),
-            400: Reply("Invalid subject_id", _ERR),
+        responses={
+            200: ResponseDoc("No signal to record", m.SignalsResult),
+            202: ResponseDoc("Signals published", m.SignalsResult),
+            400: ResponseDoc("Invalid subject_id", _ERR),
             **_AUTH,
-            404: Reply("Unknown controller", _ERR),
-            413: Reply("A body was sent (over 4 KiB)", _ERR),
-            503: Reply("The broker did not acknowledge in time; retry", _ERR, retry_after=True),
+            404: ResponseDoc("Unknown controller", _ERR),
+            413: ResponseDoc("A body was sent (over 4 KiB)", _ERR),
+            503: ResponseDoc("The broker did not acknowledge in time; retry", _ERR, retry_after=True),
         },
     ),
     Route(
@@ -181,13 +183,13 @@ ROUTES: tuple[Route, ...] = (
         "HTTPS (RFC 8058) and do not show the subject id. No links for purposes on the legal "
         "basis contract or legal_obligation (422).",
         body=Body("One token request, or an array of them", m.TokenRequest, batch=True),
-        replies={
-            201: Reply("The links, in request order", m.MintedToken, many=True),
-            400: Reply("Not JSON, or an empty array", _ERR),
+        responses={
+            201: ResponseDoc("The links, in request order", m.MintedToken, many=True),
+            400: ResponseDoc("Not JSON, or an empty array", _ERR),
             **_AUTH,
-            413: Reply("Body over 256 KiB or more than 500 requests", _ERR),
-            422: Reply("Invalid requests, item by item", m.ValidationErrorBody),
-            503: Reply(
+            413: ResponseDoc("Body over 256 KiB or more than 500 requests", _ERR),
+            422: ResponseDoc("Invalid requests, item by item", m.ValidationErrorBody),
+            503: ResponseDoc(
                 "No token secret configured (tokens_not_configured, with Retry-After), or links "
                 "would not be HTTPS and CONSENT_ALLOW_INSECURE_LINKS is not set "
                 "(links_not_secure)",
@@ -203,7 +205,7 @@ ROUTES: tuple[Route, ...] = (
         "showUnsubscribe",
         "Unsubscribe page: asks for confirmation, never unsubscribes by itself",
         "links",
-        replies={200: Reply("A page with a button that POSTs", media=HTML), **_PAGE_ERRORS},
+        responses={200: ResponseDoc("A page with a button that POSTs", media=HTML), **_PAGE_ERRORS},
     ),
     Route(
         "POST",
@@ -225,10 +227,10 @@ ROUTES: tuple[Route, ...] = (
                 "required": ["List-Unsubscribe"],
             },
         ),
-        replies={
-            200: Reply("Unsubscribed (page)", media=HTML),
-            400: Reply("The body is not List-Unsubscribe=One-Click", media=HTML),
-            413: Reply("Body over 4 KiB", media=HTML),
+        responses={
+            200: ResponseDoc("Unsubscribed (page)", media=HTML),
+            400: ResponseDoc("The body is not List-Unsubscribe=One-Click", media=HTML),
+            413: ResponseDoc("Body over 4 KiB", media=HTML),
             **_PAGE_ERRORS,
         },
     ),
@@ -239,7 +241,7 @@ ROUTES: tuple[Route, ...] = (
         "showConfirm",
         "Double opt-in page: asks the person to confirm",
         "links",
-        replies={200: Reply("A page with a button that POSTs", media=HTML), **_PAGE_ERRORS},
+        responses={200: ResponseDoc("A page with a button that POSTs", media=HTML), **_PAGE_ERRORS},
     ),
     Route(
         "POST",
@@ -258,13 +260,13 @@ ROUTES: tuple[Route, ...] = (
             media=FORMS,
             schema={"type": "object", "properties": {"confirm": {"type": "string"}}},
         ),
-        replies={
-            200: Reply("Confirmed (page)", media=HTML),
-            409: Reply(
+        responses={
+            200: ResponseDoc("Confirmed (page)", media=HTML),
+            409: ResponseDoc(
                 "An opt-out was recorded after the link was made: not confirmed (page)",
                 media=HTML,
             ),
-            413: Reply("Body over 4 KiB", media=HTML),
+            413: ResponseDoc("Body over 4 KiB", media=HTML),
             **_PAGE_ERRORS,
         },
     ),
@@ -275,7 +277,7 @@ ROUTES: tuple[Route, ...] = (
         "index",
         "Faust's index: answers while the process serves HTTP",
         "operations",
-        replies={200: Reply('Always {"status": "OK"}', m.FaustIndex)},
+        responses={200: ResponseDoc('Always {"status": "OK"}', m.FaustIndex)},
         installed=False,
     ),
     Route(
@@ -285,7 +287,7 @@ ROUTES: tuple[Route, ...] = (
         "health",
         "Liveness: the process serves HTTP",
         "operations",
-        replies={200: Reply("Alive", m.Health)},
+        responses={200: ResponseDoc("Alive", m.Health)},
     ),
     Route(
         "GET",
@@ -294,9 +296,9 @@ ROUTES: tuple[Route, ...] = (
         "ready",
         "Readiness: partitions assigned, tables recovered, no rebalance under way",
         "operations",
-        replies={
-            200: Reply("Ready; lists the table partitions this worker answers for", m.Readiness),
-            503: Reply("Not ready", m.Readiness, retry_after=True),
+        responses={
+            200: ResponseDoc("Ready; lists the table partitions this worker answers for", m.Readiness),
+            503: ResponseDoc("Not ready", m.Readiness, retry_after=True),
         },
     ),
     Route(
@@ -306,7 +308,7 @@ ROUTES: tuple[Route, ...] = (
         "metrics",
         "Prometheus metrics (text format 0.0.4)",
         "operations",
-        replies={200: Reply("Metrics", media="text/plain")},
+        responses={200: ResponseDoc("Metrics", media="text/plain")},
     ),
     Route(
         "GET",
@@ -315,7 +317,7 @@ ROUTES: tuple[Route, ...] = (
         "openapi",
         "This document",
         "operations",
-        replies={200: Reply("OpenAPI 3.1 document")},
+        responses={200: ResponseDoc("OpenAPI 3.1 document")},
     ),
 )
 

@@ -442,9 +442,9 @@ def test_dead_letter_topic_holds_a_base64_copy_of_the_largest_record(
 def test_topics_service_sets_the_configs_the_worker_would(
     services: dict[str, dict[str, Any]],
 ) -> None:
-    from streams.topology import Topology
+    from streams.topology import TopicNames
 
-    wanted = Topology.of(Settings()).public_configs
+    wanted = TopicNames.of(Settings()).public_configs
     script = command_text(services["topics"].get("command"))
     for line in script.splitlines():
         if "kafka-topics.sh" not in line or "--create" not in line:

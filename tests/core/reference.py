@@ -1,5 +1,5 @@
 """A straightforward reference for ``Engine.apply``: fold, decide every affected pair before and
-after with full ``Decision`` objects, and encode each instruction from scratch."""
+after with full ``Ruling`` objects, and encode each instruction from scratch."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import datetime
 from schemas.codec import suppression_record
 from schemas.events import ConsentEvent
 from schemas.vocabulary import Action
-from streams.core.decisions import Decision, PairPlan, PairState
+from streams.core.decisions import PairPlan, PairState, Ruling
 from streams.core.engine import Engine
 from streams.core.propagation import action_of, suppression_id, transition
 from streams.core.state import SubjectState
@@ -36,7 +36,7 @@ def reference_apply(
                 restated.append((pair, decision, action))
         return state, _sent(event, state, restated, now), True
     after, changed = state.absorb(event)
-    changes: list[tuple[PairPlan, Decision, Action]] = []
+    changes: list[tuple[PairPlan, Ruling, Action]] = []
     for pair in plan.pairs:
         before, new = pair.decide(state), pair.decide(after)
         action = transition(before.state, new.state)
@@ -54,7 +54,7 @@ def reference_apply(
 def _sent(
     event: ConsentEvent,
     state: SubjectState,
-    changes: list[tuple[PairPlan, Decision, Action]],
+    changes: list[tuple[PairPlan, Ruling, Action]],
     now: datetime,
 ) -> Sent:
     out = []

@@ -7,7 +7,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from streams.settings import Settings
-from streams.topology import Topology
+from streams.topology import TopicNames
 from streams.worker import ensure_topics
 from tests.support.kafka import unique
 
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 async def test_public_topics_are_created_with_their_configs(bootstrap: str) -> None:
     app_id = unique("topics")
-    topology = Topology.of(Settings(app_id=app_id, topic_prefix=f"{app_id}."))
+    topology = TopicNames.of(Settings(app_id=app_id, topic_prefix=f"{app_id}."))
     created = await ensure_topics(
         bootstrap, topology.public, configs=topology.public_configs, replication_factor=1
     )

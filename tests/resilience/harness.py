@@ -12,7 +12,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from schemas.vocabulary import Destination
-from streams.topology import Topology
+from streams.topology import TopicNames
 from tests.resilience.cluster import Record, read_to_end
 from tests.resilience.workload import RawRecord
 from tests.support.pipeline import Pipeline, pipeline_for
@@ -47,7 +47,7 @@ async def start(worker: WorkerProcess, timeout: float = 90.0) -> WorkerProcess:
     return await asyncio.to_thread(worker.start, timeout)
 
 
-def destinations(topics: Topology) -> dict[str, Destination]:
+def destinations(topics: TopicNames) -> dict[str, Destination]:
     return {topic: destination for destination, topic in topics.suppressions.items()}
 
 

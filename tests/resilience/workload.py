@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from bench.reference import Pair, final_pairs, told_right
 from schemas.suppressions import SuppressionMessage
 from schemas.vocabulary import Category, Channel, Destination, Objection, Signal
-from streams.core.decisions import Decision
+from streams.core.decisions import Ruling
 from streams.core.policy import Policy
 from tests.resilience.cluster import Record
 
@@ -231,7 +231,7 @@ def judge(
 
 
 def _judge_pair(
-    verdict: Verdict, pair: Pair, decision: Decision, told: list[tuple[str, str]]
+    verdict: Verdict, pair: Pair, decision: Ruling, told: list[tuple[str, str]]
 ) -> None:
     last = told[-1][0] if told else None
     if told_right(decision, last):

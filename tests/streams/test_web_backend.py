@@ -50,7 +50,7 @@ def router(
         partitions=6,
         changelog_topic=SimpleNamespace(get_topic_name=lambda: CHANGELOG),
     )
-    return Router(FaustBackend(app, table, counters=None, topology=None))
+    return Router(FaustBackend(app, table, counters=None, topics=None))
 
 
 def key_in(partition: int) -> bytes:
@@ -97,7 +97,7 @@ def test_metrics_families_from_the_pipeline_counters() -> None:
     stats.on_rejected(b"not json")
     counters = SimpleNamespace(duplicates=1, emitted={Destination.EMAIL: 2}, events=stats)
     app = SimpleNamespace(consumer=None)  # not started: no lag to tell
-    backend = FaustBackend(app, table=None, counters=counters, topology=None)
+    backend = FaustBackend(app, table=None, counters=counters, topics=None)
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in backend.metrics()

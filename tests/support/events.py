@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from bench.reference import Pair, final_pairs, told_right
-from streams.core.decisions import Decision
+from streams.core.decisions import Ruling
 from streams.core.policy import Policy
 from tests.resilience.workload import generate
 
@@ -36,13 +36,13 @@ def random_events(
     return [orjson.loads(value) for _, value in workload.records]
 
 
-def final_states(policy: Policy, events: Iterable[dict[str, Any]]) -> dict[PairKey, Decision]:
+def final_states(policy: Policy, events: Iterable[dict[str, Any]]) -> dict[PairKey, Ruling]:
     """What the pure core decides over the whole set, per destination and pair."""
     return final_pairs(policy, events)
 
 
 def mismatches(
-    expected: dict[PairKey, Decision], last: dict[PairKey, str]
+    expected: dict[PairKey, Ruling], last: dict[PairKey, str]
 ) -> list[tuple[PairKey, str, str | None]]:
     """Pairs whose last message contradicts the final decision (see the propagation rules)."""
     wrong = [

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streams.settings import Settings
-from streams.topology import Topology
+from streams.topology import TopicNames
 from tests.support.kafka import unique
 from tests.support.worker import WorkerProcess
 
@@ -14,7 +14,7 @@ from tests.support.worker import WorkerProcess
 @dataclass
 class Pipeline:
     bootstrap: str
-    topics: Topology
+    topics: TopicNames
     worker: WorkerProcess
 
 
@@ -30,4 +30,4 @@ def pipeline_for(bootstrap: str, tmp: Path, **extra_env: str) -> Pipeline:
         tmp / "worker.log",
         extra_env={"CONSENT_TOPIC_PREFIX": prefix, **extra_env},
     )
-    return Pipeline(bootstrap, Topology.of(settings), worker)
+    return Pipeline(bootstrap, TopicNames.of(settings), worker)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from streams.process import WorkerProcess
 from streams.settings import Settings
-from streams.topology import Topology
+from streams.topology import TopicNames
 from tests.support.http import Api
 from tests.support.kafka import unique
 from tests.support.keys import ALL_KEY
@@ -18,7 +18,7 @@ __all__ = ["Worker", "WorkerProcess", "make_worker"]
 @dataclass
 class Worker:
     process: WorkerProcess
-    topics: Topology
+    topics: TopicNames
     bootstrap: str
 
     @property
@@ -40,5 +40,5 @@ def make_worker(bootstrap: str, tmp: Path, app_id: str | None = None, **env: str
         tmp / "worker.log",
         extra_env={"CONSENT_TOPIC_PREFIX": prefix, **env},
     )
-    topics = Topology.of(Settings(app_id=app_id, topic_prefix=prefix))
+    topics = TopicNames.of(Settings(app_id=app_id, topic_prefix=prefix))
     return Worker(process, topics, bootstrap)
