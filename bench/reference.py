@@ -25,7 +25,7 @@ import orjson
 from schemas.codec import RejectedRecord, decode_event
 from schemas.events import ConsentEvent
 from schemas.vocabulary import LegalBasis
-from streams.core.decisions import Ruling, PairState
+from streams.core.decisions import PairState, Ruling
 from streams.core.engine import Engine, subject_key
 from streams.core.policy import Policy
 from streams.core.state import EMPTY, SubjectState

@@ -20,9 +20,9 @@ from streams.core.admission import policy_errors
 from streams.core.decisions import (
     STATE_OF,
     ControllerPlan,
-    Ruling,
     PairPlan,
     PairState,
+    Ruling,
     compile_policy,
 )
 from streams.core.policy import Policy

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from streams.core.decisions import Ruling, PairPlan
+from streams.core.decisions import PairPlan, Ruling
 from streams.core.ledger import Entry
 from streams.core.state import EMPTY, SubjectState
 from streams.core.statements import RESTRICTION, RESTRICTION_SCOPE, slot_key

@@ -141,8 +141,12 @@ ROUTES: tuple[Route, ...] = (
             400: ResponseDoc("Not JSON, or an empty array", _ERR),
             **_AUTH,
             413: ResponseDoc("Body over 1 MiB or more than 500 events", _ERR),
-            422: ResponseDoc("Invalid events, item by item; nothing published", m.ValidationErrorBody),
-            503: ResponseDoc("The broker did not acknowledge in time; retry", _ERR, retry_after=True),
+            422: ResponseDoc(
+                "Invalid events, item by item; nothing published", m.ValidationErrorBody
+            ),
+            503: ResponseDoc(
+                "The broker did not acknowledge in time; retry", _ERR, retry_after=True
+            ),
         },
     ),
     Route(
@@ -167,7 +171,9 @@ ROUTES: tuple[Route, ...] = (
             **_AUTH,
             404: ResponseDoc("Unknown controller", _ERR),
             413: ResponseDoc("A body was sent (over 4 KiB)", _ERR),
-            503: ResponseDoc("The broker did not acknowledge in time; retry", _ERR, retry_after=True),
+            503: ResponseDoc(
+                "The broker did not acknowledge in time; retry", _ERR, retry_after=True
+            ),
         },
     ),
     Route(
@@ -297,7 +303,9 @@ ROUTES: tuple[Route, ...] = (
         "Readiness: partitions assigned, tables recovered, no rebalance under way",
         "operations",
         responses={
-            200: ResponseDoc("Ready; lists the table partitions this worker answers for", m.Readiness),
+            200: ResponseDoc(
+                "Ready; lists the table partitions this worker answers for", m.Readiness
+            ),
             503: ResponseDoc("Not ready", m.Readiness, retry_after=True),
         },
     ),
