@@ -26,77 +26,73 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     bootstrap_servers: str | None = Field(
-        default=None, description="KAFKA_BOOTSTRAP_SERVERS; unset = start the embedded broker"
+        default=None, description="unset = start the embedded broker"
     )
-    policy_file: Path | None = Field(
-        default=None, description="CONSENT_POLICY_FILE; unset = the shipped example policy"
-    )
-    data_dir: Path = Field(default=Path(".consent-data"), description="CONSENT_DATA_DIR")
-    web_host: str = Field(default="127.0.0.1", description="CONSENT_WEB_HOST")
-    web_port: int = Field(default=DEFAULT_WEB_PORT, ge=0, le=65535, description="CONSENT_WEB_PORT")
+    policy_file: Path | None = Field(default=None, description="unset = the shipped example policy")
+    data_dir: Path = Field(default=Path(".consent-data"), description="RocksDB tables")
+    web_host: str = Field(default="127.0.0.1", description="HTTP bind address")
+    web_port: int = Field(default=DEFAULT_WEB_PORT, ge=0, le=65535, description="HTTP port")
     app_id: str = Field(
         default="consent-streams",
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$",
-        description="CONSENT_APP_ID: consumer group and internal topic prefix",
+        description="consumer group and internal topic prefix",
     )
 
     topic_prefix: str = Field(
         default="",
         pattern=r"^[A-Za-z0-9._-]{0,64}$",
-        description="CONSENT_TOPIC_PREFIX: prepended to every topic name (e.g. 'staging.')",
+        description="prepended to every topic name (e.g. 'staging.')",
     )
     session_timeout: float = Field(
-        default=30.0, gt=0, description="CONSENT_SESSION_TIMEOUT: consumer group session, seconds"
+        default=30.0, gt=0, description="consumer group session, seconds"
     )
-    producer_max_batch_size: int = Field(
-        default=16384, gt=0, description="CONSENT_PRODUCER_MAX_BATCH_SIZE: bytes per produce batch"
-    )
+    producer_max_batch_size: int = Field(default=16384, gt=0, description="bytes per produce batch")
     broker_wait: float = Field(
         default=60.0,
         gt=0,
         allow_inf_nan=False,
-        description="CONSENT_BROKER_WAIT: seconds to wait for an unreachable broker, then exit 75",
+        description="seconds to wait for an unreachable broker, then exit 75",
     )
     fetch_wait_ms: int = Field(
         default=DEFAULT_FETCH_WAIT_MS,
         ge=1,
         le=60_000,
-        description="CONSENT_FETCH_WAIT_MS: longest a fetch waits for records (latency vs CPU)",
+        description="longest a fetch waits for records (latency vs CPU)",
     )
     replication_factor: int = Field(
         default=1,
         ge=1,
         le=32,
-        description="CONSENT_REPLICATION_FACTOR: replicas of every topic the worker creates",
+        description="replicas of every topic the worker creates",
     )
     log_level: str = Field(
-        default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$", description="CONSENT_LOG_LEVEL"
+        default="INFO",
+        pattern=r"^(DEBUG|INFO|WARNING|ERROR)$",
+        description="DEBUG, INFO, WARNING or ERROR",
     )
     api_keys: str = Field(
         default="",
-        description="CONSENT_API_KEYS: name:scope+scope:sha256hex,... (unset = HTTP API closed)",
+        description="name:scope+scope:sha256hex,... (unset = HTTP API closed)",
     )
-    api_keys_file: Path | None = Field(
-        default=None, description="CONSENT_API_KEYS_FILE: the same entries, one per line"
-    )
+    api_keys_file: Path | None = Field(default=None, description="the same entries, one per line")
     token_secret: SecretStr | None = Field(
         default=None,
-        description="CONSENT_TOKEN_SECRET: signs link tokens; several comma-separated = rotation",
+        description="signs link tokens; several comma-separated = rotation",
     )
     public_url: str | None = Field(
         default=None,
         pattern=_URL,
-        description="CONSENT_PUBLIC_URL: base URL of links in e-mails (default: the web address)",
+        description="base URL of links in e-mails (default: the web address)",
     )
     allow_insecure_links: bool = Field(
         default=False,
-        description="CONSENT_ALLOW_INSECURE_LINKS: mint links to a non-HTTPS address "
+        description="mint links to a non-HTTPS address "
         "(development and tests only; RFC 8058 requires HTTPS)",
     )
     advertised_url: str | None = Field(
         default=None,
         pattern=_URL,
-        description="CONSENT_ADVERTISED_URL: URL other workers reach this one at",
+        description="URL other workers reach this one at",
     )
 
     @field_validator("api_keys")
@@ -145,31 +141,19 @@ class Settings(BaseModel):
             return cls.model_validate(raw)
         except ValidationError as exc:
             problems = "; ".join(
-                f"{_VARIABLE_OF[str(err['loc'][0])]}: {err['msg']}" for err in exc.errors()
+                f"{_variable(str(err['loc'][0]))}: {err['msg']}" for err in exc.errors()
             )
             raise SettingsError(f"invalid configuration: {problems}") from None
 
 
-#: Environment variable -> settings field. The compose file and docs are checked against it.
-ENVIRONMENT: dict[str, str] = {
-    "KAFKA_BOOTSTRAP_SERVERS": "bootstrap_servers",
-    "CONSENT_POLICY_FILE": "policy_file",
-    "CONSENT_DATA_DIR": "data_dir",
-    "CONSENT_WEB_HOST": "web_host",
-    "CONSENT_WEB_PORT": "web_port",
-    "CONSENT_APP_ID": "app_id",
-    "CONSENT_TOPIC_PREFIX": "topic_prefix",
-    "CONSENT_SESSION_TIMEOUT": "session_timeout",
-    "CONSENT_PRODUCER_MAX_BATCH_SIZE": "producer_max_batch_size",
-    "CONSENT_BROKER_WAIT": "broker_wait",
-    "CONSENT_FETCH_WAIT_MS": "fetch_wait_ms",
-    "CONSENT_REPLICATION_FACTOR": "replication_factor",
-    "CONSENT_LOG_LEVEL": "log_level",
-    "CONSENT_API_KEYS": "api_keys",
-    "CONSENT_API_KEYS_FILE": "api_keys_file",
-    "CONSENT_TOKEN_SECRET": "token_secret",
-    "CONSENT_PUBLIC_URL": "public_url",
-    "CONSENT_ADVERTISED_URL": "advertised_url",
-    "CONSENT_ALLOW_INSECURE_LINKS": "allow_insecure_links",
-}
-_VARIABLE_OF = {field: var for var, field in ENVIRONMENT.items()}
+#: Fields whose variable is not CONSENT_<FIELD>: the Kafka clients' usual name.
+_VARIABLES = {"bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS"}
+
+
+def _variable(field: str) -> str:
+    return _VARIABLES.get(field) or f"CONSENT_{field.upper()}"
+
+
+#: Environment variable -> settings field, in field order. The compose file and docs are checked
+#: against it.
+ENVIRONMENT: dict[str, str] = {_variable(field): field for field in Settings.model_fields}
