@@ -42,7 +42,6 @@ class Outbound(NamedTuple):
     destination: Destination
     key: bytes
     value: bytes
-    action: Action
 
 
 class Outcome(NamedTuple):
@@ -191,5 +190,5 @@ def _messages(
             },
             option=OPT_UTC_Z,
         )
-        out += [Outbound(d, key, value, action) for d in pair.destinations]
+        out += [Outbound(d, key, value) for d in pair.destinations]
     return tuple(out)
