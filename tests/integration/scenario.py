@@ -6,6 +6,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
+
+from streams.topology import partition_of
 from tests.support.kafka import TopicReader, event_record, produce, unique
 from tests.support.pipeline import Pipeline
 
@@ -64,9 +67,53 @@ async def publish(pipeline: Pipeline, *scenarios: Scenario, keyed: bool = True) 
     await produce(pipeline.bootstrap, pipeline.topics.events, records)
 
 
-async def told_when(pipeline: Pipeline, ready: Callable[[Told], bool], settle: float = 2.0) -> Told:
-    """Read the destination topics until ``ready`` holds, then ``settle`` for stragglers."""
+async def told_when(pipeline: Pipeline, ready: Callable[[Told], bool], settle: bool = True) -> Told:
+    """Read the destination topics until ``ready`` holds and, if ``settle``, until markers
+    published after that have been told everywhere: then nothing published before is on its way.
+    """
     async with TopicReader(pipeline.bootstrap, *pipeline.topics.suppressions.values()) as reader:
         told = Told(pipeline, reader)
-        await reader.until(lambda _: ready(told), timeout=60, settle=settle)
+        await reader.until(lambda _: ready(told), timeout=60)
+        if settle:
+            markers = await publish_markers(pipeline)
+            await reader.until(lambda _: told_everywhere(told, markers), timeout=60)
     return told
+
+
+async def publish_markers(pipeline: Pipeline) -> set[str]:
+    """An erasure of a fresh subject, without a key, to every input partition for every home.
+
+    A keyless record is forwarded to its home by the repartition hop after everything before it
+    on its input partition has been folded (fast path) or forwarded (keyless or misplaced, to
+    the same repartition partition, so folded before it). Its outputs therefore follow, on the
+    home's partition of every destination topic, all outputs of records published before it.
+    The destination topics and the table (the repartition topic) share one partition count.
+    """
+    topics = pipeline.topics
+    producer = AIOKafkaProducer(bootstrap_servers=pipeline.bootstrap)
+    await producer.start()
+    try:
+        inputs = len(await producer.partitions_for(topics.events))
+        [homes] = {len(await producer.partitions_for(t)) for t in topics.suppressions.values()}
+        markers: set[str] = set()
+        for home in range(homes):
+            for partition in range(inputs):
+                subject_id = unique("marker")
+                while partition_of(subject_id.encode(), homes) != home:
+                    subject_id = unique("marker")
+                erasure = Scenario("hms-se", subject_id).add("erasure.requested", 0)
+                _, value = event_record(erasure, keyed=False)
+                await producer.send_and_wait(topics.events, value, partition=partition)
+                markers.add(subject_id)
+    finally:
+        await producer.stop()
+    return markers
+
+
+def told_everywhere(told: Told, markers: set[str]) -> bool:
+    """Every destination topic has been told about every marker."""
+    reader = told.reader
+    return all(
+        markers <= {v["subject_id"] for v in reader.values(topic)}
+        for topic in told.pipeline.topics.suppressions.values()
+    )

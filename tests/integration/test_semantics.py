@@ -219,7 +219,7 @@ async def test_keyed_keyless_and_misplaced_records_of_a_subject_meet_in_one_stat
     topic = pipeline.topics.events
     await produce(pipeline.bootstrap, topic, [event_record(granted)])
     await produce(pipeline.bootstrap, topic, [event_record(confirmed, keyed=False)])
-    await told_when(pipeline, lambda t: len(t.messages(s.subject_id)) >= 2, settle=0)
+    await told_when(pipeline, lambda t: len(t.messages(s.subject_id)) >= 2, settle=False)
     home = partition_of(s.subject_id.encode(), DEFAULT_PARTITIONS)
     key, value = event_record(withdrawn)
     await produce_to(pipeline.bootstrap, topic, (home + 1) % DEFAULT_PARTITIONS, key, value)
