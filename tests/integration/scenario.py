@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,6 +13,9 @@ from tests.support.kafka import TopicReader, event_record, produce, unique
 from tests.support.pipeline import Pipeline
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+
+#: Subject ids of the marker events (:func:`publish_markers`) start with this.
+MARKER = "marker"
 
 #: (destination, purpose, channel, action) as told to downstream systems, in order.
 Message = tuple[str, str, str, str]
@@ -76,7 +79,8 @@ async def told_when(pipeline: Pipeline, ready: Callable[[Told], bool], settle: b
         await reader.until(lambda _: ready(told), timeout=60)
         if settle:
             markers = await publish_markers(pipeline)
-            await reader.until(lambda _: told_everywhere(told, markers), timeout=60)
+            topics = pipeline.topics.suppressions.values()
+            await reader.until(lambda r: told_everywhere(r, topics, markers), timeout=60)
     return told
 
 
@@ -98,9 +102,9 @@ async def publish_markers(pipeline: Pipeline) -> set[str]:
         markers: set[str] = set()
         for home in range(homes):
             for partition in range(inputs):
-                subject_id = unique("marker")
+                subject_id = unique(MARKER)
                 while partition_of(subject_id.encode(), homes) != home:
-                    subject_id = unique("marker")
+                    subject_id = unique(MARKER)
                 erasure = Scenario("hms-se", subject_id).add("erasure.requested", 0)
                 _, value = event_record(erasure, keyed=False)
                 await producer.send_and_wait(topics.events, value, partition=partition)
@@ -110,10 +114,10 @@ async def publish_markers(pipeline: Pipeline) -> set[str]:
     return markers
 
 
-def told_everywhere(told: Told, markers: set[str]) -> bool:
+def told_everywhere(reader: TopicReader, topics: Iterable[str], markers: set[str]) -> bool:
     """Every destination topic has been told about every marker."""
-    reader = told.reader
-    return all(
-        markers <= {v["subject_id"] for v in reader.values(topic)}
-        for topic in told.pipeline.topics.suppressions.values()
-    )
+    return all(markers <= {v["subject_id"] for v in reader.values(topic)} for topic in topics)
+
+
+def is_marker(subject_id: str) -> bool:
+    return subject_id.startswith(MARKER)
