@@ -32,7 +32,11 @@ async def mint(worker: Worker, **request: Any) -> dict[str, Any]:
 async def events_for(
     worker: Worker, subject: str, count: int = 1, settle: float = 0.0
 ) -> list[dict[str, Any]]:
-    """The subject's records on the input topic, once there are ``count`` (then ``settle`` s)."""
+    """The subject's records on the input topic, once there are ``count`` (then ``settle`` s).
+
+    A wait, not a marker: a marker the test publishes orders nothing the API might still
+    publish on its own (for instance after it has replied).
+    """
     key = subject.encode()
     async with TopicReader(worker.bootstrap, worker.topics.events) as reader:
         await reader.until(
