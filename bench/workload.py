@@ -1,9 +1,17 @@
-"""A fixed-seed, realistic input for ``consent.events``.
+"""Seeded inputs for ``consent.events``, in two profiles.
 
-Subjects belong to the controllers of the shipped policy; events cover every event type, carry
-identifiers and provenance like real publishers send them (~200 bytes each), and the stream has the
-untidiness of production: redeliveries, late (out-of-order) events and a few malformed records.
-Every valid record is keyed by its ``subject_id``, as the contract asks publishers to do.
+**Realistic** (:func:`generate`, the benchmarks' default): subjects belong to the controllers of
+the shipped policy; events cover every event type, carry identifiers and provenance like real
+publishers send them (~200 bytes each), and the stream has the untidiness of production:
+redeliveries, late (out-of-order) events and a few malformed records. Every valid record is keyed
+by its ``subject_id``, as the contract asks publishers to do.
+
+**Contested** (:func:`contested`, the resilience and integration tests'): few distinct minutes
+(equal event times are common), subject ids shared by two controllers, a few purposes per subject
+so that events meet on the same pairs, keyless records and many redeliveries, shuffled. It
+stresses what the oracle (:mod:`bench.reference`) judges rather than what production looks like.
+
+The two draw in different orders; each is fixed by its seed (the realistic one by its day too).
 """
 
 from __future__ import annotations
@@ -12,13 +20,14 @@ import gc
 import itertools
 import random
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
 
-from schemas.vocabulary import Category, EventType, LegalBasis
+from schemas.vocabulary import Category, Channel, EventType, LegalBasis, Objection, Signal
 from streams.core.policy import Controller, Policy, load_policy
 
 #: (controller, share of subjects, jurisdiction)
@@ -282,3 +291,135 @@ def probe_event(
         **scope,
     }
     return subject_id.encode(), orjson.dumps(event)
+
+
+# -- the contested profile ---------------------------------------------------------------------
+
+CONTESTED_T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
+_PLUS_TWO = timezone(timedelta(hours=2))
+
+#: Contested weights favour the statements that interact: grants against withdrawals,
+#: restrictions and lifts, and confirmations for double opt-in purposes.
+CONTESTED_WEIGHTS: dict[str, int] = {
+    "consent.granted": 22,
+    "consent.confirmed": 12,
+    "consent.withdrawn": 12,
+    "unsubscribed": 9,
+    "objection.raised": 4,
+    "privacy.signal": 5,
+    "erasure.requested": 1,
+    "restriction.requested": 7,
+    "restriction.lifted": 12,
+}
+
+
+@dataclass(frozen=True)
+class ContestedWorkload:
+    seed: int
+    events: tuple[dict[str, Any], ...]  # distinct logical events
+    records: tuple[Record, ...]  # arrival order: shuffled, with redelivered duplicates
+
+    @property
+    def duplicates(self) -> int:
+        return len(self.records) - len(self.events)
+
+
+def contested(
+    policy: Policy,
+    seed: int,
+    *,
+    events: int,
+    subjects: int,
+    duplicate_ratio: float = 0.15,
+    keyless_ratio: float = 0.2,
+    prefix: str = "",
+    event_prefix: str | None = None,
+) -> ContestedWorkload:
+    """``events`` distinct events over ``subjects`` (controller, subject) pairs of every controller.
+
+    Subject ids are shared by two controllers each, times fall on a few minutes (equal event
+    times are common), a share of records has no key, and ``duplicate_ratio`` of the events is
+    published twice. Everything depends on ``seed`` only. ``prefix`` starts subject and event
+    ids; ``event_prefix``, if given, replaces it for event ids (same subjects, new events).
+    """
+    rng = random.Random(seed)
+    controllers = sorted(policy.controllers)
+    owners = [
+        (controllers[k % len(controllers)], f"{prefix}s{k // 2:04d}") for k in range(subjects)
+    ]
+    focus = {owner: _focus(policy, owner[0], rng) for owner in owners}
+    types = list(CONTESTED_WEIGHTS)
+    weights = list(CONTESTED_WEIGHTS.values())
+    out: list[dict[str, Any]] = []
+    for n in range(events):
+        owner = rng.choice(owners)
+        type_ = rng.choices(types, weights)[0]
+        event_id = f"{prefix if event_prefix is None else event_prefix}e{n:06d}"
+        out.append(_event(policy, rng, event_id, type_, owner, focus[owner]))
+    records = [_record(e, rng, keyless_ratio) for e in out]
+    records += [
+        _record(rng.choice(out), rng, keyless_ratio) for _ in range(int(events * duplicate_ratio))
+    ]
+    rng.shuffle(records)
+    return ContestedWorkload(seed, tuple(out), tuple(records))
+
+
+def _focus(policy: Policy, controller: str, rng: random.Random) -> list[str]:
+    """A few purposes per subject, so that its events meet on the same pairs."""
+    purposes = sorted(policy.controllers[controller].purposes)
+    return rng.sample(purposes, k=min(3, len(purposes)))
+
+
+def _event(
+    policy: Policy,
+    rng: random.Random,
+    event_id: str,
+    type_: str,
+    owner: tuple[str, str],
+    focus: Sequence[str],
+) -> dict[str, Any]:
+    controller_id, subject_id = owner
+    controller = policy.controllers[controller_id]
+    moment = CONTESTED_T0 + timedelta(minutes=rng.randrange(20), seconds=rng.choice((0, 0, 0, 30)))
+    event: dict[str, Any] = {
+        "event_id": event_id,
+        "type": type_,
+        # The same instant is sometimes written with another offset.
+        "occurred_at": (moment if rng.random() < 0.8 else moment.astimezone(_PLUS_TWO))
+        .isoformat()
+        .replace("+00:00", "Z"),
+        "controller": controller_id,
+        "subject_id": subject_id,
+    }
+    if type_.startswith("consent."):
+        purpose = controller.purposes[rng.choice(focus)]
+        event["purpose"] = purpose.name
+        if rng.random() < 0.6:
+            event["channel"] = rng.choice(purpose.channels).value
+    elif type_ == "unsubscribed":
+        marketing = [
+            name
+            for name in focus
+            if controller.purposes[name].has_category(Category.DIRECT_MARKETING)
+        ]
+        if marketing and rng.random() < 0.6:
+            purpose = controller.purposes[rng.choice(marketing)]
+            event["purpose"] = purpose.name
+            if rng.random() < 0.7:
+                event["channel"] = rng.choice(purpose.channels).value
+        elif rng.random() < 0.5:
+            event["channel"] = rng.choice(list(Channel)).value
+    elif type_ == "objection.raised":
+        event["objection"] = rng.choice(list(Objection)).value
+    elif type_ == "privacy.signal":
+        event["signal"] = rng.choice(list(Signal)).value
+    if rng.random() < 0.3:
+        event["identifiers"] = {"email": f"{subject_id}.{rng.randrange(3)}@example.org"}
+    if rng.random() < 0.2:
+        event["source"] = rng.choice(("crm", "web-form", "email-platform"))
+    return event
+
+
+def _record(event: Mapping[str, Any], rng: random.Random, keyless_ratio: float) -> Record:
+    key = None if rng.random() < keyless_ratio else str(event["subject_id"]).encode()
+    return key, orjson.dumps(event)

@@ -1,6 +1,6 @@
 """Seeded random event sets for the integration tests, and the oracle's view of their outcome.
 
-The events come from the resilience workload (:func:`tests.resilience.workload.generate`) and the
+The events come from the contested profile of :func:`bench.workload.contested` and the
 outcome from the oracle in :mod:`bench.reference`: one generator and one rule for every suite.
 """
 
@@ -13,9 +13,9 @@ from typing import Any
 import orjson
 
 from bench.reference import Pair, final_pairs, told_right
+from bench.workload import contested
 from streams.core.decisions import Ruling
 from streams.core.policy import Policy
-from tests.resilience.workload import generate
 
 PairKey = Pair  # destination, controller, subject, purpose, channel
 
@@ -24,7 +24,7 @@ def random_events(
     policy: Policy, rng: random.Random, subjects: int, count: int, prefix: str
 ) -> list[dict[str, Any]]:
     """``count`` events over ``subjects`` subjects of every controller, shuffled, some repeated."""
-    workload = generate(
+    workload = contested(
         policy,
         rng.getrandbits(32),
         events=count,
