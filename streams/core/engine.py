@@ -48,6 +48,8 @@ class Outcome(NamedTuple):
     state: SubjectState
     messages: tuple[Outbound, ...]
     duplicate: bool
+    #: the event erases the subject's personal data: the pipeline destroys its data key
+    shred: bool = False
 
 
 #: (pair, reason, cause, action) of one instruction to send

@@ -187,6 +187,18 @@ class Entry:
         return replace(self, record=record)
 
 
+@dataclass(frozen=True, slots=True)
+class LedgerView:
+    """A subject's ledger as a worker holds it (what the HTTP API and the CLI read)."""
+
+    #: as stored, in sequence order: what the chain check reads
+    entries: tuple[Entry, ...] = ()
+    #: the same entries' records with personal data opened (``Sealed`` where it was shredded)
+    records: tuple[Record, ...] = ()
+    #: the chain head kept with the subject's state (``None``: no entry yet)
+    head: ChainHead | None = None
+
+
 def seal(record: Record, encrypt: Callable[[bytes], str]) -> Record:
     """``record`` with its personal data encrypted by ``encrypt`` (the subject's data key)."""
     if isinstance(record.personal, Sealed):

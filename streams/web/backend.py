@@ -12,6 +12,8 @@ from typing import Protocol
 
 from prometheus_client.metrics_core import Metric
 
+from streams.core.ledger import LedgerView
+
 
 class Backend(Protocol):
     def settled(self) -> bool:
@@ -31,6 +33,9 @@ class Backend(Protocol):
 
     def state(self, key: bytes) -> bytes | None:
         """The stored state of ``key``; only meaningful for an active partition of this worker."""
+
+    def ledger(self, key: bytes) -> LedgerView:
+        """The ledger of ``key``; only meaningful for an active partition of this worker."""
 
     async def publish(self, records: Sequence[tuple[bytes, bytes]]) -> None:
         """Send (key, value) records to the input topic; return once the broker has them all."""

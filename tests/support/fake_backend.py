@@ -16,6 +16,7 @@ from prometheus_client.metrics_core import Metric
 
 from streams.broker import free_port
 from streams.core.engine import Engine
+from streams.core.ledger import LedgerView
 from streams.core.policy import load_policy
 from streams.settings import Settings
 from streams.topology import partition_of
@@ -31,6 +32,7 @@ class FakeBackend:
     """Owns every partition, holds states in a dict and keeps what is published in a list."""
 
     states: dict[bytes, bytes] = field(default_factory=dict)
+    ledgers: dict[bytes, LedgerView] = field(default_factory=dict)
     published: list[tuple[bytes, bytes]] = field(default_factory=list)
     active: set[int] = field(default_factory=lambda: set(range(PARTITIONS)))
     owners: dict[int, str] = field(default_factory=dict)  # partition -> another worker's URL
@@ -54,6 +56,9 @@ class FakeBackend:
 
     def state(self, key: bytes) -> bytes | None:
         return self.states.get(key)
+
+    def ledger(self, key: bytes) -> LedgerView:
+        return self.ledgers.get(key, LedgerView())
 
     async def publish(self, records: Sequence[tuple[bytes, bytes]]) -> None:
         if self.fail_publishing:
