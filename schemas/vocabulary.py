@@ -58,8 +58,9 @@ class Destination(StrEnum):
 
 
 class Action(StrEnum):
-    SUPPRESS = "suppress"
+    SUPPRESS = "suppress"  # stop contacting
     ALLOW = "allow"
+    ERASE = "erase"  # delete the person's data (contract 1.2)
 
 
 class Reason(StrEnum):
@@ -75,3 +76,5 @@ class Reason(StrEnum):
     PRIVACY_SIGNAL = "privacy_signal"
     ERASURE = "erasure"
     RESTRICTED = "restricted"
+    EXPIRED = "expired"  # the consent's lifetime ran out: not allowed, not an opt-out (1.2)
+    RECONSENT_REQUIRED = "reconsent_required"  # given under a superseded notice version (1.2)

@@ -69,6 +69,8 @@ STATE_OF: dict[Reason, PairState] = {
     ),
     Reason.NO_CONSENT: PairState.NOT_ALLOWED,
     Reason.PENDING_CONFIRMATION: PairState.NOT_ALLOWED,
+    Reason.EXPIRED: PairState.NOT_ALLOWED,
+    Reason.RECONSENT_REQUIRED: PairState.NOT_ALLOWED,
     **dict.fromkeys(DENIAL_REASON.values(), PairState.SUPPRESSED),
 }
 
