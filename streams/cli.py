@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("check-policy", help="validate the policy file and print its purposes")
     for name, help_text in (
         ("token", "mint one-click unsubscribe / double opt-in tokens (see: token --help)"),
+        ("receipt", "make consent receipt keys, verify a receipt (see: receipt --help)"),
+        ("proof", "ask a worker whether a purpose was allowed at a time, and why"),
+        ("export", "everything held about a subject, from a worker (JSON or HTML)"),
         ("bench", "run the benchmark harness (see: bench --help)"),
     ):
         sub = commands.add_parser(name, help=help_text, add_help=False)
@@ -60,6 +63,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from streams.web.tokens_cli import main as token_main
 
         return token_main(argv[1:])
+    if argv and argv[0] == "receipt":
+        from streams.web.receipts_cli import main as receipt_main
+
+        return receipt_main(argv[1:])
+    if argv and argv[0] in ("proof", "export"):
+        from streams.web.client_cli import main as client_main
+
+        return client_main(argv[0], argv[1:])
     args = _parser().parse_args(argv)
     try:
         settings = Settings.from_env()

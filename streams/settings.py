@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from streams.security.apikeys import ApiKeyError, parse_file, parse_inline
+from streams.security.receipts import ReceiptSigner
 from streams.security.tokens import split_secrets
 
 DEFAULT_WEB_PORT = 6066
@@ -94,6 +95,11 @@ class Settings(BaseModel):
         pattern=_URL,
         description="URL other workers reach this one at",
     )
+    receipt_keys: SecretStr | None = Field(
+        default=None,
+        description="signs consent receipts: Ed25519 keys, newest first, retired ones as "
+        "public:... (unset: an ephemeral key with the embedded broker, else receipts 503)",
+    )
 
     @field_validator("api_keys")
     @classmethod
@@ -119,6 +125,13 @@ class Settings(BaseModel):
     def _secrets_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
             split_secrets(value.get_secret_value())
+        return value
+
+    @field_validator("receipt_keys")
+    @classmethod
+    def _receipt_keys_parse(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            ReceiptSigner.parse(value.get_secret_value())  # ValueError says what is wrong
         return value
 
     @field_validator("public_url", "advertised_url")

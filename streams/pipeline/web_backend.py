@@ -18,6 +18,9 @@ from streams.core.ledger import LedgerView
 from streams.pipeline.stats import PREFIX, counter, histogram
 from streams.topology import TopicNames, partition_key, partition_of
 
+#: Kafka record headers as (name, value) pairs (the web layer's ``Headers``, structurally).
+Headers = tuple[tuple[str, bytes], ...]
+
 
 def _ident(url: URL) -> tuple[str, int]:
     return (url.host or "", url.port or 80)
@@ -69,10 +72,12 @@ class FaustBackend:
     def ledger(self, key: bytes) -> LedgerView:
         return LedgerView()  # the ledger store is not wired yet
 
-    async def publish(self, records: Sequence[tuple[bytes, bytes]]) -> None:
+    async def publish(self, records: Sequence[tuple[bytes, bytes, Headers]]) -> None:
         producer = self.app.producer
         topic = self.topics.events
-        pending = [await producer.send(topic, k, v, None, None, None) for k, v in records]
+        pending = [
+            await producer.send(topic, k, v, None, None, list(headers)) for k, v, headers in records
+        ]
         await asyncio.gather(*pending)
 
     def consumer_lag(self) -> Iterator[tuple[str, int, int]]:

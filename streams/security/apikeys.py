@@ -24,6 +24,7 @@ class Scope(StrEnum):
     READ = "read"  # decisions and preferences (personal data)
     WRITE = "write"  # publish events and privacy signals
     TOKENS = "tokens"  # mint unsubscribe / confirmation links
+    EXPORT = "export"  # everything held about a subject (access and portability requests)
 
 
 class ApiKeyError(ValueError):

@@ -13,6 +13,7 @@ from functools import wraps
 from aiohttp import web
 
 from streams.security.apikeys import ApiKey, Scope
+from streams.web.backend import API_KEY_HEADER, Headers
 from streams.web.context import context_of
 from streams.web.errors import ApiError
 
@@ -61,6 +62,11 @@ def require(request: web.Request, scope: Scope) -> ApiKey:
             },
         )
     return key
+
+
+def client_headers(request: web.Request) -> Headers:
+    """The provenance header of an event published for the request's authenticated key."""
+    return ((API_KEY_HEADER, request[CLIENT].encode()),)
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

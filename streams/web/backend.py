@@ -8,11 +8,22 @@ web layer does not either.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Protocol
+from typing import Final, Protocol
 
 from prometheus_client.metrics_core import Metric
 
 from streams.core.ledger import LedgerView
+
+#: Kafka header on events the API publishes for an authenticated client: the API key's *name*
+#: (never the key). The ledger records it as the event's arrival.
+API_KEY_HEADER: Final = "consent-streams-api-key"
+#: Kafka header on events a link click publishes: the link token's kind (unsubscribe, confirm).
+LINK_HEADER: Final = "consent-streams-link"
+
+#: Kafka record headers, as (name, value) pairs.
+Headers = tuple[tuple[str, bytes], ...]
+#: One record to publish: key, value and headers.
+Outgoing = tuple[bytes, bytes, Headers]
 
 
 class Backend(Protocol):
@@ -37,8 +48,9 @@ class Backend(Protocol):
     def ledger(self, key: bytes) -> LedgerView:
         """The ledger of ``key``; only meaningful for an active partition of this worker."""
 
-    async def publish(self, records: Sequence[tuple[bytes, bytes]]) -> None:
-        """Send (key, value) records to the input topic; return once the broker has them all."""
+    async def publish(self, records: Sequence[Outgoing]) -> None:
+        """Send (key, value, headers) records to the input topic; return once the broker has
+        them all."""
 
     def metrics(self) -> Iterable[Metric]:
         """The pipeline's metric families, read at scrape time."""

@@ -14,6 +14,7 @@ from streams.settings import Settings
 from streams.web.backend import Backend
 from streams.web.metrics import HttpStats
 from streams.web.publishing import Publisher
+from streams.web.receipting import Receipts
 from streams.web.routing import Router
 
 
@@ -24,6 +25,7 @@ class WebContext:
     settings: Settings
     keyring: Keyring
     signer: Signer | None  # None: no CONSENT_TOKEN_SECRET, link endpoints answer 503
+    receipts: Receipts
     router: Router
     publisher: Publisher
     http: HttpStats

@@ -10,14 +10,17 @@ from streams.security.apikeys import hash_key
 
 DEMO_API_KEY = "demo-key-not-for-production"
 DEMO_TOKEN_SECRET = "demo-token-secret-not-for-production-0000"
+#: An Ed25519 seed (base64url) signing the demo's consent receipts.
+DEMO_RECEIPT_KEY = "ZGVtby1yZWNlaXB0LWtleS1ub3QtZm9yLXByb2R1Y3Q"
 
 
 def demo_environment() -> dict[str, str]:
-    """Environment variables that give the demo worker one all-scope key, a link secret
-    and permission for http:// links."""
+    """Environment variables that give the demo worker one all-scope key, a link secret,
+    a receipt signing key and permission for http:// links."""
     return {
-        "CONSENT_API_KEYS": f"demo:read+write+tokens:{hash_key(DEMO_API_KEY)}",
+        "CONSENT_API_KEYS": f"demo:read+write+tokens+export:{hash_key(DEMO_API_KEY)}",
         "CONSENT_TOKEN_SECRET": DEMO_TOKEN_SECRET,
+        "CONSENT_RECEIPT_KEYS": DEMO_RECEIPT_KEY,
         # The demo's links point at http://127.0.0.1: fine on one's own machine only.
         "CONSENT_ALLOW_INSECURE_LINKS": "1",
     }

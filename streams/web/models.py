@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -145,3 +145,147 @@ class Health(_Out):
 class Readiness(_Out):
     status: Literal["ready", "not ready"]
     partitions: list[int] = Field(description="Table partitions this worker answers for")
+
+
+# -- the ledger: proof, receipts, export --------------------------------------------------------
+
+Problem = Literal[
+    "altered",
+    "broken_link",
+    "missing",
+    "duplicate",
+    "out_of_order",
+    "foreign",
+    "head_mismatch",
+    "corrupt",
+]
+
+
+class ArrivalOut(_Out):
+    topic: str | None = Field(description="Kafka topic the event was read from")
+    partition: int | None
+    offset: int | None
+    api_key: str | None = Field(description="Name of the API key that published it (never the key)")
+    link_kind: str | None = Field(description="unsubscribe or confirm: a link click published it")
+
+
+class EffectOut(_Out):
+    purpose: str
+    channel: str
+    action: str = Field(description="The instruction sent: suppress, allow, erase...")
+    suppression_id: str
+    destinations: list[str] = Field(description="The destination topics that were told")
+
+
+class LedgerEntryOut(_Out):
+    sequence: int = Field(description="Position in the subject's chain, from 1")
+    previous: str = Field(description="SHA-256 digest of the entry before (64 zeros for the first)")
+    digest: str = Field(description="SHA-256 digest of this entry as stored")
+    event_id: str
+    type: str = Field(description="The event type")
+    occurred_at: AwareDatetime = Field(description="When the statement was made")
+    received_at: AwareDatetime = Field(description="When the worker recorded it")
+    purpose: str | None
+    channel: str | None
+    objection: str | None
+    signal: str | None
+    notice_version: str | None
+    source: str | None
+    jurisdiction: str | None
+    arrival: ArrivalOut
+    shredded: bool = Field(
+        description="The subject's personal data was erased: identifiers and evidence are "
+        "unreadable (null); the rest of the entry remains"
+    )
+    identifiers: dict[str, str] | None = Field(description="As the event carried them")
+    evidence: dict[str, Any] | None = Field(description="As the publisher sent it (untrusted)")
+    effects: list[EffectOut] = Field(description="The instructions this event caused")
+
+
+class ChainFinding(_Out):
+    sequence: int = Field(description="The entry concerned (the position, for corrupt)")
+    problem: Problem
+    detail: str
+
+
+class ChainCheck(_Out):
+    intact: bool = Field(description="Every entry matches its digest and follows the one before")
+    entries: int = Field(description="Entries checked")
+    head_sequence: int | None = Field(description="Sequence of the recorded chain head")
+    problems: list[ChainFinding]
+
+
+class ProofOut(_Out):
+    controller: str
+    subject_id: str
+    purpose: str
+    channel: Channel
+    at: AwareDatetime = Field(description="The time the decision is proven for")
+    known_at: AwareDatetime | None = Field(
+        description="Only statements recorded by then were considered (null: everything recorded)"
+    )
+    decision: PairDecision
+    cause: LedgerEntryOut | None = Field(
+        description="The entry whose statement made the decision (null: the policy's default)"
+    )
+    basis: list[LedgerEntryOut] = Field(
+        description="The entries whose statements were in force for the pair at that time"
+    )
+    chain: ChainCheck
+
+
+class ReceiptOut(_Out):
+    event_id: str
+    receipt: str = Field(
+        description="Compact JWS (EdDSA, typ consent-receipt+jwt); verify with "
+        "/.well-known/jwks.json"
+    )
+    claims: dict[str, Any] = Field(description="The signed claims (ISO/IEC TS 27560, W3C DPV)")
+
+
+class Jwks(_Out):
+    keys: list[dict[str, Any]] = Field(
+        description="Public keys (RFC 7517) receipts are signed with"
+    )
+
+
+class ControllerOut(_Out):
+    id: str
+    name: str
+
+
+class IdentifierOut(_Out):
+    kind: str = Field(description="email, phone...")
+    value: str
+    first_recorded: AwareDatetime
+    last_recorded: AwareDatetime
+
+
+class NotificationOut(EffectOut):
+    sequence: int = Field(description="The ledger entry whose event caused it")
+    event_id: str
+    at: AwareDatetime = Field(description="When the event was recorded and the instruction sent")
+
+
+class ExportOut(_Out):
+    format: Literal["consent-streams.export"] = "consent-streams.export"
+    version: Literal[1] = 1
+    controller: ControllerOut
+    subject_id: str
+    generated_at: AwareDatetime
+    decisions: list[PairDecision] = Field(
+        description="Current decision for every purpose x channel of the controller"
+    )
+    statements: list[StatementOut] = Field(description="The statements the decisions rest on")
+    identifiers: list[IdentifierOut] = Field(
+        description="Every identifier recorded for the subject (readable entries only)"
+    )
+    ledger: list[LedgerEntryOut] = Field(description="Every recorded event, oldest first")
+    notifications: list[NotificationOut] = Field(
+        description="Which destinations were told what, and when"
+    )
+    receipts: list[ReceiptOut] = Field(description="A signed receipt per consent statement")
+    receipts_unavailable: str | None = Field(
+        description="Why there are no receipts (receipt signing not configured); else null"
+    )
+    chain: ChainCheck

@@ -39,6 +39,10 @@ _PATH_PARAMETERS: dict[str, tuple[str, dict[str, Any]]] = {
         {"type": "string", "minLength": 1, "maxLength": MAX_SUBJECT_ID},
     ),
     "purpose": ("Purpose name, as in the policy", _SLUG),
+    "event_id": (
+        "The event id of a consent statement (URL-encoded)",
+        {"type": "string", "minLength": 1, "maxLength": 128},
+    ),
     "token": (
         "The opaque link token",
         {"type": "string", "minLength": 1, "maxLength": MAX_TOKEN_LENGTH},
@@ -46,19 +50,24 @@ _PATH_PARAMETERS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 _QUERY_SCHEMAS: dict[str, dict[str, Any]] = {
     "channel": {"type": "string", "enum": [c.value for c in Channel]},
+    "at": {"type": "string", "format": "date-time"},
+    "known_at": {"type": "string", "format": "date-time"},
+    "format": {"type": "string", "enum": ["json", "html"]},
 }
 
 DESCRIPTION = f"""\
 HTTP API of the consent-streams workers: decisions and preferences, event intake, one-click \
-unsubscribe (RFC 8058), double opt-in links and privacy signals.
+unsubscribe (RFC 8058), double opt-in links, privacy signals, and the consent ledger: proof \
+as of a time, signed consent receipts and the access export.
 
 Every worker serves the whole API. Reads are answered by the worker that owns the subject's \
 partition: another worker forwards the request there. While ownership moves (rebalance, \
 recovery) reads answer 503 with Retry-After rather than risk a stale decision.
 
-Authentication: `Authorization: Bearer <API key>`; keys carry the scopes read, write and \
-tokens. Without configured keys every authenticated endpoint answers 401. Link pages take no \
-key: their token (encrypted and authenticated) is the authority.
+Authentication: `Authorization: Bearer <API key>`; keys carry the scopes read, write, \
+tokens and export. Without configured keys every authenticated endpoint answers 401. Link pages \
+and the receipt keys (JWKS) take no key; a link's token (encrypted and authenticated) is its \
+authority.
 
 Writes are asynchronous: 202 means the broker has the events; decisions reflect them once the \
 workers have processed them. A batch carries at most {MAX_BATCH} events and \
@@ -103,6 +112,7 @@ def _response(doc: ResponseDoc, schemas: dict[str, Any]) -> dict[str, Any]:
         one = _schema_of(doc.model, schemas)
         schema = {"oneOf": [one, {"type": "array", "items": one}]} if doc.many else one
     out["content"] = {doc.media: {"schema": schema}}
+    out["content"].update({media: {"schema": {"type": "string"}} for media in doc.also})
     if doc.retry_after:
         out["headers"] = {
             "Retry-After": {
@@ -196,6 +206,10 @@ def document() -> dict[str, Any]:
             {"name": "decisions", "description": "What may be done, per subject"},
             {"name": "events", "description": "Publishing consent events"},
             {"name": "links", "description": "Unsubscribe and confirmation links"},
+            {
+                "name": "ledger",
+                "description": "Proof as of a time, consent receipts, access export",
+            },
             {"name": "operations", "description": "Health, readiness, metrics"},
         ],
         "paths": paths,
@@ -221,7 +235,9 @@ def document() -> dict[str, Any]:
                 "apiKey": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "An API key from CONSENT_API_KEYS; scopes: read, write, tokens",
+                    "description": (
+                        "An API key from CONSENT_API_KEYS; scopes: read, write, tokens, export"
+                    ),
                 }
             },
         },

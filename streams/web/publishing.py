@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from schemas.codec import encode_event
 from schemas.events import ConsentEvent
-from streams.web.backend import Backend
+from streams.web.backend import Backend, Headers, Outgoing
 from streams.web.errors import unavailable
 
 log = logging.getLogger("consent_streams.http")
@@ -21,8 +21,8 @@ class Publisher:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
 
-    async def publish(self, records: Sequence[tuple[bytes, bytes]]) -> None:
-        """Send every (key, value) and return once the broker acknowledged all of them."""
+    async def publish(self, records: Sequence[Outgoing]) -> None:
+        """Send every record and return once the broker acknowledged all of them."""
         try:
             await asyncio.wait_for(self.backend.publish(records), ACK_TIMEOUT)
         except Exception as exc:  # not started yet, broker down, timed out...
@@ -33,5 +33,5 @@ class Publisher:
                 "publish_failed",
             ) from None
 
-    async def publish_events(self, events: list[ConsentEvent]) -> None:
-        await self.publish([(e.subject_id.encode(), encode_event(e)) for e in events])
+    async def publish_events(self, events: list[ConsentEvent], headers: Headers) -> None:
+        await self.publish([(e.subject_id.encode(), encode_event(e), headers) for e in events])

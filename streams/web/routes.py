@@ -15,6 +15,8 @@ from streams.web import models as m
 from streams.web.auth import Handler, guarded
 from streams.web.views_decisions import get_decision, get_preferences
 from streams.web.views_events import post_events
+from streams.web.views_export import get_export
+from streams.web.views_ledger import get_jwks, get_proof, get_receipt
 from streams.web.views_links import get_confirm, get_unsubscribe, post_confirm, post_unsubscribe
 from streams.web.views_ops import get_health, get_metrics, get_openapi, get_ready
 from streams.web.views_signals import post_signals
@@ -32,6 +34,7 @@ class ResponseDoc:
     model: type[BaseModel] | None = None
     media: str = JSON
     many: bool = False  # also answered as an array when the request was one
+    also: tuple[str, ...] = ()  # other media types the same answer comes in (as text)
     retry_after: bool = False
 
 
@@ -274,6 +277,100 @@ ROUTES: tuple[Route, ...] = (
             ),
             413: ResponseDoc("Body over 4 KiB", media=HTML),
             **_PAGE_ERRORS,
+        },
+    ),
+    Route(
+        "GET",
+        SUBJECT + "/proof/{purpose}",
+        get_proof,
+        "getProof",
+        "Was this purpose allowed on this channel at a time, and which statements say so?",
+        "ledger",
+        Scope.READ,
+        description="The decision as of `at` made from the subject's ledger, the entry that "
+        "caused it and the entries in force (with their evidence and provenance), and whether "
+        "the subject's hash chain verifies. What a sender keeps with each campaign send. Made "
+        "by the engine's own fold and plan, so it cannot disagree with the live decision from "
+        "the same statements. An unknown subject gets the policy's default and no entries.",
+        query={
+            "channel": ("One of the purpose's channels", True),
+            "at": ("RFC 3339 time the decision is proven for (default: now)", False),
+            "known_at": (
+                "RFC 3339: only statements recorded by then count (what was known then)",
+                False,
+            ),
+        },
+        responses={
+            200: ResponseDoc("The proof", m.ProofOut),
+            400: ResponseDoc(
+                "Missing or invalid channel, invalid time, or invalid subject_id", _ERR
+            ),
+            **_AUTH,
+            404: ResponseDoc("Unknown controller or purpose", _ERR),
+            503: _BUSY,
+        },
+    ),
+    Route(
+        "GET",
+        SUBJECT + "/receipts/{event_id}",
+        get_receipt,
+        "getReceipt",
+        "The signed consent receipt of one consent statement",
+        "ledger",
+        Scope.READ,
+        description="For consent.granted, consent.confirmed and consent.withdrawn statements: "
+        "a compact JWS (EdDSA over Ed25519, typ consent-receipt+jwt) with the elements of "
+        "ISO/IEC TS 27560 in W3C DPV terms, issued at the time the statement was recorded, "
+        "and its claims. Verify it with the keys at /.well-known/jwks.json.",
+        responses={
+            200: ResponseDoc("The receipt", m.ReceiptOut),
+            400: ResponseDoc("Invalid subject_id", _ERR),
+            **_AUTH,
+            404: ResponseDoc(
+                "Unknown controller, or no consent statement with this event id for the "
+                "subject (unknown_statement)",
+                _ERR,
+            ),
+            503: ResponseDoc(
+                "Receipt signing is not configured (receipts_not_configured), or the "
+                "subject's partition is moving",
+                _ERR,
+                retry_after=True,
+            ),
+        },
+    ),
+    Route(
+        "GET",
+        "/.well-known/jwks.json",
+        get_jwks,
+        "getReceiptKeys",
+        "The public keys consent receipts are signed with (JWKS)",
+        "ledger",
+        description="Every configured receipt key's public part, newest first, retired keys "
+        "included so that older receipts keep verifying. Empty when receipt signing is not "
+        "configured. Public, cacheable for 5 minutes.",
+        responses={200: ResponseDoc("The JSON Web Key Set (RFC 7517)", m.Jwks)},
+    ),
+    Route(
+        "GET",
+        SUBJECT + "/export",
+        get_export,
+        "exportSubject",
+        "Everything held about a subject at the controller (access and portability)",
+        "ledger",
+        Scope.EXPORT,
+        description="Current decisions for every purpose and channel, the full ledger with "
+        "evidence and identifiers (shredded entries marked), which destinations were told what "
+        "and when, a signed receipt per consent statement and the chain check. JSON by default; "
+        "a page in the controller's language with `Accept: text/html` or `format=html`. An "
+        "unknown subject gets an empty export (200), never a 404.",
+        query={"format": ("json (default) or html", False)},
+        responses={
+            200: ResponseDoc("The export", m.ExportOut, also=(HTML,)),
+            400: ResponseDoc("Invalid format or subject_id", _ERR),
+            **_AUTH,
+            404: ResponseDoc("Unknown controller", _ERR),
+            503: _BUSY,
         },
     ),
     Route(

@@ -12,8 +12,9 @@ forwarded to the owner (once: a forwarded request is never forwarded again) or a
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from streams.web.context import WebContext
 
 log = logging.getLogger("consent_streams.http")
+T = TypeVar("T")
 
 #: Marks a request one worker forwarded to another.
 FORWARDED = "X-Consent-Forwarded"
@@ -105,10 +107,10 @@ class Router:
             self._session = None
 
 
-async def state_or_answer(
-    ctx: WebContext, request: web.Request, key: bytes
-) -> SubjectState | web.Response:
-    """The subject's state from this worker, or the owner's answer to the same request.
+async def owned_or_answer(
+    ctx: WebContext, request: web.Request, key: bytes, read: Callable[[], T]
+) -> T | web.Response:
+    """``read()`` on this worker if it owns ``key``, else the owner's answer to the same request.
 
     Raises :class:`Unavailable` (counted) while ownership moves or the owner is unreachable.
     """
@@ -116,7 +118,7 @@ async def state_or_answer(
         place = ctx.router.locate(key)
         if isinstance(place, Local):
             # No await between the ownership check and the read.
-            return SubjectState.from_bytes(ctx.backend.state(key))
+            return read()
         if FORWARDED in request.headers:
             raise Unavailable("ownership is moving")  # never bounce between workers
         ctx.http.forwarded += 1
@@ -124,3 +126,12 @@ async def state_or_answer(
     except Unavailable:
         ctx.http.unavailable += 1
         raise
+
+
+async def state_or_answer(
+    ctx: WebContext, request: web.Request, key: bytes
+) -> SubjectState | web.Response:
+    """The subject's state from this worker, or the owner's answer to the same request."""
+    return await owned_or_answer(
+        ctx, request, key, lambda: SubjectState.from_bytes(ctx.backend.state(key))
+    )

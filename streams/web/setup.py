@@ -16,6 +16,7 @@ from streams.web.links import InsecureLinks, check_base_url
 from streams.web.metrics import HttpStats, registry_for
 from streams.web.middleware import MAX_REQUEST_LINE, observe
 from streams.web.publishing import Publisher
+from streams.web.receipting import Receipts
 from streams.web.routes import install
 from streams.web.routing import Router
 
@@ -35,6 +36,7 @@ def install_web(
         settings=settings,
         keyring=keyring,
         signer=Signer.from_config(secret.get_secret_value()) if secret else None,
+        receipts=Receipts.configured(settings, engine.policy),
         router=Router(backend),
         publisher=Publisher(backend),
         http=http,

@@ -18,7 +18,7 @@ from streams.web.presenting import pair_decision, statements_of
 from streams.web.routing import Unavailable, state_or_answer
 
 
-def _purpose_and_channel(request: web.Request, controller: Controller) -> tuple[Purpose, Channel]:
+def purpose_and_channel(request: web.Request, controller: Controller) -> tuple[Purpose, Channel]:
     purpose = controller.purposes.get(request.match_info["purpose"])
     if purpose is None:
         raise not_found("the controller has no such purpose", "unknown_purpose")
@@ -48,7 +48,7 @@ async def _answer(
 async def get_decision(request: web.Request) -> web.Response:
     controller = controller_of(request)
     subject_id = subject_id_of(request)
-    purpose, channel = _purpose_and_channel(request, controller)
+    purpose, channel = purpose_and_channel(request, controller)
     engine = context_of(request).engine
 
     def render(state: SubjectState) -> web.Response:

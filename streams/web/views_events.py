@@ -15,6 +15,8 @@ from aiohttp import web
 from schemas.codec import RejectedRecord, decode_event
 from schemas.deadletter import FieldError
 from streams.core.engine import Engine
+from streams.web.auth import client_headers
+from streams.web.backend import Outgoing
 from streams.web.bodies import EVENTS_BODY_LIMIT, read_batch
 from streams.web.context import context_of
 from streams.web.errors import ApiError, json_response
@@ -22,7 +24,7 @@ from streams.web.models import EventsAccepted, ItemErrors
 
 
 def validate(engine: Engine, item: Any) -> tuple[bytes, bytes] | list[FieldError]:
-    """The (key, value) record for a valid item, or what is wrong with it."""
+    """The (key, value) of a valid item's record, or what is wrong with it."""
     if not isinstance(item, dict):
         return [FieldError(loc="", msg="each event must be a JSON object")]
     try:
@@ -47,14 +49,15 @@ def _event_id(item: Any) -> str | None:
 async def post_events(request: web.Request) -> web.Response:
     ctx = context_of(request)
     items, _ = await read_batch(request, EVENTS_BODY_LIMIT, "events")
-    records: list[tuple[bytes, bytes]] = []
+    records: list[Outgoing] = []
+    headers = client_headers(request)
     problems: list[ItemErrors] = []
     for index, item in enumerate(items):
         checked = validate(ctx.engine, item)
         if isinstance(checked, list):
             problems.append(ItemErrors(index=index, event_id=_event_id(item), errors=checked))
         else:
-            records.append(checked)
+            records.append((*checked, headers))
     if problems:
         raise ApiError(
             422,

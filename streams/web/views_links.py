@@ -17,6 +17,7 @@ from schemas.vocabulary import Category, Channel
 from streams.core.engine import subject_key
 from streams.core.state import SubjectState
 from streams.security.tokens import Claims, TokenError, TokenExpired, TokenKind
+from streams.web.backend import LINK_HEADER
 from streams.web.bodies import SMALL_BODY_LIMIT, read_form
 from streams.web.context import WebContext, context_of
 from streams.web.errors import RETRY_AFTER_SECONDS, ApiError
@@ -115,7 +116,7 @@ async def _publish(request: web.Request, claims: Claims, who: _Audience) -> web.
     if isinstance(event, list):  # the policy changed since the link was made
         return who.page("gone.title", "gone.text", status=410)
     try:
-        await ctx.publisher.publish_events([event])
+        await ctx.publisher.publish_events([event], ((LINK_HEADER, claims.kind.value.encode()),))
     except ApiError:
         return who.page("retry.title", "retry.text", status=503, headers=_BUSY)
     return None

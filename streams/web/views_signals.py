@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
+from streams.web.auth import client_headers
 from streams.web.bodies import SMALL_BODY_LIMIT, read_bytes
 from streams.web.context import context_of
 from streams.web.errors import json_response
@@ -28,7 +29,7 @@ async def post_signals(request: web.Request) -> web.Response:
             reason = f"the policy of {controller.id!r} does not honour {signal.value}"
             ignored.append(SignalIgnored(signal=signal, reason=reason))
     if events:
-        await ctx.publisher.publish_events(events)
+        await ctx.publisher.publish_events(events, client_headers(request))
     published = [SignalPublished(signal=e.signal, event_id=e.event_id) for e in events if e.signal]
     body = SignalsResult(published=published, ignored=ignored)
     return json_response(body, status=202 if published else 200)

@@ -1,4 +1,5 @@
-"""What the link pages say, in the languages of the controllers' notices (sv, nl, en).
+"""What the link pages and the access export page say, in the languages of the controllers'
+notices (sv, nl, en).
 
 A controller's ``language`` in the policy picks the table; any other language gets English.
 """
@@ -37,6 +38,34 @@ _EN: Mapping[str, str] = {
     "channel.phone": "phone",
     "channel.post": "post",
     "channel.web": "the web",
+    "export.title": "Your data at {controller}",
+    "export.intro": "Everything {controller} holds about you in its consent records, as of {time}.",
+    "export.subject": "Your id: {subject}",
+    "export.decisions": "What we may do",
+    "export.purpose": "Purpose",
+    "export.channel": "Channel",
+    "export.allowed": "Allowed",
+    "export.yes": "Yes",
+    "export.no": "No",
+    "export.reason": "Why",
+    "export.since": "Since",
+    "export.identifiers": "How we identify you",
+    "export.history": "History of your choices",
+    "export.when": "When",
+    "export.what": "What",
+    "export.how": "How",
+    "export.evidence": "Evidence",
+    "export.erased": "Erased",
+    "export.told": "Whom we told",
+    "export.instruction": "Instruction",
+    "export.systems": "Systems",
+    "export.receipts": "Receipts",
+    "export.receipts.text": "Each consent you gave or withdrew has a signed receipt that anyone "
+    "can check with the keys at {jwks}.",
+    "export.integrity": "Integrity",
+    "export.intact": "The record is intact: no entry was altered, removed or reordered.",
+    "export.broken": "Checking the record found problems:",
+    "export.none": "Nothing recorded.",
 }
 
 _SV: Mapping[str, str] = {
@@ -67,6 +96,34 @@ _SV: Mapping[str, str] = {
     "channel.phone": "telefon",
     "channel.post": "post",
     "channel.web": "webben",
+    "export.title": "Dina uppgifter hos {controller}",
+    "export.intro": "Allt som {controller} har om dig i sina samtyckesregister, per {time}.",
+    "export.subject": "Ditt id: {subject}",
+    "export.decisions": "Vad vi får göra",
+    "export.purpose": "Ändamål",
+    "export.channel": "Kanal",
+    "export.allowed": "Tillåtet",
+    "export.yes": "Ja",
+    "export.no": "Nej",
+    "export.reason": "Varför",
+    "export.since": "Sedan",
+    "export.identifiers": "Hur vi identifierar dig",
+    "export.history": "Historik över dina val",
+    "export.when": "När",
+    "export.what": "Vad",
+    "export.how": "Hur",
+    "export.evidence": "Underlag",
+    "export.erased": "Raderat",
+    "export.told": "Vilka vi har meddelat",
+    "export.instruction": "Instruktion",
+    "export.systems": "System",
+    "export.receipts": "Kvitton",
+    "export.receipts.text": "Varje samtycke du har gett eller återkallat har ett signerat kvitto "
+    "som vem som helst kan kontrollera med nycklarna på {jwks}.",
+    "export.integrity": "Integritet",
+    "export.intact": "Registret är intakt: ingen post har ändrats, tagits bort eller flyttats.",
+    "export.broken": "Kontrollen av registret hittade fel:",
+    "export.none": "Inget registrerat.",
 }
 
 _NL: Mapping[str, str] = {
@@ -97,6 +154,36 @@ _NL: Mapping[str, str] = {
     "channel.phone": "telefoon",
     "channel.post": "post",
     "channel.web": "het web",
+    "export.title": "Uw gegevens bij {controller}",
+    "export.intro": "Alles wat {controller} in zijn toestemmingsregister over u bewaart, op "
+    "{time}.",
+    "export.subject": "Uw id: {subject}",
+    "export.decisions": "Wat wij mogen doen",
+    "export.purpose": "Doel",
+    "export.channel": "Kanaal",
+    "export.allowed": "Toegestaan",
+    "export.yes": "Ja",
+    "export.no": "Nee",
+    "export.reason": "Waarom",
+    "export.since": "Sinds",
+    "export.identifiers": "Hoe wij u herkennen",
+    "export.history": "Geschiedenis van uw keuzes",
+    "export.when": "Wanneer",
+    "export.what": "Wat",
+    "export.how": "Hoe",
+    "export.evidence": "Bewijs",
+    "export.erased": "Gewist",
+    "export.told": "Wie wij hebben ingelicht",
+    "export.instruction": "Instructie",
+    "export.systems": "Systemen",
+    "export.receipts": "Ontvangstbewijzen",
+    "export.receipts.text": "Voor elke toestemming die u gaf of introk is er een ondertekend "
+    "ontvangstbewijs dat iedereen kan controleren met de sleutels op {jwks}.",
+    "export.integrity": "Integriteit",
+    "export.intact": "Het register is intact: geen vermelding is gewijzigd, verwijderd of "
+    "verplaatst.",
+    "export.broken": "De controle van het register vond problemen:",
+    "export.none": "Niets vastgelegd.",
 }
 
 LANGUAGES: Mapping[str, Mapping[str, str]] = {"en": _EN, "sv": _SV, "nl": _NL}

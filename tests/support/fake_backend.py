@@ -20,6 +20,7 @@ from streams.core.ledger import LedgerView
 from streams.core.policy import load_policy
 from streams.settings import Settings
 from streams.topology import partition_of
+from streams.web.backend import Outgoing
 from streams.web.setup import install_web
 from tests.support.http import Api
 from tests.support.keys import ALL_KEY, API_ENV
@@ -33,7 +34,7 @@ class FakeBackend:
 
     states: dict[bytes, bytes] = field(default_factory=dict)
     ledgers: dict[bytes, LedgerView] = field(default_factory=dict)
-    published: list[tuple[bytes, bytes]] = field(default_factory=list)
+    published: list[Outgoing] = field(default_factory=list)
     active: set[int] = field(default_factory=lambda: set(range(PARTITIONS)))
     owners: dict[int, str] = field(default_factory=dict)  # partition -> another worker's URL
     is_settled: bool = True
@@ -60,7 +61,7 @@ class FakeBackend:
     def ledger(self, key: bytes) -> LedgerView:
         return self.ledgers.get(key, LedgerView())
 
-    async def publish(self, records: Sequence[tuple[bytes, bytes]]) -> None:
+    async def publish(self, records: Sequence[Outgoing]) -> None:
         if self.fail_publishing:
             raise ConnectionError("broker down")
         self.published.extend(records)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from streams.security.apikeys import hash_key
-from streams.web.demo_credentials import DEMO_API_KEY
+from streams.web.demo_credentials import DEMO_API_KEY, DEMO_RECEIPT_KEY
 
 READ_KEY = "cs_test-read-0123456789"
 WRITE_KEY = "cs_test-write-0123456789"
 TOKENS_KEY = "cs_test-tokens-0123456789"
+EXPORT_KEY = "cs_test-export-0123456789"
 ALL_KEY = "cs_test-all-0123456789"
 SECRET = "test-secret-" + "0" * 32
 
@@ -18,11 +19,13 @@ API_ENV = {
             ("reader", "read", READ_KEY),
             ("writer", "write", WRITE_KEY),
             ("mailer", "tokens", TOKENS_KEY),
-            ("admin", "read+write+tokens", ALL_KEY),
-            ("demo", "read+write+tokens", DEMO_API_KEY),  # docs/api.md examples
+            ("archivist", "export", EXPORT_KEY),
+            ("admin", "read+write+tokens+export", ALL_KEY),
+            ("demo", "read+write+tokens+export", DEMO_API_KEY),  # docs/api.md examples
         )
     ),
     "CONSENT_TOKEN_SECRET": SECRET,
+    "CONSENT_RECEIPT_KEYS": DEMO_RECEIPT_KEY,
     # Links point at the worker's own http:// address in tests.
     "CONSENT_ALLOW_INSECURE_LINKS": "1",
 }

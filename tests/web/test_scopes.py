@@ -7,10 +7,20 @@ import pytest
 from streams.security.apikeys import Scope
 from streams.web.routes import ROUTES, Route
 from tests.support.fake_backend import Served
-from tests.support.keys import ALL_KEY, READ_KEY, TOKENS_KEY, WRITE_KEY
+from tests.support.keys import ALL_KEY, EXPORT_KEY, READ_KEY, TOKENS_KEY, WRITE_KEY
 
-KEY_OF = {Scope.READ: READ_KEY, Scope.WRITE: WRITE_KEY, Scope.TOKENS: TOKENS_KEY}
-PARAMETERS = {"controller": "kms-uk", "subject_id": "s", "purpose": "marketing-email"}
+KEY_OF = {
+    Scope.READ: READ_KEY,
+    Scope.WRITE: WRITE_KEY,
+    Scope.TOKENS: TOKENS_KEY,
+    Scope.EXPORT: EXPORT_KEY,
+}
+PARAMETERS = {
+    "controller": "kms-uk",
+    "subject_id": "s",
+    "purpose": "marketing-email",
+    "event_id": "e-1",
+}
 GUARDED = [route for route in ROUTES if route.scope is not None]
 
 
@@ -25,7 +35,14 @@ def test_every_personal_route_has_a_scope() -> None:
         "publishEvents": Scope.WRITE,
         "recordPrivacySignals": Scope.WRITE,
         "mintLinkTokens": Scope.TOKENS,
+        "getProof": Scope.READ,
+        "getReceipt": Scope.READ,
+        "exportSubject": Scope.EXPORT,
     }
+
+
+def test_every_scope_has_a_test_key() -> None:
+    assert set(KEY_OF) == set(Scope)
 
 
 @pytest.mark.parametrize("route", GUARDED, ids=lambda r: r.operation_id)

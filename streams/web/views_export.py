@@ -1,0 +1,59 @@
+"""``GET .../export``: everything held about a subject, as JSON or a page (scope ``export``).
+
+For access (GDPR Art 15) and portability (Art 20) requests. Answered by the worker owning the
+subject, like decisions. An unknown subject gets an empty export, never a 404.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from streams.core.engine import subject_key
+from streams.core.ledger import LedgerView
+from streams.core.state import SubjectState
+from streams.web.context import context_of
+from streams.web.errors import bad_request, json_response, unavailable
+from streams.web.export_page import export_page
+from streams.web.exporting import build_export
+from streams.web.paths import controller_of, subject_id_of
+from streams.web.routing import Unavailable, owned_or_answer
+
+FORMATS = ("json", "html")
+
+
+def wants_html(request: web.Request) -> bool:
+    """``?format=html``, or a browser asking for HTML (``Accept: text/html``)."""
+    chosen = request.query.get("format")
+    if chosen is not None and chosen not in FORMATS:
+        raise bad_request("format must be json or html")
+    if chosen is not None:
+        return chosen == "html"
+    return "text/html" in request.headers.get("Accept", "")
+
+
+async def get_export(request: web.Request) -> web.Response:
+    controller = controller_of(request)
+    subject_id = subject_id_of(request)
+    html = wants_html(request)
+    ctx = context_of(request)
+    key = subject_key(controller.id, subject_id).encode()
+
+    def read() -> tuple[SubjectState, LedgerView]:
+        return SubjectState.from_bytes(ctx.backend.state(key)), ctx.backend.ledger(key)
+
+    try:
+        found = await owned_or_answer(ctx, request, key, read)
+    except Unavailable:
+        raise unavailable(
+            "the subject's partition is being rebalanced or recovered; retry shortly",
+            "rebalancing",
+        ) from None
+    if isinstance(found, web.Response):
+        return found
+    state, view = found
+    export = build_export(
+        ctx.engine, ctx.receipts, controller, subject_id, state, view, datetime.now(UTC)
+    )
+    return export_page(export, controller) if html else json_response(export)
