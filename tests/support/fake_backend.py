@@ -9,15 +9,27 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from prometheus_client.metrics_core import Metric
 
+from schemas.events import ConsentEvent
 from streams.broker import free_port
-from streams.core.engine import Engine
-from streams.core.ledger import LedgerView
+from streams.core.engine import Engine, subject_key
+from streams.core.ledger import (
+    Arrival,
+    ChainHead,
+    Entry,
+    LedgerView,
+    Record,
+    append,
+    effects_of,
+    seal,
+)
 from streams.core.policy import load_policy
+from streams.core.state import SubjectState
 from streams.settings import Settings
 from streams.topology import partition_of
 from streams.web.backend import Outgoing
@@ -69,12 +81,39 @@ class FakeBackend:
     def metrics(self) -> Iterator[Metric]:
         return iter(())
 
+    def record(
+        self,
+        engine: Engine,
+        event: ConsentEvent,
+        received_at: datetime,
+        arrival: Arrival | None = None,
+        shredded: bool = False,
+    ) -> Entry:
+        """Fold ``event`` into its subject's state and append it to the subject's ledger, as a
+        worker does; ``shredded``: stored sealed, and its data key is gone."""
+        key = subject_key(event.controller, event.subject_id).encode()
+        outcome = engine.apply(SubjectState.from_bytes(self.states.get(key)), event, received_at)
+        self.states[key] = outcome.state.to_bytes()
+        record = Record.of(
+            event,
+            received_at=received_at,
+            arrival=arrival or Arrival(),
+            effects=effects_of(outcome.messages),
+        )
+        if shredded:
+            record = seal(record, lambda plain: f"sealed:{len(plain)}")
+        view = self.ledgers.get(key, LedgerView())
+        entry = append(view.head or ChainHead(), record)
+        self.ledgers[key] = LedgerView((*view.entries, entry), (*view.records, record), entry.head)
+        return entry
+
 
 @dataclass
 class Served:
     backend: FakeBackend
     url: str
     settings: Settings
+    engine: Engine
 
     def api(self, key: str | None = ALL_KEY) -> Api:
         return Api(self.url, key)
@@ -86,11 +125,12 @@ async def serve(env: Mapping[str, str] = API_ENV) -> AsyncIterator[Served]:
     port = free_port()
     settings = Settings.from_env({**env, "CONSENT_WEB_PORT": str(port)})
     backend = FakeBackend()
+    engine = Engine(load_policy(settings.policy_file))
     app = web.Application()
-    install_web(app, backend, Engine(load_policy(settings.policy_file)), settings)
+    install_web(app, backend, engine, settings)
     server = TestServer(app, host="127.0.0.1", port=port)
     await server.start_server()
     try:
-        yield Served(backend, f"http://127.0.0.1:{port}", settings)
+        yield Served(backend, f"http://127.0.0.1:{port}", settings, engine)
     finally:
         await server.close()

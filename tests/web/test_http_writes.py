@@ -99,3 +99,12 @@ async def test_privacy_signals_from_visitor_headers(worker: Worker) -> None:
         lambda r: r.json().get("reason") == "privacy_signal",
     )
     assert decision.json()["allowed"] is False
+
+
+async def test_published_events_name_the_api_key_that_sent_them(worker: Worker) -> None:
+    subject = unique("provenance")
+    sent = event("unsubscribed", "kms-uk", subject)
+    assert (await worker.api(WRITE_KEY).post("/v1/events", json=sent)).status == 202
+    [found] = await records_for(worker, subject, 1)
+    # The key's name from the configuration, never the key itself: the ledger records it.
+    assert list(found.headers) == [("consent-streams-api-key", b"writer")]
