@@ -29,7 +29,7 @@ from jwt.algorithms import OKPAlgorithm
 ALGORITHM: Final = "EdDSA"
 MEDIA_TYPE: Final = "consent-receipt+jwt"
 RECEIPT_VERSION: Final = 1
-#: The well-known path the worker will publish the JWKS at (not served yet).
+#: The well-known path the worker publishes the JWKS at.
 JWKS_PATH: Final = "/.well-known/jwks.json"
 
 CONTEXT: Final = {"dpv": "https://w3id.org/dpv#", "cs": "urn:consent-streams:receipt:"}
