@@ -55,3 +55,21 @@ def test_the_document_is_precise() -> None:
             assert operations["head"]["operationId"] == operations["get"]["operationId"] + "Head"
     assert {"MethodNotAllowed", "UriTooLong"} <= set(doc["components"]["responses"])
     assert "409" in paths["/v1/confirm/{token}"]["post"]["responses"]
+
+
+def test_the_ledger_routes_are_described() -> None:
+    paths = document()["paths"]
+    subject = "/v1/controllers/{controller}/subjects/{subject_id}"
+    export = paths[subject + "/export"]["get"]
+    assert export["security"] == [{"apiKey": ["export"]}]
+    assert set(export["responses"]["200"]["content"]) == {"application/json", "text/html"}
+    body = export["responses"]["200"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/ExportOut"}
+    proof = paths[subject + "/proof/{purpose}"]["get"]
+    params = {p["name"]: p for p in proof["parameters"]}
+    assert params["channel"]["required"] is True
+    assert params["at"]["schema"] == {"type": "string", "format": "date-time"}
+    assert params["known_at"]["required"] is False
+    receipt = paths[subject + "/receipts/{event_id}"]["get"]
+    assert {"200", "404", "503"} <= set(receipt["responses"])
+    assert paths["/.well-known/jwks.json"]["get"]["security"] == []
