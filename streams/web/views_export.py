@@ -30,7 +30,12 @@ def wants_html(request: web.Request) -> bool:
         raise bad_request("format must be json or html")
     if chosen is not None:
         return chosen == "html"
-    return "text/html" in request.headers.get("Accept", "")
+    # The first of the two a client lists wins (browsers list text/html first; curl sends */*).
+    for media in request.headers.get("Accept", "").split(","):
+        kind = media.split(";", 1)[0].strip().lower()
+        if kind in ("text/html", "application/json"):
+            return kind == "text/html"
+    return False
 
 
 async def get_export(request: web.Request) -> web.Response:

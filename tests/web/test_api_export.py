@@ -255,3 +255,16 @@ async def test_the_export_is_answered_by_the_owner_or_not_at_all(served: Served)
         forwarded = await other.api(EXPORT_KEY).get(path + "?format=html")
         assert forwarded.status == 200 and "grant-1" in forwarded.text
         assert forwarded.headers["Content-Security-Policy"].startswith("default-src 'none'")
+
+
+@pytest.mark.parametrize(
+    ("accept", "media"),
+    [
+        ("text/html,application/xhtml+xml,*/*;q=0.8", "text/html"),
+        ("application/json, text/html", "application/json"),
+        ("*/*", "application/json"),
+    ],
+)
+async def test_the_format_follows_accept(served: Served, accept: str, media: str) -> None:
+    reply = await served.api(EXPORT_KEY).get(export_path("kms-uk", "s"), headers={"Accept": accept})
+    assert reply.headers["Content-Type"].split(";")[0] == media
