@@ -6,6 +6,7 @@ subject, like decisions. An unknown subject gets an empty export, never a 404.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -58,7 +59,13 @@ async def get_export(request: web.Request) -> web.Response:
     if isinstance(found, web.Response):
         return found
     state, view = found
-    export = build_export(
-        ctx.engine, ctx.receipts, controller, subject_id, state, view, datetime.now(UTC)
-    )
-    return export_page(export, controller) if html else json_response(export)
+
+    def render() -> web.Response:
+        export = build_export(
+            ctx.engine, ctx.receipts, controller, subject_id, state, view, datetime.now(UTC)
+        )
+        return export_page(export, controller) if html else json_response(export)
+
+    # Off the event loop: a long history takes seconds to sign and render (see docs/api.md),
+    # and the worker's stream processing shares this loop.
+    return await asyncio.to_thread(render)

@@ -6,6 +6,7 @@ moves): the ledger lives with the subject's state.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -56,7 +57,11 @@ async def with_ledger(
             "the subject's partition is being rebalanced or recovered; retry shortly",
             "rebalancing",
         ) from None
-    return found if isinstance(found, web.Response) else render(found)
+    if isinstance(found, web.Response):
+        return found
+    # Off the event loop: checking and rendering a long ledger takes a while (about a second for
+    # 10,000 entries), and the worker's stream processing shares this loop.
+    return await asyncio.to_thread(render, found)
 
 
 async def get_proof(request: web.Request) -> web.Response:
@@ -69,7 +74,12 @@ async def get_proof(request: web.Request) -> web.Response:
 
     def render(view: LedgerView) -> web.Response:
         proof = prove(view.entries, plan, at, known_at)
-        shown = {entry.sequence: entry_out(entry, record) for entry, record in opened(view)}
+        wanted = {entry.sequence for entry in proof.basis}
+        if proof.cause is not None:
+            wanted.add(proof.cause.sequence)
+        shown = {
+            e.sequence: entry_out(e, record) for e, record in opened(view) if e.sequence in wanted
+        }
         body = ProofOut(
             controller=controller.id,
             subject_id=subject_id,

@@ -3,6 +3,8 @@ entries, and the page a person is given (escaped, in the controller's language).
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -10,7 +12,7 @@ from urllib.parse import quote
 import pytest
 
 from streams.core.engine import subject_key
-from streams.core.ledger import Arrival
+from streams.core.ledger import Arrival, LedgerView
 from streams.core.state import EMPTY
 from streams.security.receipts import verify_receipt
 from streams.web.models import ExportOut
@@ -268,3 +270,28 @@ async def test_the_export_is_answered_by_the_owner_or_not_at_all(served: Served)
 async def test_the_format_follows_accept(served: Served, accept: str, media: str) -> None:
     reply = await served.api(EXPORT_KEY).get(export_path("kms-uk", "s"), headers={"Accept": accept})
     assert reply.headers["Content-Type"].split(";")[0] == media
+
+
+async def test_a_long_export_does_not_stall_the_worker(served: Served) -> None:
+    subject = unique("long")
+    for n in range(1000):
+        record(served, statement("consent.granted", subject, n, purpose="marketing-offers"))
+    backend = served.backend
+    reading = asyncio.Event()
+    read = backend.ledger
+    started: list[float] = []
+
+    def ledger(key: bytes) -> LedgerView:
+        started.append(time.perf_counter())
+        reading.set()
+        return read(key)
+
+    backend.ledger = ledger  # type: ignore[method-assign]
+    export = asyncio.create_task(served.api(EXPORT_KEY).get(export_path("sms-tech", subject)))
+    await reading.wait()  # the export is being built now
+    assert (await served.api(None).get("/health")).status == 200
+    health = time.perf_counter() - started[0]
+    assert (await export).status == 200
+    whole = time.perf_counter() - started[0]
+    # Built off the event loop: other requests (and the worker's stream) go on meanwhile.
+    assert health < whole / 2, (health, whole)
