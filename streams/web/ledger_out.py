@@ -18,8 +18,8 @@ def opened(view: LedgerView) -> Iterator[tuple[Entry, Record]]:
 
 
 def entry_out(entry: Entry, record: Record) -> LedgerEntryOut:
-    personal = record.personal
-    shredded = isinstance(personal, Sealed)
+    personal = None if isinstance(record.personal, Sealed) else record.personal
+    evidence = personal.evidence if personal else None
     arrival = record.arrival
     return LedgerEntryOut(
         sequence=entry.sequence,
@@ -43,11 +43,9 @@ def entry_out(entry: Entry, record: Record) -> LedgerEntryOut:
             api_key=arrival.api_key,
             link_kind=arrival.link_kind,
         ),
-        shredded=shredded,
-        identifiers=None if isinstance(personal, Sealed) else dict(personal.identifiers),
-        evidence=None
-        if isinstance(personal, Sealed) or personal.evidence is None
-        else dict(personal.evidence),
+        shredded=personal is None,
+        identifiers=dict(personal.identifiers) if personal else None,
+        evidence=dict(evidence) if evidence is not None else None,
         effects=[
             EffectOut(
                 purpose=e.purpose,

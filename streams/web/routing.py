@@ -22,6 +22,7 @@ from yarl import URL
 
 from streams.core.state import SubjectState
 from streams.web.backend import Backend
+from streams.web.errors import unavailable
 
 if TYPE_CHECKING:
     from streams.web.context import WebContext
@@ -126,6 +127,19 @@ async def owned_or_answer(
     except Unavailable:
         ctx.http.unavailable += 1
         raise
+
+
+async def owned_or_503(
+    ctx: WebContext, request: web.Request, key: bytes, read: Callable[[], T]
+) -> T | web.Response:
+    """:func:`owned_or_answer`, answering 503 (with Retry-After) while ownership moves."""
+    try:
+        return await owned_or_answer(ctx, request, key, read)
+    except Unavailable:
+        raise unavailable(
+            "the subject's partition is being rebalanced or recovered; retry shortly",
+            "rebalancing",
+        ) from None
 
 
 async def state_or_answer(

@@ -11,11 +11,11 @@ from streams.core.engine import subject_key
 from streams.core.policy import Controller, Purpose
 from streams.core.state import SubjectState
 from streams.web.context import context_of
-from streams.web.errors import bad_request, json_response, not_found, unavailable
+from streams.web.errors import bad_request, json_response, not_found
 from streams.web.models import Decision, Preferences
 from streams.web.paths import controller_of, subject_id_of
 from streams.web.presenting import pair_decision, statements_of
-from streams.web.routing import Unavailable, state_or_answer
+from streams.web.routing import owned_or_503
 
 
 def purpose_and_channel(request: web.Request, controller: Controller) -> tuple[Purpose, Channel]:
@@ -35,13 +35,10 @@ async def _answer(
     request: web.Request, key: bytes, render: Callable[[SubjectState], web.Response]
 ) -> web.Response:
     """Answer from this worker's state if it owns the key, else from the owner, else 503."""
-    try:
-        found = await state_or_answer(context_of(request), request, key)
-    except Unavailable:
-        raise unavailable(
-            "the subject's partition is being rebalanced or recovered; retry shortly",
-            "rebalancing",
-        ) from None
+    ctx = context_of(request)
+    found = await owned_or_503(
+        ctx, request, key, lambda: SubjectState.from_bytes(ctx.backend.state(key))
+    )
     return found if isinstance(found, web.Response) else render(found)
 
 

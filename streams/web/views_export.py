@@ -15,11 +15,11 @@ from streams.core.engine import subject_key
 from streams.core.ledger import LedgerView
 from streams.core.state import SubjectState
 from streams.web.context import context_of
-from streams.web.errors import bad_request, json_response, unavailable
+from streams.web.errors import bad_request, json_response
 from streams.web.export_page import export_page
 from streams.web.exporting import build_export
 from streams.web.paths import controller_of, subject_id_of
-from streams.web.routing import Unavailable, owned_or_answer
+from streams.web.routing import owned_or_503
 
 FORMATS = ("json", "html")
 
@@ -49,13 +49,7 @@ async def get_export(request: web.Request) -> web.Response:
     def read() -> tuple[SubjectState, LedgerView]:
         return SubjectState.from_bytes(ctx.backend.state(key)), ctx.backend.ledger(key)
 
-    try:
-        found = await owned_or_answer(ctx, request, key, read)
-    except Unavailable:
-        raise unavailable(
-            "the subject's partition is being rebalanced or recovered; retry shortly",
-            "rebalancing",
-        ) from None
+    found = await owned_or_503(ctx, request, key, read)
     if isinstance(found, web.Response):
         return found
     state, view = found

@@ -18,13 +18,13 @@ from streams.core.engine import subject_key
 from streams.core.ledger import LedgerView
 from streams.core.proof import prove
 from streams.web.context import WebContext, context_of
-from streams.web.errors import ApiError, bad_request, json_response, not_found, unavailable
+from streams.web.errors import ApiError, bad_request, json_response, not_found
 from streams.web.ledger_out import chain_check, entry_out, opened
 from streams.web.models import ProofOut
 from streams.web.paths import controller_of, subject_id_of
 from streams.web.presenting import pair_decision
 from streams.web.receipting import NOT_CONFIGURED, is_consent_statement
-from streams.web.routing import Unavailable, owned_or_answer
+from streams.web.routing import owned_or_503
 from streams.web.views_decisions import purpose_and_channel
 
 # "+01:00" arrives as " 01:00" when a client does not URL-encode the query.
@@ -50,13 +50,7 @@ async def with_ledger(
 ) -> web.Response:
     """Render the subject's ledger on the worker owning it, or answer as the owner did."""
     ctx = context_of(request)
-    try:
-        found = await owned_or_answer(ctx, request, key, lambda: ctx.backend.ledger(key))
-    except Unavailable:
-        raise unavailable(
-            "the subject's partition is being rebalanced or recovered; retry shortly",
-            "rebalancing",
-        ) from None
+    found = await owned_or_503(ctx, request, key, lambda: ctx.backend.ledger(key))
     if isinstance(found, web.Response):
         return found
     # Off the event loop: checking and rendering a long ledger takes a while (about a second for
