@@ -86,7 +86,7 @@ def export_page(export: ExportOut, controller: Controller) -> web.Response:
                 escape(titles.get(d.purpose, d.purpose)),
                 escape(channel(d.channel.value)),
                 escape(yes if d.allowed else no),
-                escape(d.reason.value),
+                escape(w.get(f"reason.{d.reason.value}", d.reason.value)),
                 escape(_when(d.since)),
             ]
             for d in export.decisions
@@ -128,7 +128,7 @@ def export_page(export: ExportOut, controller: Controller) -> web.Response:
                 escape(_when(n.at)),
                 escape(titles.get(n.purpose, n.purpose)),
                 escape(channel(n.channel)),
-                escape(n.action),
+                escape(w.get(f"action.{n.action}", n.action)),
                 escape(", ".join(n.destinations)),
             ]
             for n in export.notifications

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from schemas.vocabulary import Action, Reason
 from streams.core.policy import load_policy
 from streams.web.wording import LANGUAGES, language_of, words
 
@@ -26,3 +27,9 @@ def test_shipped_controllers_speak_their_notices_language() -> None:
         for purpose in controller.purposes.values():
             if "direct_marketing" in purpose.categories:
                 assert purpose.title, (controller.id, purpose.name)
+
+
+def test_the_export_page_words_every_reason_and_instruction() -> None:
+    english = LANGUAGES["en"]
+    assert {f"reason.{r.value}" for r in Reason} <= set(english)
+    assert {f"action.{a.value}" for a in Action} <= set(english)
