@@ -846,3 +846,14 @@ def test_docs_give_each_example_purpose_its_erasure_setting(example: Policy) -> 
                 setting = "exempt" if not purpose.erasable else "applies"
                 row = f"| `{controller.id}` | `{name}` | {setting} |"
                 assert any(line.startswith(row) for line in rows), row
+
+
+def test_docs_show_the_error_for_an_exempt_consent_purpose() -> None:
+    docs = DOCS.read_text(encoding="utf-8")
+    block = re.search(r"```toml\n(.*?)```", docs, re.S)
+    assert block
+    assert not parse_policy(block.group(1)).controllers["acme-se"].purposes["orders"].erasable
+    bad = block.group(1).replace(
+        "double_opt_in = true\n", 'double_opt_in = true\nerasure = "exempt"\n'
+    )
+    assert failure(bad, "policy.toml").problems[0] in docs
