@@ -48,7 +48,8 @@ class Outcome(NamedTuple):
     state: SubjectState
     messages: tuple[Outbound, ...]
     duplicate: bool
-    #: the event erases the subject's personal data: the pipeline destroys its data key
+    #: the event erases the subject's personal data: the pipeline destroys its data key (true
+    #: for every delivery of an erasure request, redeliveries included, and for no other event)
     shred: bool = False
 
 
