@@ -7,7 +7,9 @@ the fields that identify an instruction (``emitted_at`` differs by design).
 
 ``final_decisions`` and ``told_right`` are the oracle of the tests, which hold for any order and
 any number of redeliveries: per destination and pair, the last message sent matches the decision
-over the whole set of events.
+over the whole set of events. ``erase`` is not a decision: each one is followed at once by the
+pair's decision for the same destination, so the last message is never an ``erase``, and
+``erasures_owed`` says which ``erase`` instructions must have been sent at least once.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import orjson
 
 from schemas.codec import RejectedRecord, decode_event
 from schemas.events import ConsentEvent
-from schemas.vocabulary import LegalBasis
+from schemas.vocabulary import EventType, LegalBasis
 from streams.core.decisions import PairState, Ruling
 from streams.core.engine import Engine, subject_key
 from streams.core.policy import Policy
@@ -35,6 +37,8 @@ SuppressionKey = tuple[str, str, str, str, str, str, str]
 Record = tuple[bytes | None, bytes]
 #: (destination, controller, subject_id, purpose, channel)
 Pair = tuple[str, str, str, str, str]
+#: a Pair and the id of the erasure request an ``erase`` for it is caused by
+Erasure = tuple[str, str, str, str, str, str]
 
 
 def suppression_key(destination: str, value: bytes) -> SuppressionKey:
@@ -176,7 +180,7 @@ def told_right(decision: Ruling, last: str | None) -> bool:
 
     ALLOWED needs a last ``allow``, except where the legal basis allows by default and no message
     was ever needed; SUPPRESSED needs a last ``suppress``; NOT_ALLOWED accepts nothing or
-    ``suppress``.
+    ``suppress``. A last ``erase`` is always wrong: the decision must follow it.
     """
     state = decision.state
     if state is PairState.ALLOWED:
@@ -186,3 +190,32 @@ def told_right(decision: Ruling, last: str | None) -> bool:
     if state is PairState.SUPPRESSED:
         return last == "suppress"
     return last in (None, "suppress")
+
+
+def erasures_owed(policy: Policy, events: Iterable[Mapping[str, Any]]) -> set[Erasure]:
+    """Per destination and pair, every erasure request it must have been told to ``erase`` for:
+    each ``erasure.requested`` of the subject, for every pair of a purpose erasure reaches (not
+    one the policy exempts). Destinations of exempt purposes are owed none, and get none."""
+    owed: set[Erasure] = set()
+    for raw in events:
+        if raw["type"] != EventType.ERASURE_REQUESTED:
+            continue
+        controller = policy.controller(raw["controller"])
+        if controller is None:
+            continue
+        for purpose in controller.purposes.values():
+            if not purpose.erasable:
+                continue
+            for channel in purpose.channels:
+                for destination in purpose.destinations:
+                    owed.add(
+                        (
+                            destination.value,
+                            controller.id,
+                            raw["subject_id"],
+                            purpose.name,
+                            channel.value,
+                            raw["event_id"],
+                        )
+                    )
+    return owed

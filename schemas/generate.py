@@ -71,6 +71,74 @@ MESSAGE_KEYS: dict[str, str] = {
 }
 
 
+#: What each message is for, beyond its schema.
+MESSAGE_DESCRIPTIONS: dict[str, str] = {
+    "ConsentEvent": "A statement about one data subject at one controller.",
+    "SuppressionMessage": (
+        "What a subscribed system must do for one (subject, purpose, channel): `suppress` "
+        "(stop contacting), `allow` (contacting allowed again) or, since 1.2.0, `erase` "
+        "(delete the person's data for the pair; sent to every destination of every purpose "
+        "an erasure request reaches, never to purposes the policy exempts). Each `erase` is "
+        "followed on the same topic by the pair's decision, so after deleting, a consumer "
+        "records the suppression again from the identifiers in the message. Apply messages "
+        "idempotently by `suppression_id`."
+    ),
+    "DeadLetter": "A rejected input record, intact, with the reasons.",
+}
+
+_EXAMPLE_PAIR: dict[str, Any] = {
+    "controller": "hms-se",
+    "subject_id": "hms-c-2002",
+    "purpose": "newsletter",
+    "channel": "email",
+    "legal_basis": "consent",
+    "identifiers": {"email": "erik@example.org"},
+    "emitted_at": "2026-11-22T10:00:01Z",
+    "schema_version": 1,
+}
+#: Examples of each message (the ids are what the worker computes for them).
+MESSAGE_EXAMPLES: dict[str, list[dict[str, Any]]] = {
+    "SuppressionMessage": [
+        {
+            "name": "allow",
+            "summary": "A confirmed double opt-in allows the newsletter.",
+            "payload": {
+                **_EXAMPLE_PAIR,
+                "suppression_id": "cc422693888726e03da30eabfa23eb20",
+                "action": "allow",
+                "reason": "consent",
+                "effective_at": "2026-11-01T09:05:00Z",
+                "caused_by_event_id": "evt-confirm-2002",
+            },
+        },
+        {
+            "name": "erase",
+            "summary": "An erasure request: delete the person's data for the pair.",
+            "payload": {
+                **_EXAMPLE_PAIR,
+                "suppression_id": "2597d23f35a6c3d55e96c8af258d2def",
+                "action": "erase",
+                "reason": "erasure",
+                "effective_at": "2026-11-22T09:59:00Z",
+                "caused_by_event_id": "evt-erasure-2002",
+            },
+        },
+        {
+            "name": "suppress",
+            "summary": "Right after the erase: the pair's decision, keep the address suppressed.",
+            "payload": {
+                **_EXAMPLE_PAIR,
+                "suppression_id": "e2ac214bbdfa247ead1ad68db2fc10c7",
+                "action": "suppress",
+                "reason": "erasure",
+                "effective_at": "2026-11-22T09:59:00Z",
+                "caused_by_event_id": "evt-erasure-2002",
+            },
+        },
+    ],
+}
+
+
 def _channel(topic: str, message: str, description: str) -> dict[str, Any]:
     return {
         "address": topic,
@@ -113,12 +181,12 @@ def asyncapi() -> dict[str, Any]:
         channels[name] = _channel(
             topic,
             "SuppressionMessage",
-            f"Suppress/allow instructions for {destination.value} systems.",
+            f"Suppress, allow and erase instructions for {destination.value} systems.",
         )
         operations[f"send{name[0].upper()}{name[1:]}"] = _operation(
             "send",
             name,
-            f"Tell {destination.value} systems what to suppress or allow.",
+            f"Tell {destination.value} systems what to suppress, allow or erase.",
         )
     schemas: dict[str, Any] = {}
     for model in MODELS.values():
@@ -140,6 +208,12 @@ def asyncapi() -> dict[str, Any]:
             "messages": {
                 model.__name__: {
                     "name": model.__name__,
+                    "description": MESSAGE_DESCRIPTIONS[model.__name__],
+                    **(
+                        {"examples": MESSAGE_EXAMPLES[model.__name__]}
+                        if model.__name__ in MESSAGE_EXAMPLES
+                        else {}
+                    ),
                     "payload": {"$ref": f"#/components/schemas/{model.__name__}"},
                     "bindings": {
                         "kafka": {

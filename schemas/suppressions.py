@@ -21,7 +21,17 @@ class SuppressionMessage(BaseModel):
             "carries the same id; a newly learned identifier gives a new one"
         )
     )
-    action: Action
+    action: Action = Field(
+        description=(
+            "suppress: stop contacting the person for this purpose and channel (keep the "
+            "address on a suppression list); allow: contacting is allowed again; erase (since "
+            "1.2.0): delete the person's data held for this purpose and channel up to "
+            "effective_at, keeping only what the suppression needs. An erase is a command, not "
+            "a decision: the same destination then receives the pair's decision (suppress or "
+            "allow), so the last message per pair is always suppress or allow. Consumers must "
+            "handle erase: one that rejects an unknown action rejects it"
+        )
+    )
     controller: Slug
     subject_id: SubjectId
     purpose: Slug

@@ -103,6 +103,7 @@ class PairPlan:
     confirmed_slots: tuple[str, ...]
     denial_slots: tuple[str, ...]
     restrictable: bool
+    erasable: bool  # an erasure request denies it and erases its data downstream
     default: Reason
     # Plain strings for messages, computed once (enum attribute access is slow on a hot path).
     name: str
@@ -171,7 +172,7 @@ def _plan(policy: Policy, controller: str, purpose: Purpose, channel: Channel) -
         if policy.signal_categories(controller, signal) & categories
     ]
     restrictable = purpose.legal_basis is not LegalBasis.LEGAL_OBLIGATION
-    if restrictable:
+    if purpose.erasable:
         denials.append(ERASURE_SCOPE)
     return PairPlan(
         purpose=purpose,
@@ -180,6 +181,7 @@ def _plan(policy: Policy, controller: str, purpose: Purpose, channel: Channel) -
         confirmed_slots=tuple(slot_key(s, CONFIRMED) for s in consent),
         denial_slots=tuple(slot_key(s, DENIAL) for s in denials),
         restrictable=restrictable,
+        erasable=purpose.erasable,
         default=_DEFAULT_REASON[purpose.legal_basis],
         name=purpose.name,
         channel_name=channel.value,

@@ -15,18 +15,18 @@ from orjson import OPT_UTC_Z, dumps
 
 from schemas.deadletter import FieldError
 from schemas.events import ConsentEvent
-from schemas.vocabulary import Action, Channel, Destination, Reason
+from schemas.vocabulary import Action, Channel, Destination, EventType, Reason
 from streams.core.admission import policy_errors
 from streams.core.decisions import (
     STATE_OF,
     ControllerPlan,
-    PairPlan,
     PairState,
     Ruling,
     compile_policy,
 )
+from streams.core.erasure import with_erasure
 from streams.core.policy import Policy
-from streams.core.propagation import action_of, transition
+from streams.core.propagation import Change, action_of, transition
 from streams.core.state import SubjectState, event_digest, remembers
 from streams.core.statements import Statement, from_micros, placements
 
@@ -48,12 +48,10 @@ class Outcome(NamedTuple):
     state: SubjectState
     messages: tuple[Outbound, ...]
     duplicate: bool
-    #: the event erases the subject's personal data: the pipeline destroys its data key
+    #: the event erases the subject's personal data: the pipeline destroys its data key (true
+    #: for every delivery of an erasure request, redeliveries included, and for no other event)
     shred: bool = False
 
-
-#: (pair, reason, cause, action) of one instruction to send
-Change = tuple[PairPlan, Reason, Statement | None, Action]
 
 _TRANSITION = {(a, b): transition(a, b) for a in PairState for b in PairState}
 # Plain strings for messages (enum attribute access is slow on a hot path).
@@ -61,6 +59,7 @@ _VERB = {action: action.value for action in Action}
 _REASON = {reason: reason.value for reason in Reason}
 _SUPPRESSED = PairState.SUPPRESSED
 _SUPPRESS = Action.SUPPRESS
+_ERASURE = EventType.ERASURE_REQUESTED
 
 
 class Engine:
@@ -94,6 +93,10 @@ class Engine:
         plan = self.plans[event.controller]
         digest = event_digest(event.event_id)
         if remembers(state.seen, digest):
+            if event.type is _ERASURE:  # said again in full, and the data key destroyed again
+                erasure = Statement.of(event)
+                restated = with_erasure(plan, state, erasure, [])
+                return Outcome(state, _messages(event, state, restated, erasure, now), True, True)
             return Outcome(state, _restate(plan, state, event, now), True)
         statement = Statement.of(event)
         after, changed, gained = state.with_statement(
@@ -115,6 +118,9 @@ class Engine:
             # A new or changed identifier: every suppressed pair is sent again with it (under a
             # new id), so a consumer that deduplicates by id learns the address.
             changes = _with_suppressed(plan, after, changes)
+        if event.type is _ERASURE:  # rare: a test per event, nothing more on the hot path
+            changes = with_erasure(plan, after, statement, changes)
+            return Outcome(after, _messages(event, after, changes, statement, now), False, True)
         if not changes:
             return Outcome(after, (), False)
         return Outcome(after, _messages(event, after, changes, statement, now), False)

@@ -11,6 +11,7 @@ import json
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -47,6 +48,31 @@ DEFAULT_SIGNALS: Mapping[Signal, tuple[Category, ...]] = {
 }
 
 _T = TypeVar("_T")
+
+
+class Erasure(StrEnum):
+    """Whether an erasure request (GDPR Art 17) reaches a purpose."""
+
+    #: the request stops the purpose and its destinations are told to erase the person's data
+    APPLIES = "applies"
+    #: the data is kept while the contract or the legal obligation needs it (Art 17(1)(a),
+    #: 17(3)(b)); the purpose keeps its decision and its retention rules end it
+    EXEMPT = "exempt"
+
+
+#: What an erasure request cannot override, per legal basis, and why (the policy's error text).
+_NO_EXEMPTION: Mapping[LegalBasis, str] = {
+    LegalBasis.CONSENT: (
+        "a purpose on consent cannot be exempt from erasure: erasure applies once consent is "
+        "withdrawn (GDPR Art 17(1)(b)); data a contract or the law needs belongs to a purpose "
+        "on that legal basis"
+    ),
+    LegalBasis.LEGITIMATE_INTEREST: (
+        "a purpose on legitimate interest cannot be exempt from erasure: whether an interest "
+        "overrides an erasure request is weighed per request (GDPR Art 17(1)(c)), not in the "
+        "policy; data a contract or the law needs belongs to a purpose on that legal basis"
+    ),
+}
 
 
 class Located(ValueError):
@@ -110,6 +136,8 @@ class Purpose(BaseModel):
     #: How long a consent lasts before it expires and must be given again.
     consent_lifetime: PeriodField | None = None
     retention: tuple[RetentionRule, ...] = ()
+    #: Whether an erasure request reaches the purpose; unset: exempt on legal obligation only.
+    erasure: Erasure | None = None
 
     @field_validator("double_opt_in")
     @classmethod
@@ -169,8 +197,23 @@ class Purpose(BaseModel):
                 seen.add(data)
         return rules
 
+    @field_validator("erasure")
+    @classmethod
+    def _exempt_only_while_needed(cls, value: Erasure, info: ValidationInfo) -> Erasure:
+        basis = info.data.get("legal_basis")
+        if value is Erasure.EXEMPT and isinstance(basis, LegalBasis) and basis in _NO_EXEMPTION:
+            raise ValueError(_NO_EXEMPTION[basis])
+        return value
+
     def has_category(self, category: Category) -> bool:
         return category in self.categories
+
+    @property
+    def erasable(self) -> bool:
+        """Whether an erasure request stops this purpose and erases its data downstream."""
+        if self.erasure is None:
+            return self.legal_basis is not LegalBasis.LEGAL_OBLIGATION
+        return self.erasure is Erasure.APPLIES
 
 
 class Controller(BaseModel):

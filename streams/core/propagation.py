@@ -5,8 +5,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 
-from schemas.vocabulary import Action
-from streams.core.decisions import PairState
+from schemas.vocabulary import Action, Reason
+from streams.core.decisions import PairPlan, PairState
+from streams.core.statements import Statement
+
+#: (pair, reason, cause, action) of one instruction to send; cause None: the triggering event
+Change = tuple[PairPlan, Reason, Statement | None, Action]
 
 
 def transition(before: PairState, after: PairState) -> Action | None:

@@ -7,8 +7,8 @@ from datetime import datetime
 
 from schemas.codec import suppression_record
 from schemas.events import ConsentEvent
-from schemas.vocabulary import Action
-from streams.core.decisions import PairPlan, PairState, Ruling
+from schemas.vocabulary import Action, EventType, Reason
+from streams.core.decisions import ControllerPlan, PairPlan, PairState, Ruling
 from streams.core.engine import Engine
 from streams.core.propagation import action_of, suppression_id, transition
 from streams.core.state import SubjectState
@@ -34,6 +34,8 @@ def reference_apply(
                 and decision.cause.event_id == event.event_id
             ):
                 restated.append((pair, decision, action))
+        if event.type is EventType.ERASURE_REQUESTED:
+            restated = _erasure(plan, event, state, [])
         return state, _sent(event, state, restated, now), True
     after, changed = state.absorb(event)
     changes: list[tuple[PairPlan, Ruling, Action]] = []
@@ -48,7 +50,29 @@ def reference_apply(
             and new.state is PairState.SUPPRESSED
         ):
             changes.append((pair, new, Action.SUPPRESS))
+    if event.type is EventType.ERASURE_REQUESTED:
+        changes = _erasure(plan, event, after, changes)
     return after, _sent(event, after, changes, now), False
+
+
+def _erasure(
+    plan: ControllerPlan,
+    event: ConsentEvent,
+    state: SubjectState,
+    changes: list[tuple[PairPlan, Ruling, Action]],
+) -> list[tuple[PairPlan, Ruling, Action]]:
+    """Every pair erasure reaches: ``erase``, then its change or else its decision restated."""
+    out = []
+    for pair in plan.pairs:
+        own = [change for change in changes if change[0] is pair]
+        if pair.purpose.erasable:
+            erase = Ruling(pair.purpose, pair.channel, Reason.ERASURE, Statement.of(event))
+            out.append((pair, erase, Action.ERASE))
+            if not own:
+                decision = pair.decide(state)
+                own = [(pair, decision, Action.ALLOW if decision.allowed else Action.SUPPRESS)]
+        out += own
+    return out
 
 
 def _sent(

@@ -6,8 +6,9 @@ import pytest
 
 from schemas.vocabulary import Channel, Reason
 from streams.core.engine import Engine
+from streams.core.policy import parse_policy
 from streams.core.state import EMPTY, SubjectState
-from tests.support.core import NOW, MakeEvent, make_event
+from tests.support.core import NOW, POLICY_TOML, MakeEvent, make_event
 
 
 def fold(*events: object) -> SubjectState:
@@ -127,9 +128,19 @@ def test_privacy_signals_follow_the_policy(engine: Engine, event: MakeEvent) -> 
         assert reason(engine, state, "analytics", "web", controller) is expected
 
 
-def test_erasure_spares_legal_obligations(engine: Engine, event: MakeEvent) -> None:
+def test_erasure_spares_exempt_purposes(engine: Engine, event: MakeEvent) -> None:
     state = fold(event("consent.granted", 1, purpose="offers"), event("erasure.requested", 2))
     assert reason(engine, state, "offers", "email") is Reason.ERASURE
+    assert reason(engine, state, "customer-marketing", "post") is Reason.ERASURE
+    # orders: a contract purpose the policy exempts; bookkeeping: legal obligations by default.
+    assert reason(engine, state, "orders", "post") is Reason.CONTRACT
+    assert reason(engine, state, "bookkeeping", "post") is Reason.LEGAL_OBLIGATION
+
+
+def test_erasure_reaches_a_contract_purpose_unless_exempt() -> None:
+    text = POLICY_TOML.replace('erasure = "exempt"\n', "")
+    engine = Engine(parse_policy(text, "test-policy.toml"))
+    state = fold(make_event("erasure.requested", 2))
     assert reason(engine, state, "orders", "post") is Reason.ERASURE
     assert reason(engine, state, "bookkeeping", "post") is Reason.LEGAL_OBLIGATION
 

@@ -16,6 +16,7 @@ from streams.core.policy import (
     DEFAULT_POLICY_PATH,
     ID_PATTERN,
     Controller,
+    Erasure,
     Policy,
     PolicyError,
     Purpose,
@@ -771,3 +772,88 @@ def test_promise_needs_exactly_one_measure() -> None:
     line = line_of(text, "business_days = 0")
     field = "controllers.acme-se.promises.data_return.business_days"
     assert f"bad.toml:{line}: {field}: Input should be greater than 0" in str(failure(text))
+
+
+# --- erasure --------------------------------------------------------------------------------
+
+
+def test_erasure_applies_by_default_except_to_legal_obligations() -> None:
+    acme = parse_policy(VALID).controllers["acme-se"]
+    assert acme.purposes["newsletter"].erasure is None
+    assert acme.purposes["newsletter"].erasable
+    assert acme.purposes["analytics"].erasable
+    assert not acme.purposes["invoices"].erasable
+
+
+def test_erasure_setting_is_read_for_contract_and_legal_obligation() -> None:
+    text = VALID.replace("destinations = []\n", 'destinations = []\nerasure = "applies"\n') + (
+        "\n[controllers.acme-se.purposes.orders]\n"
+        'legal_basis = "contract"\ncategories = ["essential"]\nchannels = ["email"]\n'
+        'destinations = ["crm"]\nerasure = "exempt"\n'
+    )
+    acme = parse_policy(text).controllers["acme-se"]
+    assert acme.purposes["orders"].erasure is Erasure.EXEMPT
+    assert not acme.purposes["orders"].erasable
+    assert acme.purposes["invoices"].erasure is Erasure.APPLIES
+    assert acme.purposes["invoices"].erasable
+
+
+@pytest.mark.parametrize(
+    ("purpose", "after", "expected"),
+    [
+        ("newsletter", "double_opt_in = true\n", "erasure applies once consent is withdrawn"),
+        ("analytics", 'description = "Page views."\n', "weighed per request"),
+    ],
+)
+def test_an_exemption_on_consent_or_legitimate_interest_is_refused(
+    purpose: str, after: str, expected: str
+) -> None:
+    text = VALID.replace(after, f'{after}erasure = "exempt"\n', 1)
+    error = failure(text)
+    assert len(error.problems) == 1, error.problems
+    line = [n for n, row in enumerate(text.splitlines(), 1) if row == 'erasure = "exempt"']
+    assert f"bad.toml:{line[0]}: controllers.acme-se.purposes.{purpose}.erasure:" in str(error)
+    assert expected in str(error)
+    assert "belongs to a purpose on that legal basis" in str(error)
+
+
+def test_an_unknown_erasure_setting_is_refused() -> None:
+    text = VALID.replace("destinations = []\n", 'destinations = []\nerasure = "never"\n')
+    error = failure(text)
+    line = line_of(text, 'erasure = "never"')
+    assert f"bad.toml:{line}: controllers.acme-se.purposes.invoices.erasure:" in str(error)
+    assert "'applies' or 'exempt'" in str(error)
+
+
+def test_example_exemptions_are_contracts_and_legal_obligations(example: Policy) -> None:
+    exempt = {
+        (c.id, name): purpose.legal_basis
+        for c in example.controllers.values()
+        for name, purpose in c.purposes.items()
+        if not purpose.erasable
+    }
+    assert set(exempt.values()) == {LegalBasis.CONTRACT, LegalBasis.LEGAL_OBLIGATION}
+    assert ("sms-tech", "service-messages") in exempt
+    assert ("hms-se", "order-handling") in exempt
+    assert example.controllers["hms-se"].purposes["event-attendance"].erasable
+
+
+def test_docs_give_each_example_purpose_its_erasure_setting(example: Policy) -> None:
+    rows = DOCS.read_text(encoding="utf-8").splitlines()
+    for controller in example.controllers.values():
+        for name, purpose in controller.purposes.items():
+            if purpose.legal_basis in (LegalBasis.CONTRACT, LegalBasis.LEGAL_OBLIGATION):
+                setting = "exempt" if not purpose.erasable else "applies"
+                row = f"| `{controller.id}` | `{name}` | {setting} |"
+                assert any(line.startswith(row) for line in rows), row
+
+
+def test_docs_show_the_error_for_an_exempt_consent_purpose() -> None:
+    docs = DOCS.read_text(encoding="utf-8")
+    block = re.search(r"```toml\n(.*?)```", docs, re.S)
+    assert block
+    assert not parse_policy(block.group(1)).controllers["acme-se"].purposes["orders"].erasable
+    bad = block.group(1).replace(
+        "double_opt_in = true\n", 'double_opt_in = true\nerasure = "exempt"\n'
+    )
+    assert failure(bad, "policy.toml").problems[0] in docs

@@ -6,8 +6,9 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.reference import told_right
+from bench.reference import erasures_owed, told_right
 from schemas.events import ConsentEvent
+from schemas.vocabulary import EventType
 from streams.core.engine import Engine
 from streams.core.state import EMPTY, SubjectState
 from tests.support.core import NOW
@@ -100,3 +101,50 @@ def test_apply_sends_what_the_reference_decides(
         state = (
             SubjectState.from_bytes(outcome.state.to_bytes()) if len(arrival) % 2 else outcome.state
         )
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(data=st.data(), events=event_sets)
+def test_every_erasure_is_sent_where_it_applies_and_followed_by_the_decision(
+    engine: Engine, data: st.DataObject, events: list[ConsentEvent]
+) -> None:
+    arrival = data.draw(st.permutations(events)) + data.draw(
+        st.lists(st.sampled_from(events), max_size=5)
+    )
+    state = EMPTY
+    erased: set[tuple[str, ...]] = set()
+    for e in arrival:
+        outcome = engine.apply(state, e, NOW)
+        state = outcome.state
+        assert outcome.shred is (e.type is EventType.ERASURE_REQUESTED)
+        sent = [(m.destination.value, orjson.loads(m.value)) for m in outcome.messages]
+        for n, (destination, value) in enumerate(sent):
+            pair = (destination, value["purpose"], value["channel"])
+            if value["action"] != "erase":
+                continue
+            erased.add((destination, "acme", "subject-1", *pair[1:], value["caused_by_event_id"]))
+            # The decision follows for the same destination and pair, in the same outcome.
+            after = [
+                v["action"] for d, v in sent[n + 1 :] if (d, v["purpose"], v["channel"]) == pair
+            ]
+            assert after and after[0] in ("allow", "suppress"), (pair, after)
+    owed = erasures_owed(engine.policy, [e.model_dump(mode="json") for e in events])
+    assert erased == owed
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(data=st.data(), events=event_sets)
+def test_a_redelivered_erasure_restates_its_erase_instructions_with_the_same_ids(
+    engine: Engine, data: st.DataObject, events: list[ConsentEvent]
+) -> None:
+    arrival = data.draw(st.permutations(events))
+    state = EMPTY
+    for e in arrival:
+        first = engine.apply(state, e, NOW)
+        state = first.state
+        if e.type is EventType.ERASURE_REQUESTED:
+            again = engine.apply(state, e, NOW)
+            assert again.duplicate and again.shred and again.state == state
+            erases = [m for m in first.messages if orjson.loads(m.value)["action"] == "erase"]
+            assert erases and [m for m in again.messages if m in erases] == erases
+            assert [m for m in again.messages if m not in first.messages] == []

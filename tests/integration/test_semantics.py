@@ -8,6 +8,8 @@ from __future__ import annotations
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from bench.reference import erasures_owed
+from streams.core.policy import load_policy
 from streams.topology import DEFAULT_PARTITIONS, SUBJECTS_TABLE, partition_of
 from tests.integration.scenario import Scenario, publish, told_when
 from tests.support.kafka import TopicReader, event_record, produce
@@ -115,21 +117,34 @@ async def test_gpc_and_a_controller_that_ignores_dnt(pipeline: Pipeline) -> None
     }
 
 
-async def test_erasure_reaches_every_recipient(pipeline: Pipeline) -> None:
+async def test_erasure_reaches_every_recipient_but_exempt_purposes(pipeline: Pipeline) -> None:
     s = Scenario("hms-se")
     s.add("consent.confirmed", 1, purpose="newsletter")
     s.add("erasure.requested", 2)
     await publish(pipeline, s)
     told = await told_when(
-        pipeline, lambda t: ("crm", "order-handling", "post") in t.last(s.subject_id)
+        pipeline, lambda t: ("crm", "marketing-automation", "web") in t.last(s.subject_id)
     )
     last = told.last(s.subject_id)
     assert last[("email", "newsletter", "email")] == "suppress"
-    assert last[("crm", "order-handling", "email")] == "suppress"  # contract purposes too
+    assert last[("crm", "event-attendance", "email")] == "suppress"  # a contract purpose it reaches
     assert last[("analytics", "web-analytics", "web")] == "suppress"
-    assert {v["reason"] for _, v in told.raw(s.subject_id) if v["action"] == "suppress"} == {
-        "erasure"
+    # order-handling (contract) is exempt while orders need it: its decision stands, unannounced.
+    assert not [pair for pair in last if pair[1] == "order-handling"]
+    raw = told.raw(s.subject_id)
+    erased = {
+        (d, v["controller"], v["subject_id"], v["purpose"], v["channel"], v["caused_by_event_id"])
+        for d, v in raw
+        if v["action"] == "erase"
     }
+    assert erased == erasures_owed(load_policy(), s.events)
+    assert {v["reason"] for _, v in raw if v["action"] != "allow"} == {"erasure"}
+    # Each erase is followed, for its destination and pair, by the suppression.
+    sent = told.messages(s.subject_id)
+    for n, (destination, purpose, channel, action) in enumerate(sent):
+        if action == "erase":
+            after = [a for d, p, c, a in sent[n + 1 :] if (d, p, c) == sent[n][:3]]
+            assert after[:1] == ["suppress"], (destination, purpose, channel)
 
 
 async def test_restriction_and_lift(pipeline: Pipeline) -> None:

@@ -7,7 +7,9 @@ from typing import Any
 import orjson
 
 from schemas import generate
+from schemas.suppressions import SuppressionMessage
 from schemas.topics import PUBLIC_TOPICS
+from streams.core.propagation import suppression_id
 
 
 def test_committed_files_match_the_models() -> None:
@@ -50,3 +52,26 @@ def test_json_schema_rejects_what_the_model_rejects() -> None:
         "subject_id",
     }
     assert schema["properties"]["event_id"]["maxLength"] == 128
+
+
+def test_suppression_examples_are_valid_messages_with_the_workers_ids() -> None:
+    examples = generate.MESSAGE_EXAMPLES["SuppressionMessage"]
+    assert [e["name"] for e in examples] == ["allow", "erase", "suppress"]
+    for example in examples:
+        message = SuppressionMessage.model_validate(example["payload"])
+        assert message.suppression_id == suppression_id(
+            message.controller,
+            message.subject_id,
+            message.purpose,
+            message.channel.value,
+            message.action.value,
+            message.caused_by_event_id,
+            message.identifiers.model_dump(exclude_none=True),
+        )
+    document = orjson.loads((generate.HERE / "asyncapi.json").read_bytes())
+    described = document["components"]["messages"]["SuppressionMessage"]
+    assert "`erase`" in described["description"]
+    assert [e["payload"]["action"] for e in described["examples"]] == ["allow", "erase", "suppress"]
+    schema = orjson.loads((generate.HERE / "json" / "suppression-message.schema.json").read_bytes())
+    assert "erase" in schema["$defs"]["Action"]["enum"]
+    assert "erase" in schema["properties"]["action"]["description"]

@@ -52,6 +52,7 @@ legal_basis = "contract"
 categories = ["essential"]
 channels = ["email", "post"]
 destinations = ["crm"]
+erasure = "exempt"
 
 [controllers.acme.purposes.bookkeeping]
 legal_basis = "legal_obligation"
