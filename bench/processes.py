@@ -19,6 +19,7 @@ from pathlib import Path
 import psutil
 
 from bench.peers.args import MARK
+from streams.process import run_keys
 
 
 class Child:
@@ -197,6 +198,7 @@ def memory_total() -> int:
 
 def python_env(extra: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
+    env = {**run_keys(), **env}  # one set of sealing keys for every worker of the run
     env["PYTHONUNBUFFERED"] = "1"
     return {**env, **extra}
 

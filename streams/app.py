@@ -14,12 +14,20 @@ from streams.core.engine import Engine
 from streams.core.policy import Policy
 from streams.pipeline.batches import BatchPipeline
 from streams.pipeline.consumer import BatchHandler, BatchTransport
+from streams.pipeline.personal import COMPACTION_CONFIGS, KEYS_TABLE, KeysTable, SubjectKeys
 from streams.pipeline.sending import KeyHashes
 from streams.pipeline.stats import EventStats
 from streams.pipeline.store import SubjectStore
 from streams.recovery import ROCKSDB_OPTIONS, use_bulk_recovery
 from streams.settings import Settings
-from streams.topology import DEADLETTER_MAX_BYTES, DEFAULT_PARTITIONS, SUBJECTS_TABLE, TopicNames
+from streams.topology import (
+    DEADLETTER_MAX_BYTES,
+    DEFAULT_PARTITIONS,
+    SUBJECTS_TABLE,
+    TopicNames,
+    partition_key,
+    partition_of,
+)
 from streams.transport import broker_url
 
 RAW: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
@@ -46,6 +54,7 @@ class ConsentStreams:
     engine: Engine
     subjects: Any  # faust Table[bytes, bytes]
     counters: Counters
+    keys: SubjectKeys  # seals and opens personal data (the ledger's sealer and opener)
 
 
 def create_app(
@@ -84,6 +93,7 @@ def create_app(
         consumer_auto_offset_reset="earliest",
         broker_max_poll_records=BATCH_MAX,
     )
+    keyring, hasher = settings.personal_keys()  # the CLI checked them before starting
     engine = Engine(policy)
     counters = Counters()
     names = TopicNames.of(settings)
@@ -92,15 +102,37 @@ def create_app(
     events_topic = app.topic(names.events, **RAW)
     by_subject = app.topic(names.by_subject, partitions=partitions, internal=True, **RAW)
     # key_type/value_type bytes select the raw serializer for the store and the changelog.
-    subjects = app.Table(SUBJECTS_TABLE, partitions=partitions, key_type=bytes, value_type=bytes)
+    subjects = app.Table(
+        SUBJECTS_TABLE,
+        partitions=partitions,
+        key_type=bytes,
+        value_type=bytes,
+        extra_topic_configs=COMPACTION_CONFIGS,  # erased identifiers leave old values in time
+    )
+    keys_table = app.Table(
+        KEYS_TABLE,
+        partitions=partitions,
+        key_type=bytes,
+        value_type=bytes,
+        extra_topic_configs=COMPACTION_CONFIGS,  # destroyed keys leave old values in time
+    )
     states = SubjectStore(app, subjects)
     hashes = KeyHashes()
-    pipeline = BatchPipeline(app, engine, states, counters, names, partitions, hashes)
+    stored_keys = KeysTable(keys_table)
+    keys = SubjectKeys(
+        keyring,
+        hasher,
+        stored_keys.get,
+        lambda key: partition_of(partition_key(key), partitions),
+    )
+    pipeline = BatchPipeline(
+        app, engine, states, counters, names, partitions, hashes, keys, stored_keys
+    )
 
     transport = BatchTransport(app.conf.broker_consumer, app)
     transport.batch_handler = BatchHandler(pipeline.topics, pipeline)
     app.transport = transport
-    use_bulk_recovery(app, subjects)  # changelog batches straight into the store
+    use_bulk_recovery(app, subjects, keys_table)  # changelog batches straight into the store
 
     async def unreachable(stream: StreamT[bytes]) -> AsyncIterator[None]:
         """Declares the topic (subscription, assignment, commits); records go to the batches."""
@@ -113,8 +145,11 @@ def create_app(
 
     async def forget(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         states.forget()  # a revoked partition may come back changed by another worker
+        keys.forget()
 
     app.on_partitions_revoked.connect(forget)
 
-    streams = ConsentStreams(app=app, engine=engine, subjects=subjects, counters=counters)
+    streams = ConsentStreams(
+        app=app, engine=engine, subjects=subjects, counters=counters, keys=keys
+    )
     return streams

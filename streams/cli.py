@@ -40,6 +40,11 @@ def _parser() -> argparse.ArgumentParser:
     broker = commands.add_parser("broker", help="run only the embedded broker until Ctrl-C")
     broker.add_argument("--port", type=int, default=None, help="port on 127.0.0.1 (default: free)")
     commands.add_parser("check-policy", help="validate the policy file and print its purposes")
+    keys = commands.add_parser("keys", help="make keys for sealing personal data")
+    made = keys.add_subparsers(dest="keys_command", metavar="KEY", required=True)
+    kek = made.add_parser("new-kek", help="a key-encryption key for CONSENT_DATA_KEYS")
+    kek.add_argument("--id", default=None, help="its id (default: kek-<UTC date>)")
+    made.add_parser("new-identifier-key", help="the HMAC key for CONSENT_IDENTIFIER_KEY")
     for name, help_text in (
         ("token", "mint one-click unsubscribe / double opt-in tokens (see: token --help)"),
         ("receipt", "make consent receipt keys, verify a receipt (see: receipt --help)"),
@@ -72,9 +77,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return client_main(argv[0], argv[1:])
     args = _parser().parse_args(argv)
+    if args.command == "keys":
+        return _keys(args)
     try:
         settings = Settings.from_env()
         policy = load_policy(settings.policy_file)
+        if args.command == "worker":
+            settings.personal_keys()  # configured, or the embedded broker's for the run
     except (SettingsError, PolicyError) as exc:
         print(f"consent-streams: {exc}", file=sys.stderr)
         return 2
@@ -102,6 +111,25 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"  {purpose.name:<24} {purpose.legal_basis.value:<20} {channels}")
         return 0
     raise AssertionError(args.command)  # pragma: no cover
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from streams.security.shredding import KeyMaterialError, Keyring, new_key
+
+    if args.keys_command == "new-identifier-key":
+        print(new_key())
+        return 0
+    entry = f"{args.id or datetime.now(UTC).strftime('kek-%Y%m%d')}:{new_key()}"
+    try:
+        Keyring.parse(entry)
+    except KeyMaterialError as exc:
+        print(f"consent-streams keys: {exc}", file=sys.stderr)
+        return 2
+    print(entry)
+    print("put it first in CONSENT_DATA_KEYS; keep the older keys after it", file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":

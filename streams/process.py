@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -11,6 +12,15 @@ import urllib.request
 from pathlib import Path
 
 from streams.broker import die_with_parent, free_port
+from streams.security.shredding import new_key
+
+
+@functools.cache
+def run_keys() -> dict[str, str]:
+    """Sealing keys for the workers this process starts (demo, tests, benchmarks), made up once
+    per run so that a restarted worker, or one taking over, opens what another sealed. The
+    environment's own keys win. Nothing sealed with these is readable after the run."""
+    return {"CONSENT_DATA_KEYS": f"run:{new_key()}", "CONSENT_IDENTIFIER_KEY": new_key()}
 
 
 class WorkerProcess:
@@ -38,6 +48,7 @@ class WorkerProcess:
 
     def start(self, ready_timeout: float = 60.0) -> WorkerProcess:
         env = {
+            **run_keys(),
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
             "CONSENT_APP_ID": self.app_id,

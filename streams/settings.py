@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from streams.security.apikeys import ApiKeyError, parse_file, parse_inline
 from streams.security.receipts import ReceiptSigner
+from streams.security.shredding import IdentifierHasher, KeyMaterialError, Keyring, new_key
 from streams.security.tokens import split_secrets
 
 DEFAULT_WEB_PORT = 6066
@@ -101,6 +102,17 @@ class Settings(BaseModel):
         "public:... (unset: an ephemeral key with the embedded broker, else receipts 503)",
     )
 
+    data_keys: SecretStr | None = Field(
+        default=None,
+        description="id:base64url-key,... newest first: wrap the per-subject data keys "
+        "(make one: consent-streams keys new-kek)",
+    )
+    identifier_key: SecretStr | None = Field(
+        default=None,
+        description="base64url HMAC key of identifier hashes; never change it "
+        "(make one: consent-streams keys new-identifier-key)",
+    )
+
     @field_validator("api_keys")
     @classmethod
     def _api_keys_parse(cls, value: str) -> str:
@@ -134,6 +146,26 @@ class Settings(BaseModel):
             ReceiptSigner.parse(value.get_secret_value())  # ValueError says what is wrong
         return value
 
+    @field_validator("data_keys")
+    @classmethod
+    def _keyring_parses(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                Keyring.parse(value.get_secret_value())
+            except KeyMaterialError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("identifier_key")
+    @classmethod
+    def _identifier_key_parses(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                IdentifierHasher.parse(value.get_secret_value())
+            except KeyMaterialError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
     @field_validator("public_url", "advertised_url")
     @classmethod
     def _no_trailing_slash(cls, value: str | None) -> str | None:
@@ -143,6 +175,34 @@ class Settings(BaseModel):
     def links_base_url(self) -> str:
         """Where links in e-mails point: CONSENT_PUBLIC_URL, else this worker's own address."""
         return self.public_url or f"http://{self.web_host}:{self.web_port}"
+
+    def personal_keys(self) -> tuple[Keyring, IdentifierHasher]:
+        """The KEK keyring and the identifier hasher; :class:`SettingsError` when one is unset.
+
+        With the embedded broker (no KAFKA_BOOTSTRAP_SERVERS) keys are made up for the run:
+        its broker and tables do not outlive it either. Against a cluster they must be
+        configured: keys made up at start would be gone at the next, and with them every
+        sealed entry and every identifier hash.
+        """
+        data_keys, identifier_key = self.data_keys, self.identifier_key
+        if self.bootstrap_servers is None:
+            data_keys = data_keys or SecretStr(f"run:{new_key()}")
+            identifier_key = identifier_key or SecretStr(new_key())
+        missing = [
+            _variable(name)
+            for name, value in (("data_keys", data_keys), ("identifier_key", identifier_key))
+            if value is None
+        ]
+        if data_keys is None or identifier_key is None:
+            raise SettingsError(
+                f"{' and '.join(missing)} must be set with a Kafka cluster (personal data is "
+                "sealed under them): make them with 'consent-streams keys new-kek' and "
+                "'consent-streams keys new-identifier-key', and keep them as safe as the data"
+            )
+        return (
+            Keyring.parse(data_keys.get_secret_value()),
+            IdentifierHasher.parse(identifier_key.get_secret_value()),
+        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -7,7 +7,7 @@ Version 2 (a JSON object holding event ids in full) is still read.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from hashlib import blake2b
 from typing import Any
 
@@ -26,6 +26,9 @@ IDENTIFIER_KINDS = tuple(Identifiers.model_fields)
 _SEEN_BYTES = SEEN_LIMIT * DIGEST_SIZE
 _V3 = bytes([STATE_VERSION])
 _new = tuple.__new__
+
+#: Marks an identifier kept only as its keyed hash (after erasure): recognised, never sent on.
+HASHED = "\x1fhmac:"
 
 Identified = Mapping[str, tuple[int, str]]  # kind -> (event time, value) of the latest statement
 Verdicts = dict[int, tuple[Any, Statement | None]]
@@ -121,7 +124,21 @@ class SubjectState:
             yield scope, slot, statement
 
     def known_identifiers(self) -> dict[str, str]:
-        return {kind: value for kind, (_, value) in sorted(self.identifiers.items())}
+        """The plaintext identifiers (what messages carry); keyed hashes are left out."""
+        return {
+            kind: value
+            for kind, (_, value) in sorted(self.identifiers.items())
+            if not value.startswith(HASHED)
+        }
+
+    def with_identifiers_hashed(self, digest: Callable[[str, str], str]) -> SubjectState:
+        """The state with each plaintext identifier replaced by ``HASHED + digest(kind, value)``
+        (erasure): its statements stay, so its decisions do; a hash recognises the address."""
+        hashed = {
+            kind: (at, value if value.startswith(HASHED) else HASHED + digest(kind, value))
+            for kind, (at, value) in self.identifiers.items()
+        }
+        return SubjectState(self.slots, hashed, self.seen, self.verdicts)
 
     def fold(self, event: ConsentEvent) -> SubjectState:
         """The state with ``event`` included; an equal state for a statement already known."""

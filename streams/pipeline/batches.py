@@ -3,8 +3,9 @@
 1. route (pure): rejects to the dead-letter topic, keyless records (and records published
    with another partitioner) forwarded once to the repartition topic, the rest fold here;
 2. fold (pure) into subject states;
-3. send every output, dead letter and forwarded record, and wait until the broker has them all;
-4. store each changed state once (changelog acknowledged, then the store);
+3. send every output, dead letter and forwarded record, and the batch's data key creations and
+   destructions to the keys changelog, and wait until the broker has them all;
+4. store the data keys, then each changed state once (changelog acknowledged, then the store);
 5. only then may the consumer mark the batch's offsets committable.
 
 A kill at any point before 5 redelivers the batch; the engine's redelivery rule restates what
@@ -25,6 +26,7 @@ from schemas.codec import dead_letter_record
 from streams.core.engine import Engine
 from streams.pipeline.consumer import Batches
 from streams.pipeline.fold import Record, Rejected, fold, route
+from streams.pipeline.personal import KeysTable, SubjectKeys
 from streams.pipeline.sending import KeyHashes, Outbox, Producer
 from streams.pipeline.store import SubjectStore
 from streams.topology import TopicNames
@@ -64,6 +66,8 @@ class BatchPipeline:
         names: TopicNames,
         partitions: int,
         hashes: KeyHashes,
+        keys: SubjectKeys,
+        keys_table: KeysTable,
     ) -> None:
         self.app = app
         self.engine = engine
@@ -72,6 +76,8 @@ class BatchPipeline:
         self.names = names
         self.partitions = partitions
         self.hashes = hashes
+        self.keys = keys
+        self.keys_table = keys_table
         self._producer: Producer | None = None
         self._started = False
         self._copartitioned: bool | None = None
@@ -120,7 +126,10 @@ class BatchPipeline:
             (forwarded if tp.topic == names.by_subject else fresh).extend(records_of(batch))
         routed = route(fresh, self.engine, self.place if self.copartitioned() else _elsewhere)
         again = route(forwarded, self.engine, self.place, repartitioned=True)
-        folded = fold(routed.fold + again.fold, self.store.load, self.engine, datetime.now(UTC))
+        self.keys.forget_pending()  # a batch that failed before step 3 left its changes
+        folded = fold(
+            routed.fold + again.fold, self.store.load, self.engine, datetime.now(UTC), self.keys
+        )
 
         outbox = self.producer.outbox()
         if folded.reject:
@@ -143,8 +152,13 @@ class BatchPipeline:
         for message in folded.messages:
             await outbox.add(topics[message.destination], message.key, message.value)
             emitted[message.destination] += 1
+        # Data keys travel with the outputs: no state that references an entry sealed under a
+        # key is stored before the broker has that key (docs/guarantees.md, "Erasure").
+        keys = self.keys.take()
+        await self.keys_table.send(keys, outbox)
         # Outputs first: once the broker has them, record the states that caused them.
-        await outbox.sent()
+        last = await outbox.sent()
+        self.keys_table.write(keys, last)
         await self.store.save(folded.states, self.producer.outbox())
 
         counters.duplicates += folded.duplicates

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from schemas.codec import RejectedRecord, decode_event
 from schemas.deadletter import FieldError
@@ -83,6 +83,14 @@ def route(
     return routed
 
 
+class Erasure(Protocol):
+    """What erasure needs of the fold (:class:`streams.pipeline.personal.SubjectKeys`)."""
+
+    def recognise(self, state: SubjectState, event: ConsentEvent) -> ConsentEvent: ...
+
+    def erase(self, key: bytes, partition: int, state: SubjectState) -> SubjectState: ...
+
+
 @dataclass(slots=True)
 class Folded:
     """What a batch requires: messages to send first, then the states to store."""
@@ -101,8 +109,14 @@ def fold(
     load: Callable[[bytes, int], SubjectState],
     engine: Engine,
     now: datetime,
+    erasure: Erasure | None = None,
 ) -> Folded:
-    """Fold a batch into subject states; ``load(key, partition)`` reads a stored state once."""
+    """Fold a batch into subject states; ``load(key, partition)`` reads a stored state once.
+
+    With ``erasure``, an erased address seen again is recognised by its keyed hash, and an
+    outcome that shreds destroys the subject's data key (after its own ledger entry is sealed)
+    and keeps only keyed hashes of its identifiers.
+    """
     out = Folded()
     current: dict[bytes, SubjectState] = {}
     for item in admitted:
@@ -111,7 +125,13 @@ def fold(
             state = current.get(key)
             if state is None:
                 state = load(key, record.partition)
+            if erasure is not None:
+                event = erasure.recognise(state, event)
             outcome = engine.apply(state, event, now)
+            if outcome.shred and not outcome.duplicate and erasure is not None:
+                outcome = outcome._replace(
+                    state=erasure.erase(key, record.partition, outcome.state)
+                )
         except Exception as exc:  # the record is dead-lettered intact; the batch goes on
             reason = f"could not process: {type(exc).__name__}"
             out.reject.append(Rejected(record, [FieldError(loc="", msg=reason)]))

@@ -69,25 +69,37 @@ class SubjectStore:
     # -- the store under the table (RocksDB, or memory in small setups) -------------------
 
     def _get(self, key: bytes, partition: int) -> bytes | None:
-        store = self.table.data
-        if hasattr(store, "_db_for_partition"):
-            value: bytes | None = store._db_for_partition(partition).get(key)
-            return value
-        found: bytes | None = store.data.get(key)
-        return found
+        return stored(self.table, key, partition)
 
     def _write(self, partition: int, items: list[tuple[bytes, bytes]], tp: TP, offset: int) -> None:
-        store = self.table.data
-        if not hasattr(store, "_db_for_partition"):
-            store.data.update(items)
-            return
-        import rocksdict
+        write_stored(self.table, partition, items, tp, offset)
 
-        batch = rocksdict.WriteBatch(raw_mode=True)
-        for key, value in items:
-            batch.put(key, value)
-        store._db_for_partition(partition).write(batch)
-        index = store._key_index  # lets reads outside a stream find the partition at once
-        for key, _ in items:
-            index[key] = partition
-        store.set_persisted_offset(tp, offset)
+
+def stored(table: Any, key: bytes, partition: int) -> bytes | None:
+    """The value of ``key`` in the store of ``partition`` beneath a raw Faust table."""
+    store = table.data
+    if hasattr(store, "_db_for_partition"):
+        value: bytes | None = store._db_for_partition(partition).get(key)
+        return value
+    found: bytes | None = store.data.get(key)
+    return found
+
+
+def write_stored(
+    table: Any, partition: int, items: list[tuple[bytes, bytes]], tp: TP, offset: int
+) -> None:
+    """Write ``items`` to the store of ``partition``, with the changelog offset they reach."""
+    store = table.data
+    if not hasattr(store, "_db_for_partition"):
+        store.data.update(items)
+        return
+    import rocksdict
+
+    batch = rocksdict.WriteBatch(raw_mode=True)
+    for key, value in items:
+        batch.put(key, value)
+    store._db_for_partition(partition).write(batch)
+    index = store._key_index  # lets reads outside a stream find the partition at once
+    for key, _ in items:
+        index[key] = partition
+    store.set_persisted_offset(tp, offset)

@@ -280,9 +280,38 @@ def test_worker_starts_after_topics(workers: dict[str, dict[str, Any]]) -> None:
         assert worker["restart"] == "unless-stopped", name
 
 
-def test_worker_environment_is_what_the_code_reads(workers: dict[str, dict[str, Any]]) -> None:
+#: ``${VAR:?message}``: compose refuses to start unless the operator's shell sets VAR.
+REQUIRED = re.compile(r"^\$\{(?P<var>[A-Z_]+):\?(?P<message>[^}]+)\}$")
+
+
+def resolved(env: dict[str, str]) -> dict[str, str]:
+    """``env`` as a worker would see it, with the operator's keys exported."""
+    from streams.security.shredding import new_key
+
+    exported = {"CONSENT_DATA_KEYS": f"kek-1:{new_key()}", "CONSENT_IDENTIFIER_KEY": new_key()}
+    return {
+        var: exported[match["var"]] if (match := REQUIRED.match(value)) else value
+        for var, value in env.items()
+    }
+
+
+def test_sealing_keys_come_from_the_operator_and_are_the_same_for_every_worker(
+    workers: dict[str, dict[str, Any]],
+) -> None:
     for name, worker in workers.items():
         env = env_of(worker)
+        for var, command in (
+            ("CONSENT_DATA_KEYS", "keys new-kek"),
+            ("CONSENT_IDENTIFIER_KEY", "keys new-identifier-key"),
+        ):
+            match = REQUIRED.match(env[var])
+            assert match and match["var"] == var and command in match["message"], (name, var)
+        Settings.from_env(resolved(env)).personal_keys()  # against the stack's Kafka
+
+
+def test_worker_environment_is_what_the_code_reads(workers: dict[str, dict[str, Any]]) -> None:
+    for name, worker in workers.items():
+        env = resolved(env_of(worker))
         # Every variable the compose file sets is read by the code; the six core ones are all set.
         assert set(env) <= set(ENVIRONMENT), name
         assert set(env) >= set(list(ENVIRONMENT)[:6]), name
@@ -425,7 +454,7 @@ def test_readme_documents_the_stack() -> None:
 def test_each_worker_advertises_its_own_address(workers: dict[str, dict[str, Any]]) -> None:
     # Reads for a subject owned by another worker are forwarded to this URL.
     for name, worker in workers.items():
-        settings = Settings.from_env(env_of(worker))
+        settings = Settings.from_env(resolved(env_of(worker)))
         assert settings.advertised_url == f"http://{name}:{settings.web_port}", name
 
 
