@@ -125,6 +125,8 @@ class SubjectKeys:
             record = replace(record, identifier_hashes={**record.identifier_hashes, **hashes})
         controller, subject_id = _subject(key)
         cipher = self._cipher(key, partition)
+        # A key wrapped by an older KEK moves to the newest as its subject is written to.
+        cipher.keys.rewrap(controller, subject_id)
         return seal(record, partial(cipher.seal, controller, subject_id, FIELD))
 
     def open(self, key: bytes, record: Record) -> Record:

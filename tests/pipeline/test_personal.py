@@ -194,6 +194,21 @@ def test_a_new_kek_wraps_while_the_old_still_unwraps_and_rewrap_retires_it() -> 
     assert keys_over(store, "k1").open(KEY, sealed) == sealed
 
 
+def test_sealing_for_a_subject_moves_its_key_to_the_newest_kek() -> None:
+    store: dict[bytes, bytes] = {}
+    old = keys_over(store, "k1")
+    first = old.seal(KEY, PARTITION, ledger_record(grant(0)))
+    written(old, store)
+    rotated = keys_over(store, f"k2:{KEKS['k2']},k1:{KEKS['k1']}")
+    second = rotated.seal(KEY, PARTITION, ledger_record(grant(5)))
+    written(rotated, store)
+    assert orjson.loads(store[KEY])["w"].startswith("k2:")
+    newest_only = keys_over(store, "k2")
+    assert [newest_only.open(KEY, r).personal for r in (first, second)] == [
+        Personal({"email": ADDRESS}, EVIDENCE)
+    ] * 2
+
+
 def test_a_ciphertext_moved_to_another_subject_stays_sealed() -> None:
     store: dict[bytes, bytes] = {}
     keys = keys_over(store)
