@@ -230,15 +230,16 @@ def admitted(*events: ConsentEvent) -> list[Admitted]:
 def fold_batches(
     keys: SubjectKeys, store: dict[bytes, bytes], *batches: list[ConsentEvent]
 ) -> tuple[SubjectState, list[Folded]]:
-    state: SubjectState = EMPTY
+    table: dict[bytes, SubjectState] = {}
     results = []
     for batch in batches:
-        folded = fold(admitted(*batch), lambda key, partition, s=state: s, ENGINE, NOW, keys)
+        folded = fold(
+            admitted(*batch), lambda key, partition: table.get(key, EMPTY), ENGINE, NOW, keys
+        )
         written(keys, store)
-        if KEY in folded.states:
-            state = folded.states[KEY][1]
+        table.update({key: state for key, (_, state) in folded.states.items()})
         results.append(folded)
-    return state, results
+    return table.get(KEY, EMPTY), results
 
 
 def test_erasure_keeps_statements_and_only_keyed_hashes_of_identifiers() -> None:
