@@ -51,8 +51,9 @@ FIELD = "personal"
 MAX_COMPACTION_LAG_MS = 24 * 3600 * 1000
 COMPACTION_CONFIGS = {"max.compaction.lag.ms": str(MAX_COMPACTION_LAG_MS)}
 
-#: Wrapped key values read from the store, kept in memory (oldest dropped first); ~100 B each.
-CACHE_MAX = 100_000
+#: Stored key values kept in memory (oldest dropped first): ~250 bytes each with the key, so
+#: ~2.5 MB, as many subjects as the state cache holds.
+CACHE_MAX = 10_000
 
 Read = Callable[[bytes, int], bytes | None]
 #: key -> (partition, stored value) of the key creations and destructions of one batch
@@ -89,6 +90,16 @@ class _Slot(MutableMapping[str, bytes]):
         return 0
 
 
+class _Known(DataKeys):
+    """A subject's current data key, already unwrapped: what :class:`FieldCipher` seals with."""
+
+    def __init__(self, generation: int, key: bytes) -> None:  # no store: nothing to read
+        self._generation, self._key = generation, key
+
+    def current(self, controller: str, subject_id: str) -> tuple[int, bytes]:
+        return self._generation, self._key
+
+
 class SubjectKeys:
     """Seal, open and shred subjects' personal data; ``read(key, partition)`` reads the store.
 
@@ -113,6 +124,9 @@ class SubjectKeys:
         self.cache_max = cache_max
         self._pending: Changes = {}
         self._cache: dict[bytes, bytes | None] = {}
+        #: key -> (the stored value it was unwrapped from, the data key): valid while that
+        #: value is the subject's (a shred or a rewrap stores another)
+        self._unwrapped: dict[bytes, tuple[bytes | None, _Known]] = {}
 
     # -- what the fold and the readers call --------------------------------------------------
 
@@ -124,9 +138,7 @@ class SubjectKeys:
             hashes = {k: self.identifier_hash(k, v) for k, v in personal.identifiers.items()}
             record = replace(record, identifier_hashes={**record.identifier_hashes, **hashes})
         controller, subject_id = _subject(key)
-        cipher = self._cipher(key, partition)
-        # A key wrapped by an older KEK moves to the newest as its subject is written to.
-        cipher.keys.rewrap(controller, subject_id)
+        cipher = FieldCipher(self._current(key, partition, controller, subject_id), self._random)
         return seal(record, partial(cipher.seal, controller, subject_id, FIELD))
 
     def open(self, key: bytes, record: Record) -> Record:
@@ -195,6 +207,7 @@ class SubjectKeys:
         """Drop cached values and unwritten changes (partitions are being revoked)."""
         self._cache.clear()
         self._pending.clear()
+        self._unwrapped.clear()
 
     def _value(self, key: bytes, partition: int) -> bytes | None:
         pending = self._pending.get(key)
@@ -214,6 +227,21 @@ class SubjectKeys:
         if key not in cache and len(cache) >= self.cache_max:
             del cache[next(iter(cache))]
         cache[key] = value
+
+    def _current(self, key: bytes, partition: int, controller: str, subject_id: str) -> DataKeys:
+        """The subject's current data key, unwrapped once per stored value (sealing is hot)."""
+        value = self._value(key, partition)
+        known = self._unwrapped.get(key)
+        if known is None or known[0] is not value:
+            keys = self._data_keys(key, partition)
+            # A key wrapped by an older KEK moves to the newest as its subject is written to.
+            keys.rewrap(controller, subject_id)
+            generation, data_key = keys.current(controller, subject_id)  # made if none
+            known = (self._value(key, partition), _Known(generation, data_key))
+            if len(self._unwrapped) >= self.cache_max:
+                self._unwrapped.clear()
+            self._unwrapped[key] = known
+        return known[1]
 
     def _data_keys(self, key: bytes, partition: int) -> DataKeys:
         return DataKeys(self.keyring, _Slot(self, key, partition), self._random)
