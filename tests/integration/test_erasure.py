@@ -19,13 +19,14 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from schemas.events import ConsentEvent
 from streams.core.engine import Engine
 from streams.core.ledger import CorruptEntry, Entry, Sealed, verify_stored
 from streams.core.policy import load_policy
 from streams.core.state import EMPTY, HASHED, SubjectState
-from streams.pipeline.personal import KEYS_TABLE, SubjectKeys
+from streams.pipeline.personal import KEYS_TABLE, MAX_COMPACTION_LAG_MS, SubjectKeys
 from streams.process import run_keys
 from streams.security.shredding import IdentifierHasher, Keyring
 from tests.support.http import decision_path, event
@@ -125,6 +126,23 @@ async def erased_subject(worker: Worker) -> tuple[str, dict[str, Any], dict[str,
         lambda: worker.api(READ_KEY).get(path), lambda r: r.json()["reason"] == "erasure"
     )
     return subject, granted, erasure
+
+
+async def test_the_changelogs_are_compacted_within_a_day(worker: Worker) -> None:
+    """Older values (identifiers before an erasure, a destroyed data key) do not linger."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=worker.bootstrap)
+    await admin.start()
+    try:
+        for topic in (f"{worker.process.app_id}-subjects-changelog", keys_changelog(worker)):
+            [response] = await admin.describe_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, topic)]
+            )
+            [(_, _, _, _, entries)] = response.resources
+            configs = {entry[0]: entry[1] for entry in entries}
+            assert configs.get("cleanup.policy") == "compact", topic
+            assert configs.get("max.compaction.lag.ms") == str(MAX_COMPACTION_LAG_MS), topic
+    finally:
+        await admin.close()
 
 
 @needs_shredding
