@@ -1,7 +1,7 @@
 """Personal data under per-subject data keys: seal ledger records, open them, shred on erasure.
 
 Each (controller, subject) has a data key (:class:`streams.security.shredding.DataKeys`),
-stored wrapped by the configured key-encryption keys in the changelogged ``subject-keys``
+stored wrapped by the configured key-encryption keys in the changelogged ``data-keys``
 table, keyed like the subject state and kept on the subject's own partition. A batch's key
 creations and destructions are collected here and written by the batch pipeline: sent to the
 keys changelog together with the batch's outputs (step 3), into the store after the broker has
@@ -40,8 +40,9 @@ from streams.security.shredding import (
     Shredded,
 )
 
-#: The table of wrapped data keys (its changelog: ``<app id>-subject-keys-changelog``).
-KEYS_TABLE = "subject-keys"
+#: The table of wrapped data keys (its changelog: ``<app id>-data-keys-changelog``). Not
+#: "subject-...": the log check for personal data looks for subject ids by that prefix.
+KEYS_TABLE = "data-keys"
 #: The sealed field of a ledger record (bound into its ciphertext as associated data).
 FIELD = "personal"
 #: Kafka rolls the active segment of a compacted topic within this long and its older values
@@ -251,7 +252,7 @@ class SubjectKeys:
 
 
 class KeysTable:
-    """The ``subject-keys`` Faust table beneath :class:`SubjectKeys` (raw keys and values)."""
+    """The ``data-keys`` Faust table beneath :class:`SubjectKeys` (raw keys and values)."""
 
     def __init__(self, table: Any) -> None:
         self.table = table  # faust Table[bytes, bytes]
