@@ -205,9 +205,11 @@ class SubjectKeys:
         self._pending.clear()
 
     def forget(self) -> None:
-        """Drop cached values and unwritten changes (partitions are being revoked)."""
+        """Drop cached values (partitions are being revoked: they may come back changed).
+
+        Changes not yet taken stay: a batch in flight still sends them with its outputs.
+        """
         self._cache.clear()
-        self._pending.clear()
         self._unwrapped.clear()
 
     def _value(self, key: bytes, partition: int) -> bytes | None:

@@ -209,6 +209,15 @@ def test_sealing_for_a_subject_moves_its_key_to_the_newest_kek() -> None:
     ] * 2
 
 
+def test_a_revocation_during_a_batch_keeps_its_key_changes_for_the_batch_to_send() -> None:
+    store: dict[bytes, bytes] = {}
+    keys = keys_over(store)
+    sealed = keys.seal(KEY, PARTITION, ledger_record(grant(0)))
+    keys.forget()  # partitions revoked while the batch awaits the broker
+    written(keys, store)
+    assert keys_over(store).open(KEY, sealed).personal == Personal({"email": ADDRESS}, EVIDENCE)
+
+
 def test_a_ciphertext_moved_to_another_subject_stays_sealed() -> None:
     store: dict[bytes, bytes] = {}
     keys = keys_over(store)
