@@ -128,6 +128,8 @@ def fold(
             if erasure is not None:
                 event = erasure.recognise(state, event)
             outcome = engine.apply(state, event, now)
+            # The event's ledger entry is sealed and appended here, before an erasure below
+            # destroys the key it is sealed under.
             if outcome.shred and not outcome.duplicate and erasure is not None:
                 outcome = outcome._replace(
                     state=erasure.erase(key, record.partition, outcome.state)
