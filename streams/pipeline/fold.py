@@ -88,7 +88,9 @@ class Erasure(Protocol):
 
     def recognise(self, state: SubjectState, event: ConsentEvent) -> ConsentEvent: ...
 
-    def erase(self, key: bytes, partition: int, state: SubjectState) -> SubjectState: ...
+    def erase(
+        self, key: bytes, partition: int, before: SubjectState, after: SubjectState, event_id: str
+    ) -> SubjectState: ...
 
 
 @dataclass(slots=True)
@@ -131,9 +133,8 @@ def fold(
             # The event's ledger entry is sealed and appended here, before an erasure below
             # destroys the key it is sealed under.
             if outcome.shred and not outcome.duplicate and erasure is not None:
-                outcome = outcome._replace(
-                    state=erasure.erase(key, record.partition, outcome.state)
-                )
+                erased = erasure.erase(key, record.partition, state, outcome.state, event.event_id)
+                outcome = outcome._replace(state=erased)
         except Exception as exc:  # the record is dead-lettered intact; the batch goes on
             reason = f"could not process: {type(exc).__name__}"
             out.reject.append(Rejected(record, [FieldError(loc="", msg=reason)]))

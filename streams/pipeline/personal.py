@@ -28,6 +28,7 @@ from faust.types import TP
 from schemas.events import ConsentEvent
 from streams.core.ledger import Personal, Record, Sealed, seal, unseal
 from streams.core.state import HASHED, SubjectState
+from streams.core.statements import DENIAL, ERASURE_SCOPE, slot_key
 from streams.pipeline.sending import Outbox
 from streams.pipeline.store import stored, write_stored
 from streams.security.shredding import (
@@ -43,6 +44,7 @@ from streams.security.shredding import (
 #: The table of wrapped data keys (its changelog: ``<app id>-data-keys-changelog``). Not
 #: "subject-...": the log check for personal data looks for subject ids by that prefix.
 KEYS_TABLE = "data-keys"
+ERASURE_SLOT = slot_key(ERASURE_SCOPE, DENIAL)
 #: The sealed field of a ledger record (bound into its ciphertext as associated data).
 FIELD = "personal"
 #: Kafka rolls the active segment of a compacted topic within this long and its older values
@@ -170,10 +172,19 @@ class SubjectKeys:
             return value[len(HASHED) :]
         return self.hasher.digest(kind, value)
 
-    def erase(self, key: bytes, partition: int, state: SubjectState) -> SubjectState:
-        """Erasure of a subject: its data key destroyed, its identifiers kept as keyed hashes."""
+    def erase(
+        self, key: bytes, partition: int, before: SubjectState, after: SubjectState, event_id: str
+    ) -> SubjectState:
+        """Erasure of a subject: its data key destroyed, its identifiers kept as keyed hashes.
+
+        ``before`` already holding this very request means it was carried out, and the event
+        is delivered again past the redelivery window: data sealed since is left alone.
+        """
+        done = before.slots.get(ERASURE_SLOT)
+        if done is not None and done.event_id == event_id:
+            return after
         self.shred(key, partition)
-        return state.with_identifiers_hashed(self.hasher.digest)
+        return after.with_identifiers_hashed(self.hasher.digest)
 
     def recognise(self, state: SubjectState, event: ConsentEvent) -> ConsentEvent:
         """``event`` with each identifier whose keyed hash the state keeps (an erased address

@@ -318,6 +318,19 @@ def test_a_redelivered_erasure_is_a_duplicate_and_shreds_nothing_again() -> None
     assert "w" in orjson.loads(store[KEY])
 
 
+def test_an_erasure_seen_again_past_the_redelivery_window_leaves_later_data_readable() -> None:
+    store: dict[bytes, bytes] = {}
+    keys = keys_over(store)
+    erasure = event("erasure.requested", 10)
+    state, _ = fold_batches(keys, store, [grant(0), erasure])
+    later = keys.seal(KEY, PARTITION, ledger_record(grant(20)))
+    written(keys, store)
+    forgotten = SubjectState(state.slots, state.identifiers, b"")  # its id left the window
+    folded = fold(admitted(erasure), lambda k, p: forgotten, ENGINE, NOW, keys)
+    assert folded.duplicates == 0 and keys.take() == {}
+    assert keys_over(store).open(KEY, later).personal == Personal({"email": ADDRESS}, EVIDENCE)
+
+
 # -- configuration ----------------------------------------------------------------------------
 
 
