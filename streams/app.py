@@ -126,7 +126,7 @@ def create_app(
         lambda key: partition_of(partition_key(key), partitions),
     )
     pipeline = BatchPipeline(
-        app, engine, states, counters, names, partitions, hashes, keys, stored_keys
+        app, engine, states, counters, names, partitions, hashes, keys=keys, keys_table=stored_keys
     )
 
     transport = BatchTransport(app.conf.broker_consumer, app)

@@ -7,6 +7,7 @@ Version 2 (a JSON object holding event ids in full) is still read.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator, Mapping
 from hashlib import blake2b
 from typing import Any
@@ -134,11 +135,12 @@ class SubjectState:
     def with_identifiers_hashed(self, digest: Callable[[str, str], str]) -> SubjectState:
         """The state with each plaintext identifier replaced by ``HASHED + digest(kind, value)``
         (erasure): its statements stay, so its decisions do; a hash recognises the address."""
-        hashed = {
+        erased = copy.copy(self)  # everything else as it is
+        erased.identifiers = {
             kind: (at, value if value.startswith(HASHED) else HASHED + digest(kind, value))
             for kind, (at, value) in self.identifiers.items()
         }
-        return SubjectState(self.slots, hashed, self.seen, self.verdicts)
+        return erased
 
     def fold(self, event: ConsentEvent) -> SubjectState:
         """The state with ``event`` included; an equal state for a statement already known."""

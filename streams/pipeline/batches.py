@@ -66,6 +66,7 @@ class BatchPipeline:
         names: TopicNames,
         partitions: int,
         hashes: KeyHashes,
+        *,
         keys: SubjectKeys,
         keys_table: KeysTable,
     ) -> None:
@@ -128,7 +129,11 @@ class BatchPipeline:
         again = route(forwarded, self.engine, self.place, repartitioned=True)
         self.keys.forget_pending()  # a batch that failed before step 3 left its changes
         folded = fold(
-            routed.fold + again.fold, self.store.load, self.engine, datetime.now(UTC), self.keys
+            routed.fold + again.fold,
+            self.store.load,
+            self.engine,
+            datetime.now(UTC),
+            erasure=self.keys,
         )
 
         outbox = self.producer.outbox()

@@ -111,6 +111,7 @@ def fold(
     load: Callable[[bytes, int], SubjectState],
     engine: Engine,
     now: datetime,
+    *,
     erasure: Erasure | None = None,
 ) -> Folded:
     """Fold a batch into subject states; ``load(key, partition)`` reads a stored state once.

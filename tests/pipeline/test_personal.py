@@ -243,7 +243,11 @@ def fold_batches(
     results = []
     for batch in batches:
         folded = fold(
-            admitted(*batch), lambda key, partition: table.get(key, EMPTY), ENGINE, NOW, keys
+            admitted(*batch),
+            lambda key, partition: table.get(key, EMPTY),
+            ENGINE,
+            NOW,
+            erasure=keys,
         )
         written(keys, store)
         table.update({key: state for key, (_, state) in folded.states.items()})
@@ -298,7 +302,13 @@ def test_data_after_an_erasure_in_the_same_batch_is_sealed_under_a_new_key() -> 
     store: dict[bytes, bytes] = {}
     keys = keys_over(store)
     before = keys.seal(KEY, PARTITION, ledger_record(grant(0)))
-    fold(admitted(grant(0), event("erasure.requested", 10)), lambda k, p: EMPTY, ENGINE, NOW, keys)
+    fold(
+        admitted(grant(0), event("erasure.requested", 10)),
+        lambda k, p: EMPTY,
+        ENGINE,
+        NOW,
+        erasure=keys,
+    )
     after = keys.seal(KEY, PARTITION, ledger_record(grant(20, "new@example.org")))
     written(keys, store)
     reader = keys_over(store)
@@ -313,7 +323,7 @@ def test_a_redelivered_erasure_is_a_duplicate_and_shreds_nothing_again() -> None
     state, _ = fold_batches(keys, store, [grant(0), erasure])
     keys.seal(KEY, PARTITION, ledger_record(grant(20)))  # new data: generation 2
     written(keys, store)
-    folded = fold(admitted(erasure), lambda k, p: state, ENGINE, NOW, keys)
+    folded = fold(admitted(erasure), lambda k, p: state, ENGINE, NOW, erasure=keys)
     assert folded.duplicates == 1 and keys.take() == {}
     assert "w" in orjson.loads(store[KEY])
 
@@ -326,7 +336,7 @@ def test_an_erasure_seen_again_past_the_redelivery_window_leaves_later_data_read
     later = keys.seal(KEY, PARTITION, ledger_record(grant(20)))
     written(keys, store)
     forgotten = SubjectState(state.slots, state.identifiers, b"")  # its id left the window
-    folded = fold(admitted(erasure), lambda k, p: forgotten, ENGINE, NOW, keys)
+    folded = fold(admitted(erasure), lambda k, p: forgotten, ENGINE, NOW, erasure=keys)
     assert folded.duplicates == 0 and keys.take() == {}
     assert keys_over(store).open(KEY, later).personal == Personal({"email": ADDRESS}, EVIDENCE)
 
