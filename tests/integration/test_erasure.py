@@ -5,15 +5,13 @@ suppressed.
 The worker's sealing keys are the run's (``streams.process.run_keys``): this test process made
 them, so it can check hashes and open what the worker sealed, as an operator with the keys can.
 
-Two pieces land separately: the engine marking an erasure as one that shreds (``Outcome.shred``)
-and the ledger (its topic, read here as stored and checked with the core's own verifier). The
-tests are skipped, saying which piece they need, until it is there.
+The ledger test reads the ledger's topic as stored and checks it with the core's own verifier;
+it is skipped, saying so, while the worker has no ledger topic.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -21,11 +19,8 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from schemas.events import ConsentEvent
-from streams.core.engine import Engine
 from streams.core.ledger import CorruptEntry, Entry, Sealed, verify_stored
-from streams.core.policy import load_policy
-from streams.core.state import EMPTY, HASHED, SubjectState
+from streams.core.state import HASHED, SubjectState
 from streams.pipeline.personal import KEYS_TABLE, MAX_COMPACTION_LAG_MS, SubjectKeys
 from streams.process import run_keys
 from streams.security.shredding import IdentifierHasher, Keyring
@@ -40,25 +35,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 CONTROLLER = "hms-se"
 ADDRESS = "Anna.Svensson@Example.se"
 EVIDENCE = {"form": "newsletter-signup", "wording": "Yes, send me the newsletter"}
-
-
-def _engine_shreds() -> bool:
-    erasure = ConsentEvent.model_validate(
-        {
-            "event_id": "probe",
-            "type": "erasure.requested",
-            "occurred_at": "2026-11-20T10:00:00Z",
-            "controller": CONTROLLER,
-            "subject_id": "probe",
-        },
-        context={"now": datetime(2026, 11, 20, 10, tzinfo=UTC)},
-    )
-    return Engine(load_policy()).apply(EMPTY, erasure, erasure.occurred_at).shred
-
-
-needs_shredding = pytest.mark.skipif(
-    not _engine_shreds(), reason="needs the engine to set Outcome.shred on erasure.requested"
-)
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +121,6 @@ async def test_the_changelogs_are_compacted_within_a_day(worker: Worker) -> None
         await admin.close()
 
 
-@needs_shredding
 async def test_erasure_leaves_only_keyed_hashes_in_the_state_and_the_decisions_stand(
     worker: Worker,
 ) -> None:
@@ -158,7 +133,6 @@ async def test_erasure_leaves_only_keyed_hashes_in_the_state_and_the_decisions_s
     assert state.identifiers["email"][1] == HASHED + hasher().digest("email", ADDRESS)
 
 
-@needs_shredding
 async def test_an_address_imported_again_is_matched_and_stays_suppressed(worker: Worker) -> None:
     subject, _, erasure = await erased_subject(worker)
     key = f"{CONTROLLER}/{subject}".encode()
@@ -195,7 +169,6 @@ async def test_an_address_imported_again_is_matched_and_stays_suppressed(worker:
     assert all("email" not in v["identifiers"] for v in restated)
 
 
-@needs_shredding
 async def test_the_ledger_after_erasure_is_sealed_unreadable_and_its_chain_verifies(
     worker: Worker,
 ) -> None:

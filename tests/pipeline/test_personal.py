@@ -10,9 +10,9 @@ import orjson
 import pytest
 
 from schemas.events import ConsentEvent
-from schemas.vocabulary import Channel, EventType, Reason
+from schemas.vocabulary import Channel, Reason
 from streams.cli import main
-from streams.core.engine import Engine, Outcome
+from streams.core.engine import Engine
 from streams.core.ledger import (
     Arrival,
     ChainHead,
@@ -41,17 +41,7 @@ EVIDENCE = {"form": "signup", "wording": "Yes, send me offers"}
 IDENTIFIER_KEY = new_key()
 
 
-class ShreddingEngine(Engine):
-    """The engine with erasure's shred flag set as the erasure branch sets it: for every
-    non-duplicate erasure.requested (no purpose here is exempt from erasure)."""
-
-    def apply(self, state: SubjectState, event: ConsentEvent, now: datetime) -> Outcome:
-        outcome = super().apply(state, event, now)
-        shred = event.type is EventType.ERASURE_REQUESTED and not outcome.duplicate
-        return outcome._replace(shred=shred)
-
-
-ENGINE = ShreddingEngine(parse_policy(POLICY_TOML, "test-policy.toml"))
+ENGINE = Engine(parse_policy(POLICY_TOML, "test-policy.toml"))
 OFFERS = ENGINE.plans["acme"].by_pair[("offers", Channel.EMAIL)]
 
 
