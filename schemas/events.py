@@ -56,6 +56,12 @@ ShortText = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 CONSENT_TYPES = frozenset(
     {EventType.CONSENT_GRANTED, EventType.CONSENT_CONFIRMED, EventType.CONSENT_WITHDRAWN}
 )
+# Types the worker's timers emit (a lifetime, a confirmation window or a retention period ran
+# out): each names the purpose it is about. Publishers need not send them.
+TIMER_TYPES = frozenset(
+    {EventType.CONSENT_EXPIRED, EventType.CONFIRMATION_LAPSED, EventType.RETENTION_DUE}
+)
+PURPOSE_TYPES = CONSENT_TYPES | TIMER_TYPES
 # Types that apply to every purpose and channel: a purpose or channel on them is a publisher bug.
 UNSCOPED_TYPES = frozenset(
     {
@@ -83,7 +89,7 @@ def _type_rules() -> list[JsonValue]:
         return {"properties": {name: {"type": "null"} for name in names}}
 
     return [
-        {"if": of(*CONSENT_TYPES), "then": present("purpose")},
+        {"if": of(*PURPOSE_TYPES), "then": present("purpose")},
         {"if": of(*UNSCOPED_TYPES), "then": absent("purpose", "channel")},
         {
             "if": of(EventType.OBJECTION_RAISED),
@@ -116,7 +122,11 @@ class ConsentEvent(BaseModel):
     )
 
     event_id: EventId = Field(description="Unique per logical event; a duplicate is the same event")
-    type: EventType
+    type: EventType = Field(
+        description="consent.expired, confirmation.lapsed and retention.due are emitted by the "
+        "worker's timers (evidence.cause_event_id names the statement they follow from); "
+        "publishers need not send them"
+    )
     occurred_at: AwareDatetime = Field(
         description="Event time, RFC 3339 with offset; at most 5 minutes in the future",
         json_schema_extra={"pattern": DATE_TIME.pattern},
@@ -125,8 +135,8 @@ class ConsentEvent(BaseModel):
     subject_id: SubjectId = Field(description="The data subject's stable id at that controller")
     purpose: Slug | None = Field(
         default=None,
-        description="Required for consent.*; for unsubscribed absent = every direct-marketing "
-        "purpose on the channel",
+        description="Required for consent.*, confirmation.lapsed and retention.due; for "
+        "unsubscribed absent = every direct-marketing purpose on the channel",
     )
     channel: Channel | None = Field(
         default=None,
@@ -177,7 +187,7 @@ class ConsentEvent(BaseModel):
     @model_validator(mode="after")
     def _fields_fit_type(self) -> ConsentEvent:
         problems: list[str] = []
-        if self.type in CONSENT_TYPES and self.purpose is None:
+        if self.type in PURPOSE_TYPES and self.purpose is None:
             problems.append(f"purpose is required for {self.type.value}")
         if self.type in UNSCOPED_TYPES:
             problems += [

@@ -16,8 +16,9 @@ from pydantic import BaseModel
 
 from schemas.deadletter import DeadLetter
 from schemas.events import ConsentEvent
+from schemas.notifications import ConsentNotification
 from schemas.suppressions import SuppressionMessage
-from schemas.topics import DEADLETTER_TOPIC, EVENTS_TOPIC, SUPPRESSION_TOPICS
+from schemas.topics import DEADLETTER_TOPIC, EVENTS_TOPIC, NOTIFICATIONS_TOPIC, SUPPRESSION_TOPICS
 
 HERE = Path(__file__).parent
 CONTRACT_VERSION = "1.2.0"
@@ -25,6 +26,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "consent-event": ConsentEvent,
     "suppression-message": SuppressionMessage,
     "dead-letter": DeadLetter,
+    "consent-notification": ConsentNotification,
 }
 
 
@@ -68,6 +70,7 @@ MESSAGE_KEYS: dict[str, str] = {
     "ConsentEvent": "subject_id (UTF-8); keyless records are accepted",
     "SuppressionMessage": "subject_id (UTF-8)",
     "DeadLetter": "the rejected record's key, unchanged",
+    "ConsentNotification": "subject_id (UTF-8)",
 }
 
 
@@ -78,12 +81,19 @@ MESSAGE_DESCRIPTIONS: dict[str, str] = {
         "What a subscribed system must do for one (subject, purpose, channel): `suppress` "
         "(stop contacting), `allow` (contacting allowed again) or, since 1.2.0, `erase` "
         "(delete the person's data for the pair; sent to every destination of every purpose "
-        "an erasure request reaches, never to purposes the policy exempts). Each `erase` is "
+        "an erasure request reaches, never to purposes the policy exempts, with reason "
+        "`erasure`; and with reason `expired` when a double opt-in lapsed unconfirmed or a "
+        "purpose's retention ended). Each `erase` is "
         "followed on the same topic by the pair's decision, so after deleting, a consumer "
         "records the suppression again from the identifiers in the message. Apply messages "
         "idempotently by `suppression_id`."
     ),
     "DeadLetter": "A rejected input record, intact, with the reasons.",
+    "ConsentNotification": (
+        "A notice for the controller's messaging systems (since 1.2.0): `renewal_reminder`, a "
+        "consent expires at `expires_at` unless given again. Not a decision; deduplicate by "
+        "`notification_id`."
+    ),
 }
 
 _EXAMPLE_PAIR: dict[str, Any] = {
@@ -158,7 +168,14 @@ def asyncapi() -> dict[str, Any]:
         "consentEvents": _channel(
             EVENTS_TOPIC,
             "ConsentEvent",
-            "Consent, opt-out and privacy-right events published by any service.",
+            "Consent, opt-out and privacy-right events published by any service, and the "
+            "events the worker's timers emit (consent.expired, confirmation.lapsed, "
+            "retention.due).",
+        ),
+        "consentNotifications": _channel(
+            NOTIFICATIONS_TOPIC,
+            "ConsentNotification",
+            "Notices for the controller's messaging systems, such as renewal reminders.",
         ),
         "deadLetter": _channel(
             DEADLETTER_TOPIC,
@@ -174,6 +191,16 @@ def asyncapi() -> dict[str, Any]:
         ),
         "sendDeadLetters": _operation(
             "send", "deadLetter", "Publish every rejected record, intact, with the reasons."
+        ),
+        "sendTimerEvents": _operation(
+            "send",
+            "consentEvents",
+            "Emit due clocks (expiry, lapse, retention end) as events, decided like any other.",
+        ),
+        "sendConsentNotifications": _operation(
+            "send",
+            "consentNotifications",
+            "Remind a subject's controller that a consent expires soon.",
         ),
     }
     for destination, topic in SUPPRESSION_TOPICS.items():

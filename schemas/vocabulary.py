@@ -15,6 +15,10 @@ class EventType(StrEnum):
     ERASURE_REQUESTED = "erasure.requested"
     RESTRICTION_REQUESTED = "restriction.requested"
     RESTRICTION_LIFTED = "restriction.lifted"
+    # Emitted by the worker's timers onto the input topic (contract 1.2); publishers need not.
+    CONSENT_EXPIRED = "consent.expired"
+    CONFIRMATION_LAPSED = "confirmation.lapsed"
+    RETENTION_DUE = "retention.due"
 
 
 class Channel(StrEnum):

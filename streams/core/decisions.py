@@ -22,7 +22,9 @@ from schemas.vocabulary import (
     Reason,
     Signal,
 )
+from streams.core.periods import Period
 from streams.core.policy import Policy, Purpose
+from streams.core.retention import Action as RetentionAction
 from streams.core.state import SubjectState
 from streams.core.statements import (
     ANY,
@@ -30,14 +32,18 @@ from streams.core.statements import (
     DENIAL,
     DENIAL_REASON,
     ERASURE_SCOPE,
+    EXPIRY,
     GRANT,
+    LAPSE,
     RESTRICTION,
     RESTRICTION_SCOPE,
     Statement,
     consent_scope,
+    from_micros,
     objection_scope,
     signal_scope,
     slot_key,
+    to_micros,
     unsubscribe_scope,
 )
 
@@ -113,6 +119,13 @@ class PairPlan:
     double_opt_in: bool
     id_part: str  # "purpose\x1fchannel", as suppression ids join it
     serial: int  # unique among all plans ever compiled: the key of memoised verdicts
+    # Clocks (streams/core/timers.py emits the statements these slots hold).
+    expiry_slots: tuple[str, ...] = ()
+    lapse_slots: tuple[str, ...] = ()
+    lifetime: Period | None = None
+    window: Period | None = None
+    #: the purpose's retention of all its data ends in erasure: retention.due erases
+    erased_at_retention_end: bool = False
 
     def decide(self, state: SubjectState) -> Ruling:
         reason, cause = self.verdict_of(state)
@@ -144,6 +157,8 @@ class PairPlan:
                 reason, cause = Reason.PENDING_CONFIRMATION, grant
         else:
             reason, cause = Reason.CONSENT, grant
+        if cause is not None and (self.lifetime is not None or self.window is not None):
+            reason, cause = self._clocked(get, reason, cause)
 
         restriction = get(_RESTRICTION_SLOT) if self.restrictable else None
         if restriction is None:
@@ -154,6 +169,35 @@ class PairPlan:
         if cause is None or restriction > cause:
             return reason, restriction
         return reason, cause
+
+    def _clocked(
+        self, get: Callable[[str], Statement | None], reason: Reason, cause: Statement
+    ) -> Verdict:
+        """A consent whose lifetime ran out is expired, and so is a double opt-in whose window
+        closed unconfirmed; but only if the expiry or lapse is not earlier than the end of the
+        consent or request in force now: a renewal in between wins (order-independent)."""
+        if reason is Reason.CONSENT and self.lifetime is not None:
+            period, slots = self.lifetime, self.expiry_slots
+        elif reason is Reason.PENDING_CONFIRMATION and self.window is not None:
+            period, slots = self.window, self.lapse_slots
+        else:
+            return reason, cause
+        ended = max(filter(None, map(get, slots)), default=None)
+        if ended is not None and ended.at >= ends_at(period, cause.at):
+            return Reason.EXPIRED, ended
+        return reason, cause
+
+
+#: An end beyond the calendar (year 9999): never.
+NEVER = 2**63 - 1
+
+
+def ends_at(period: Period, start: int) -> int:
+    """``start`` plus ``period``, both in microseconds since the epoch (UTC)."""
+    try:
+        return to_micros(period.after(from_micros(start)))
+    except (OverflowError, ValueError):
+        return NEVER
 
 
 def _plan(policy: Policy, controller: str, purpose: Purpose, channel: Channel) -> PairPlan:
@@ -190,6 +234,13 @@ def _plan(policy: Policy, controller: str, purpose: Purpose, channel: Channel) -
         double_opt_in=purpose.double_opt_in,
         id_part=f"{purpose.name}\x1f{channel.value}",
         serial=next(_SERIALS),
+        expiry_slots=tuple(slot_key(s, EXPIRY) for s in consent),
+        lapse_slots=tuple(slot_key(s, LAPSE) for s in consent),
+        lifetime=purpose.consent_lifetime,
+        window=purpose.confirmation_window,
+        erased_at_retention_end=any(
+            rule.action is RetentionAction.ERASE and not rule.data for rule in purpose.retention
+        ),
     )
 
 
@@ -209,7 +260,8 @@ class ControllerPlan:
         )
         by_slot: dict[str, list[PairPlan]] = defaultdict(list)
         for pair in pairs:
-            for key in (*pair.grant_slots, *pair.confirmed_slots, *pair.denial_slots):
+            clocks = (*pair.expiry_slots, *pair.lapse_slots)
+            for key in (*pair.grant_slots, *pair.confirmed_slots, *pair.denial_slots, *clocks):
                 by_slot[key].append(pair)
             if pair.restrictable:
                 by_slot[_RESTRICTION_SLOT].append(pair)

@@ -28,7 +28,14 @@ from streams.core.erasure import with_erasure
 from streams.core.policy import Policy
 from streams.core.propagation import Change, action_of, transition
 from streams.core.state import SubjectState, event_digest, remembers
-from streams.core.statements import Statement, from_micros, placements
+from streams.core.statements import (
+    RETENTION_END,
+    Statement,
+    from_micros,
+    placements,
+    retention_scope,
+    slot_key,
+)
 
 
 def subject_key(controller: str, subject_id: str) -> str:
@@ -121,6 +128,8 @@ class Engine:
         if event.type is _ERASURE:  # rare: a test per event, nothing more on the hot path
             changes = with_erasure(plan, after, statement, changes)
             return Outcome(after, _messages(event, after, changes, statement, now), False, True)
+        if changed and statement.type in _PURGING:  # a clock ran out: erase, then the decision
+            changes = _with_purges(plan, after, event, statement, changes)
         if not changes:
             return Outcome(after, (), False)
         return Outcome(after, _messages(event, after, changes, statement, now), False)
@@ -136,9 +145,63 @@ def _restate(
         action = action_of(STATE_OF[reason])
         if action is not None and cause is not None and cause.event_id == event.event_id:
             restated.append((pair, reason, cause, action))
+    statement = Statement.of(event)
+    if statement.type in _PURGING:
+        restated = _with_purges(plan, state, event, statement, restated)
     if not restated:
         return ()
-    return _messages(event, state, restated, Statement.of(event), now)
+    return _messages(event, state, restated, statement, now)
+
+
+_PURGING = frozenset({EventType.CONFIRMATION_LAPSED.value, EventType.RETENTION_DUE.value})
+_ERASE = Action.ERASE
+_EXPIRED = Reason.EXPIRED
+
+
+def _with_purges(
+    plan: ControllerPlan,
+    state: SubjectState,
+    event: ConsentEvent,
+    statement: Statement,
+    changes: list[Change],
+) -> list[Change]:
+    """``changes`` with the erase instructions a clock that ran out calls for (``statement`` is
+    in ``state``), each followed by the pair's decision as it stands (as an erasure request's
+    are: the last message per pair is always a decision), in policy order.
+
+    A lapsed double opt-in: the unconfirmed sign-up's data goes, for each pair the lapse made
+    expired. A retention end: the purpose's data goes, for each of its pairs (on the event's
+    channel, if it names one), when its retention rule for all data says erase.
+    """
+    if statement.type == EventType.CONFIRMATION_LAPSED:
+        affected = plan.affected(placements(event))
+        purged = {p.serial for p in affected if p.verdict_of(state) == (_EXPIRED, statement)}
+    else:
+        purpose = event.purpose
+        if state.slots.get(slot_key(retention_scope(purpose or ""), RETENTION_END)) != statement:
+            return changes
+        purged = {
+            p.serial
+            for p in plan.pairs
+            if p.name == purpose
+            and p.erased_at_retention_end
+            and (event.channel is None or p.channel is event.channel)
+        }
+    if not purged:
+        return changes
+    changed = {change[0].serial: change for change in changes}
+    out: list[Change] = []
+    for pair in plan.pairs:
+        change = changed.get(pair.serial)
+        if pair.serial in purged:
+            out.append((pair, _EXPIRED, statement, _ERASE))
+            if change is None:
+                reason, cause = pair.verdict_of(state)
+                allowed = STATE_OF[reason] is PairState.ALLOWED
+                change = (pair, reason, cause, Action.ALLOW if allowed else _SUPPRESS)
+        if change is not None:
+            out.append(change)
+    return out
 
 
 def _with_suppressed(

@@ -135,6 +135,8 @@ class Purpose(BaseModel):
     confirmation_window: PeriodField | None = None
     #: How long a consent lasts before it expires and must be given again.
     consent_lifetime: PeriodField | None = None
+    #: How long before the consent expires a renewal reminder goes to the notification topic.
+    renewal_reminder: PeriodField | None = None
     retention: tuple[RetentionRule, ...] = ()
     #: Whether an erasure request reaches the purpose; unset: exempt on legal obligation only.
     erasure: Erasure | None = None
@@ -172,6 +174,23 @@ class Purpose(BaseModel):
             raise ValueError(
                 f"a consent lasting {value} can end before the {window} confirmation window "
                 "does; the lifetime must be longer"
+            )
+        return value
+
+    @field_validator("renewal_reminder")
+    @classmethod
+    def _reminder_within_lifetime(cls, value: Period, info: ValidationInfo) -> Period:
+        if value.is_zero():
+            raise ValueError("a renewal reminder must come more than zero before the expiry")
+        if "consent_lifetime" not in info.data:
+            return value  # the lifetime itself is invalid, and reported
+        lifetime = info.data["consent_lifetime"]
+        if lifetime is None:
+            raise ValueError("a renewal reminder needs a consent_lifetime")
+        if value.longest() >= lifetime.shortest():
+            raise ValueError(
+                f"a reminder {value} before the expiry can come before a {lifetime} consent is "
+                "given; it must be shorter than the lifetime"
             )
         return value
 

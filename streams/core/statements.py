@@ -16,12 +16,15 @@ scope                  what it holds
 ``s|signal``           privacy signals (``gpc``, ``dnt``)
 ``e``                  erasure requests
 ``r``                  restriction requests and lifts
+``t|purpose``          retention ends (``retention.due``)
 =====================  ================================================================
 
 and the slot inside the scope is ``g`` (grant; a confirmation is one too), ``f`` (confirmation),
-``d`` (denial) or ``r`` (restriction: a request or a lift). A statement is stored as the array
-``[at, rank, event_id, type]``: event time in microseconds since the epoch (UTC), ``1`` for a
-denial or a restriction request and ``0`` otherwise, the event id and the event type's name.
+``d`` (denial), ``r`` (restriction: a request or a lift), ``x`` (an expiry, in a consent scope),
+``l`` (a lapsed confirmation window, in a consent scope) or ``e`` (a retention end). A
+statement is stored as the array ``[at, rank, event_id, type]``: event time in microseconds
+since the epoch (UTC), ``1`` for a denial or a restriction request and ``0`` otherwise, the
+event id and the event type's name.
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ GRANT: Final = "g"
 DENIAL: Final = "d"
 CONFIRMED: Final = "f"
 RESTRICTION: Final = "r"
+EXPIRY: Final = "x"
+LAPSE: Final = "l"
+RETENTION_END: Final = "e"
 
 RESTRICTION_SCOPE: Final = "r"
 ERASURE_SCOPE: Final = "e"
@@ -55,6 +61,9 @@ RANK: dict[str, int] = {
     EventType.PRIVACY_SIGNAL: 1,
     EventType.ERASURE_REQUESTED: 1,
     EventType.RESTRICTION_REQUESTED: 1,
+    EventType.CONSENT_EXPIRED: 0,
+    EventType.CONFIRMATION_LAPSED: 0,
+    EventType.RETENTION_DUE: 0,
 }
 
 DENIAL_REASON: dict[str, Reason] = {
@@ -113,6 +122,10 @@ def unsubscribe_scope(purpose: str, channel: Channel | str) -> str:
     return f"u|{purpose}|{channel}"
 
 
+def retention_scope(purpose: str) -> str:
+    return f"t|{purpose}"
+
+
 def objection_scope(objection: str) -> str:
     return f"o|{objection}"
 
@@ -142,4 +155,9 @@ def placements(event: ConsentEvent) -> tuple[str, ...]:
         return (slot_key(signal_scope(event.signal), DENIAL),)
     if kind is EventType.ERASURE_REQUESTED:
         return (slot_key(ERASURE_SCOPE, DENIAL),)
+    if kind is EventType.CONSENT_EXPIRED or kind is EventType.CONFIRMATION_LAPSED:
+        slot = EXPIRY if kind is EventType.CONSENT_EXPIRED else LAPSE
+        return (slot_key(consent_scope(event.purpose or ANY, event.channel or ANY), slot),)
+    if kind is EventType.RETENTION_DUE:
+        return (slot_key(retention_scope(event.purpose or ANY), RETENTION_END),)
     return (slot_key(RESTRICTION_SCOPE, RESTRICTION),)

@@ -36,6 +36,7 @@ def reference_apply(
                 restated.append((pair, decision, action))
         if event.type is EventType.ERASURE_REQUESTED:
             restated = _erasure(plan, event, state, [])
+        restated = _clocks(plan, event, state, restated)
         return state, _sent(event, state, restated, now), True
     after, changed = state.absorb(event)
     changes: list[tuple[PairPlan, Ruling, Action]] = []
@@ -52,7 +53,44 @@ def reference_apply(
             changes.append((pair, new, Action.SUPPRESS))
     if event.type is EventType.ERASURE_REQUESTED:
         changes = _erasure(plan, event, after, changes)
+    if changed:
+        changes = _clocks(plan, event, after, changes)
     return after, _sent(event, after, changes, now), False
+
+
+def _clocks(
+    plan: ControllerPlan,
+    event: ConsentEvent,
+    state: SubjectState,
+    changes: list[tuple[PairPlan, Ruling, Action]],
+) -> list[tuple[PairPlan, Ruling, Action]]:
+    """A lapse that made a pair expired, or a retention end recorded in the state for a purpose
+    whose retention of all data says erase: ``erase``, then the change or the decision."""
+    statement = Statement.of(event)
+    out = []
+    for pair in plan.pairs:
+        own = [change for change in changes if change[0] is pair]
+        decision = pair.decide(state)
+        if event.type is EventType.CONFIRMATION_LAPSED:
+            hit = pair in plan.affected(placements(event)) and (
+                decision.reason is Reason.EXPIRED and decision.cause == statement
+            )
+        elif event.type is EventType.RETENTION_DUE:
+            hit = (
+                pair.purpose.name == event.purpose
+                and (event.channel is None or pair.channel is event.channel)
+                and any(r.action == "erase" and not r.data for r in pair.purpose.retention)
+                and state.slots.get(f"t|{event.purpose}#e") == statement
+            )
+        else:
+            hit = False
+        if hit:
+            erase = Ruling(pair.purpose, pair.channel, Reason.EXPIRED, statement)
+            out.append((pair, erase, Action.ERASE))
+            if not own:
+                own = [(pair, decision, Action.ALLOW if decision.allowed else Action.SUPPRESS)]
+        out += own
+    return out
 
 
 def _erasure(

@@ -34,7 +34,7 @@ minutes = st.integers(min_value=0, max_value=6)
 def events(draw: st.DrawFn, subject_id: str = "subject-1") -> ConsentEvent:
     type_ = draw(st.sampled_from([t.value for t in EventType]))
     data: dict[str, Any] = {"type": type_}
-    if type_.startswith("consent."):
+    if type_.startswith("consent.") or type_ in ("confirmation.lapsed", "retention.due"):
         purpose = draw(st.sampled_from(sorted(PURPOSES)))
         data["purpose"] = purpose
         data["channel"] = draw(st.none() | st.sampled_from(PURPOSES[purpose]))

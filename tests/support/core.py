@@ -22,12 +22,16 @@ categories = ["direct_marketing"]
 channels = ["email", "sms"]
 destinations = ["email", "crm"]
 double_opt_in = true
+confirmation_window = "PT2M"
+consent_lifetime = "PT4M"
 
 [controllers.acme.purposes.offers]
 legal_basis = "consent"
 categories = ["direct_marketing"]
 channels = ["email", "sms"]
 destinations = ["email", "crm"]
+consent_lifetime = "PT3M"
+renewal_reminder = "PT1M"
 
 [controllers.acme.purposes.customer-marketing]
 legal_basis = "legitimate_interest"
@@ -53,6 +57,11 @@ categories = ["essential"]
 channels = ["email", "post"]
 destinations = ["crm"]
 erasure = "exempt"
+
+[[controllers.acme.purposes.orders.retention]]
+period = "PT5M"
+anchor = "last_contact"
+action = "erase"
 
 [controllers.acme.purposes.bookkeeping]
 legal_basis = "legal_obligation"
