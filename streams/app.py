@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import faust
@@ -12,12 +13,14 @@ from faust.types import StreamT
 from schemas.vocabulary import Destination
 from streams.core.engine import Engine
 from streams.core.policy import Policy
-from streams.pipeline.batches import BatchPipeline
+from streams.core.timers import TimerPlan
+from streams.pipeline.batches import BatchPipeline, wall_clock
 from streams.pipeline.consumer import BatchHandler, BatchTransport
 from streams.pipeline.personal import COMPACTION_CONFIGS, KEYS_TABLE, KeysTable, SubjectKeys
 from streams.pipeline.sending import KeyHashes
 from streams.pipeline.stats import EventStats
 from streams.pipeline.store import SubjectStore
+from streams.pipeline.timers import TIMERS_TABLE, Ticker, TimerIndex
 from streams.recovery import ROCKSDB_OPTIONS, use_bulk_recovery
 from streams.settings import Settings
 from streams.topology import (
@@ -55,6 +58,7 @@ class ConsentStreams:
     subjects: Any  # faust Table[bytes, bytes]
     counters: Counters
     keys: SubjectKeys  # seals and opens personal data (the ledger's sealer and opener)
+    ticker: Ticker | None = None  # None: timers off, or a policy without clocks
 
 
 def create_app(
@@ -64,7 +68,10 @@ def create_app(
     bootstrap: str,
     store: str = "rocksdb://",
     partitions: int = DEFAULT_PARTITIONS,
+    clock: Callable[[], datetime] = wall_clock,
 ) -> ConsentStreams:
+    """The worker's app; ``clock`` is its time source (timers, emitted_at, the future-skew
+    check), injectable for tests."""
     app = faust.App(
         settings.app_id,
         broker=broker_url(bootstrap, settings.fetch_wait_ms),  # streams/transport.py
@@ -125,14 +132,35 @@ def create_app(
         stored_keys.get,
         lambda key: partition_of(partition_key(key), partitions),
     )
+    clocks = TimerPlan(policy, engine.plans)
+    index: TimerIndex | None = None
+    if settings.timers and clocks.any():
+        # Due work per partition, beside the states it follows from (streams/pipeline/timers.py).
+        table = app.Table(TIMERS_TABLE, partitions=partitions, key_type=bytes, value_type=bytes)
+        index = TimerIndex(table, clocks)
     pipeline = BatchPipeline(
-        app, engine, states, counters, names, partitions, hashes, keys=keys, keys_table=stored_keys
+        app,
+        engine,
+        states,
+        counters,
+        names,
+        partitions,
+        hashes,
+        keys=keys,
+        keys_table=stored_keys,
+        timers=index,
+        clock=clock,
     )
 
     transport = BatchTransport(app.conf.broker_consumer, app)
     transport.batch_handler = BatchHandler(pipeline.topics, pipeline)
     app.transport = transport
-    use_bulk_recovery(app, subjects, keys_table)  # changelog batches straight into the store
+    # Changelog batches straight into the stores.
+    use_bulk_recovery(app, subjects, keys_table, *([index.table] if index is not None else []))
+    ticker: Ticker | None = None
+    if index is not None:
+        ticker = Ticker(app, index, states, names, lambda: pipeline.producer, clock)
+        app.timer(interval=settings.timer_interval, name="timers")(ticker.tick)
 
     async def unreachable(stream: StreamT[bytes]) -> AsyncIterator[None]:
         """Declares the topic (subscription, assignment, commits); records go to the batches."""
@@ -146,10 +174,17 @@ def create_app(
     async def forget(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         states.forget()  # a revoked partition may come back changed by another worker
         keys.forget()
+        if ticker is not None:
+            ticker.revoked()
 
     app.on_partitions_revoked.connect(forget)
 
     streams = ConsentStreams(
-        app=app, engine=engine, subjects=subjects, counters=counters, keys=keys
+        app=app,
+        engine=engine,
+        subjects=subjects,
+        counters=counters,
+        keys=keys,
+        ticker=ticker,
     )
     return streams

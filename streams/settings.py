@@ -112,6 +112,18 @@ class Settings(BaseModel):
         description="base64url HMAC key of identifier hashes; never change it "
         "(make one: consent-streams keys new-identifier-key)",
     )
+    timers: bool = Field(
+        default=True,
+        description="run the clocks: consent expiry, lapsed double opt-ins, renewal reminders "
+        "and retention ends",
+    )
+    timer_interval: float = Field(
+        default=1.0,
+        gt=0,
+        le=3600,
+        allow_inf_nan=False,
+        description="seconds between looks for due timers (the firing latency bound)",
+    )
 
     @field_validator("api_keys")
     @classmethod

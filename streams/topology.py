@@ -6,7 +6,12 @@ from dataclasses import dataclass
 
 from aiokafka.partitioner import murmur2
 
-from schemas.topics import DEADLETTER_TOPIC, EVENTS_TOPIC, SUPPRESSION_TOPICS
+from schemas.topics import (
+    DEADLETTER_TOPIC,
+    EVENTS_TOPIC,
+    NOTIFICATIONS_TOPIC,
+    SUPPRESSION_TOPICS,
+)
 from schemas.vocabulary import Destination
 from streams.settings import Settings
 
@@ -31,6 +36,7 @@ class TopicNames:
     deadletter: str
     suppressions: dict[Destination, str]
     by_subject: str  # internal: keyless events re-keyed by subject id, co-partitioned
+    notifications: str = NOTIFICATIONS_TOPIC  # renewal reminders (contract 1.2)
 
     @classmethod
     def of(cls, settings: Settings) -> TopicNames:
@@ -40,11 +46,12 @@ class TopicNames:
             deadletter=prefix + DEADLETTER_TOPIC,
             suppressions={d: prefix + name for d, name in SUPPRESSION_TOPICS.items()},
             by_subject=f"{settings.app_id}.events-by-subject",
+            notifications=prefix + NOTIFICATIONS_TOPIC,
         )
 
     @property
     def public(self) -> tuple[str, ...]:
-        return (self.events, *self.suppressions.values(), self.deadletter)
+        return (self.events, *self.suppressions.values(), self.deadletter, self.notifications)
 
     @property
     def public_configs(self) -> dict[str, dict[str, str]]:

@@ -140,6 +140,19 @@ class PairPlan:
 
     def verdict(self, get: Callable[[str], Statement | None]) -> Verdict:
         """The decision's reason and cause, given the state's slot look-up (the hot path)."""
+        reason, cause = self.consent_verdict(get)
+        restriction = get(_RESTRICTION_SLOT) if self.restrictable else None
+        if restriction is None:
+            return reason, cause
+        if restriction.type == EventType.RESTRICTION_REQUESTED:
+            return Reason.RESTRICTED, restriction
+        # A lift later than the underlying cause is what made the decision effective again.
+        if cause is None or restriction > cause:
+            return reason, restriction
+        return reason, cause
+
+    def consent_verdict(self, get: Callable[[str], Statement | None]) -> Verdict:
+        """The decision before any restriction: what grants, denials and clocks say."""
         grant = max(filter(None, map(get, self.grant_slots)), default=None)
         denial = max(filter(None, map(get, self.denial_slots)), default=None)
         reason: Reason
@@ -158,16 +171,7 @@ class PairPlan:
         else:
             reason, cause = Reason.CONSENT, grant
         if cause is not None and (self.lifetime is not None or self.window is not None):
-            reason, cause = self._clocked(get, reason, cause)
-
-        restriction = get(_RESTRICTION_SLOT) if self.restrictable else None
-        if restriction is None:
-            return reason, cause
-        if restriction.type == EventType.RESTRICTION_REQUESTED:
-            return Reason.RESTRICTED, restriction
-        # A lift later than the underlying cause is what made the decision effective again.
-        if cause is None or restriction > cause:
-            return reason, restriction
+            return self._clocked(get, reason, cause)
         return reason, cause
 
     def _clocked(

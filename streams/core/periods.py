@@ -66,6 +66,10 @@ class Period:
         day), then the exact span."""
         return add_months(moment, self.months) + self.exact
 
+    def before(self, moment: datetime) -> datetime:
+        """``moment`` less this period: the exact span, then months on the calendar."""
+        return add_months(moment - self.exact, -self.months)
+
     def __str__(self) -> str:
         years, months = divmod(self.months, 12)
         days, seconds = self.exact.days, self.exact.seconds

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +29,7 @@ from streams.pipeline.fold import Record, Rejected, fold, route
 from streams.pipeline.personal import KeysTable, SubjectKeys
 from streams.pipeline.sending import KeyHashes, Outbox, Producer
 from streams.pipeline.store import SubjectStore
+from streams.pipeline.timers import TimerIndex
 from streams.topology import TopicNames
 
 log = logging.getLogger("consent_streams")
@@ -52,6 +53,10 @@ def records_of(batch: Sequence[ConsumerRecord[bytes, bytes]]) -> list[Record]:
     ]
 
 
+def wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
 def _elsewhere(subject: bytes) -> int:
     return -1  # no partition: forward
 
@@ -69,6 +74,8 @@ class BatchPipeline:
         *,
         keys: SubjectKeys,
         keys_table: KeysTable,
+        timers: TimerIndex | None = None,
+        clock: Callable[[], datetime] = wall_clock,
     ) -> None:
         self.app = app
         self.engine = engine
@@ -79,6 +86,8 @@ class BatchPipeline:
         self.hashes = hashes
         self.keys = keys
         self.keys_table = keys_table
+        self.timers = timers  # the due-work index, when the policy has clocks
+        self.clock = clock
         self._producer: Producer | None = None
         self._started = False
         self._copartitioned: bool | None = None
@@ -125,15 +134,13 @@ class BatchPipeline:
         forwarded: list[Record] = []
         for tp, batch in batches.items():
             (forwarded if tp.topic == names.by_subject else fresh).extend(records_of(batch))
-        routed = route(fresh, self.engine, self.place if self.copartitioned() else _elsewhere)
-        again = route(forwarded, self.engine, self.place, repartitioned=True)
+        now = self.clock()
+        place = self.place if self.copartitioned() else _elsewhere
+        routed = route(fresh, self.engine, place, now=now)
+        again = route(forwarded, self.engine, self.place, repartitioned=True, now=now)
         self.keys.forget_pending()  # a batch that failed before step 3 left its changes
         folded = fold(
-            routed.fold + again.fold,
-            self.store.load,
-            self.engine,
-            datetime.now(UTC),
-            erasure=self.keys,
+            routed.fold + again.fold, self.store.load, self.engine, now, erasure=self.keys
         )
 
         outbox = self.producer.outbox()
@@ -164,13 +171,16 @@ class BatchPipeline:
         # Outputs first: once the broker has them, record the states that caused them.
         last = await outbox.sent()
         self.keys_table.write(keys, last)
+        timers = self.timers.stage(folded, self.store.load) if self.timers else {}
         await self.store.save(folded.states, self.producer.outbox())
+        if self.timers and timers:  # due work follows the states it comes from, before commit
+            await self.timers.write(timers, self.producer.outbox())
 
         counters.duplicates += folded.duplicates
-        stats, now = counters.events, time.time()
+        stats, done = counters.events, time.time()
         for _, event, record in folded.folded:
             stamp = record.timestamp
-            stats.on_processed(event.type.value, now - stamp if stamp else None)
+            stats.on_processed(event.type.value, done - stamp if stamp else None)
 
     async def _dead_letter(self, outbox: Outbox, rejected: Rejected) -> None:
         record, errors = rejected
@@ -181,7 +191,7 @@ class BatchPipeline:
             topic=record.topic,
             partition=record.partition,
             offset=record.offset,
-            received_at=datetime.now(UTC),
+            received_at=self.clock(),
             headers=record.headers,
         )
         self.counters.events.on_rejected(record.value)

@@ -57,17 +57,19 @@ def route(
     place: Callable[[bytes], int],
     *,
     repartitioned: bool = False,
+    now: datetime | None = None,
 ) -> Routed:
     """Decode and admit each record, and say where it folds.
 
     A record folds here when it is on the partition of its subject id (``place``); anything
     else (keyless, or published with another partitioner) is forwarded once, keyed by subject
     id. Records of the repartition topic were placed by this worker: they always fold.
+    ``now`` is the worker's clock (an event may be at most 5 minutes ahead of it).
     """
     routed = Routed()
     for record in records:
         try:
-            event = decode_event(record.value, record.key)
+            event = decode_event(record.value, record.key, now=now)
             errors = engine.admit(event)
         except RejectedRecord as exc:
             errors = exc.errors

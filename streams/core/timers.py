@@ -1,0 +1,273 @@
+"""Due work: what a subject's clocks will ask for, and when, as plain values.
+
+From a subject's state and the policy, :func:`due_work` lists every clock still running:
+
+- ``expiry``: a consent in force ends ``consent_lifetime`` after the statement that gave it;
+- ``reminder``: ``renewal_reminder`` before that, the controller is told (a notification);
+- ``lapse``: a double opt-in still waiting ends ``confirmation_window`` after the request;
+- ``retention``: a purpose's retention of all its data ends ``period`` after its anchor, for the
+  anchors the state knows (see :data:`KNOWN_ANCHORS`), unless that end is already recorded.
+
+Each item has a deterministic id (kind, controller, subject, purpose, channel, the cause's event
+id and the due time), so the same state gives the same items and a re-fired item is a duplicate
+of the first. Nothing here reads a clock: the worker decides which items are due by comparing
+their time with its ``now`` (:func:`is_due`). Items become events with :func:`due_event`, which
+fold like any other; a reminder becomes a notification with :func:`notification`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, tzinfo
+from enum import StrEnum
+from hashlib import blake2b
+from typing import Any, NamedTuple
+
+from schemas.notifications import NotificationKind
+from schemas.vocabulary import EventType, Reason
+from streams.core.calendars import zone
+from streams.core.decisions import ControllerPlan, PairPlan, ends_at
+from streams.core.periods import Period
+from streams.core.policy import Controller, Policy, Purpose
+from streams.core.retention import Anchor, RetentionRule, retention_due
+from streams.core.state import SubjectState
+from streams.core.statements import (
+    ANY,
+    RETENTION_END,
+    Statement,
+    from_micros,
+    retention_scope,
+    slot_key,
+    to_micros,
+)
+
+#: What the worker's timers put in an event's ``source``.
+SOURCE = "consent-streams timers"
+
+
+class Kind(StrEnum):
+    EXPIRY = "expiry"
+    REMINDER = "reminder"
+    LAPSE = "lapse"
+    RETENTION = "retention"
+
+
+#: The event each kind folds as (a reminder is a notification, not an event).
+EVENT_TYPE: dict[Kind, EventType] = {
+    Kind.EXPIRY: EventType.CONSENT_EXPIRED,
+    Kind.LAPSE: EventType.CONFIRMATION_LAPSED,
+    Kind.RETENTION: EventType.RETENTION_DUE,
+}
+
+#: Retention anchors the state can place in time. The subject's last contact (or activity, or
+#: account traffic): its latest statement from a publisher. ``collected``: the latest statement
+#: about the purpose itself. Contract and event ends are not in any event yet.
+KNOWN_ANCHORS = frozenset(
+    {Anchor.LAST_CONTACT, Anchor.LAST_ACTIVITY, Anchor.ACCOUNT_INACTIVITY, Anchor.COLLECTED}
+)
+#: Statements a publisher made (the timers' own do not count as contact).
+_PUBLISHED = frozenset(kind.value for kind in EventType) - {t.value for t in EVENT_TYPE.values()}
+
+
+class Due(NamedTuple):
+    """One clock's end for one subject."""
+
+    at: int  # due time, microseconds since the epoch (UTC)
+    kind: str  # a Kind value
+    controller: str
+    subject_id: str
+    purpose: str
+    channel: str | None  # None: every channel of the purpose (retention)
+    cause: str  # event id of the statement the clock runs from
+    until: int  # reminders: when the consent expires; others: ``at``
+    rule: str  # the policy rule, for people reading the event ("consent_lifetime P13M")
+
+    @property
+    def id(self) -> str:
+        return due_id(self)
+
+
+def due_id(item: Due) -> str:
+    parts = (item.kind, item.controller, item.subject_id, item.purpose, item.channel or ANY)
+    material = "\x1f".join((*parts, item.cause, str(item.at)))
+    return blake2b(material.encode(), digest_size=16).hexdigest()
+
+
+def is_due(item: Due, now: datetime) -> bool:
+    return item.at <= to_micros(now)
+
+
+class _Retained(NamedTuple):
+    purpose: Purpose
+    rule: RetentionRule
+    scopes: tuple[str, ...]  # collected: the purpose's own scopes ("c|p|", "u|p|")
+
+
+class ControllerClocks(NamedTuple):
+    pairs: tuple[PairPlan, ...]  # pairs with a lifetime or a confirmation window
+    retained: tuple[_Retained, ...]
+    zone: tzinfo
+
+
+class TimerPlan:
+    """The policy's clocks, compiled once per controller."""
+
+    def __init__(self, policy: Policy, plans: dict[str, ControllerPlan]) -> None:
+        self.clocks: dict[str, ControllerClocks] = {
+            name: _compile(controller, plans[name])
+            for name, controller in policy.controllers.items()
+        }
+
+    def any(self) -> bool:
+        """Whether the policy has a clock at all (otherwise nothing is ever due)."""
+        return any(c.pairs or c.retained for c in self.clocks.values())
+
+    def due_work(self, controller: str, subject_id: str, state: SubjectState) -> list[Due]:
+        """Every clock still running for the subject, in policy order."""
+        clocks = self.clocks.get(controller)
+        if clocks is None or not state.slots:
+            return []
+        out = list(_consent_clocks(clocks.pairs, controller, subject_id, state))
+        if clocks.retained:
+            out += _retention_clocks(clocks, controller, subject_id, state)
+        return out
+
+
+def _compile(controller: Controller, plan: ControllerPlan) -> ControllerClocks:
+    pairs = tuple(p for p in plan.pairs if p.lifetime is not None or p.window is not None)
+    retained = tuple(
+        _Retained(purpose, rule, (f"c|{purpose.name}|", f"u|{purpose.name}|"))
+        for purpose in controller.purposes.values()
+        for rule in purpose.retention
+        if not rule.data and rule.anchor in KNOWN_ANCHORS
+    )
+    where = zone(controller.jurisdiction) if controller.jurisdiction is not None else UTC
+    return ControllerClocks(pairs, retained, where)
+
+
+def _consent_clocks(
+    pairs: tuple[PairPlan, ...], controller: str, subject_id: str, state: SubjectState
+) -> Iterator[Due]:
+    get = state.slots.get
+    for pair in pairs:
+        reason, cause = pair.consent_verdict(get)
+        if cause is None:
+            continue
+        channel = pair.channel_name
+        if reason is Reason.CONSENT and pair.lifetime is not None:
+            end = ends_at(pair.lifetime, cause.at)
+            rule = f"consent_lifetime {pair.lifetime}"
+            head = (controller, subject_id, pair.name, channel, cause.event_id)
+            yield Due(end, Kind.EXPIRY.value, *head, end, rule)
+            lead = pair.purpose.renewal_reminder
+            if lead is not None:
+                remind = _before(lead, end)
+                if remind > cause.at:
+                    yield Due(remind, Kind.REMINDER.value, *head, end, f"renewal_reminder {lead}")
+        elif reason is Reason.PENDING_CONFIRMATION and pair.window is not None:
+            end = ends_at(pair.window, cause.at)
+            rule = f"confirmation_window {pair.window}"
+            yield Due(
+                end,
+                Kind.LAPSE.value,
+                controller,
+                subject_id,
+                pair.name,
+                channel,
+                cause.event_id,
+                end,
+                rule,
+            )
+
+
+def _before(period: Period, end: int) -> int:
+    try:
+        return to_micros(period.before(from_micros(end)))
+    except (OverflowError, ValueError):
+        return end
+
+
+def _retention_clocks(
+    clocks: ControllerClocks, controller: str, subject_id: str, state: SubjectState
+) -> Iterator[Due]:
+    statements = state.slots
+    contact: Statement | None = None
+    for retained in clocks.retained:
+        purpose, rule = retained.purpose, retained.rule
+        if rule.anchor is Anchor.COLLECTED:
+            anchor = max(
+                (
+                    s
+                    for key, s in statements.items()
+                    if key.startswith(retained.scopes) and s.type in _PUBLISHED
+                ),
+                default=None,
+            )
+        else:
+            if contact is None:
+                contact = max(
+                    (s for s in statements.values() if s.type in _PUBLISHED), default=None
+                )
+            anchor = contact
+        if anchor is None:
+            continue
+        try:
+            end = to_micros(retention_due(rule, from_micros(anchor.at), clocks.zone))
+        except (OverflowError, ValueError):
+            continue  # beyond the calendar: never
+        done = statements.get(slot_key(retention_scope(purpose.name), RETENTION_END))
+        if done is not None and done.at >= end:
+            continue
+        text = f"retention {rule.period} from {rule.anchor.value}, then {rule.action.value}"
+        yield Due(
+            end,
+            Kind.RETENTION.value,
+            controller,
+            subject_id,
+            purpose.name,
+            None,
+            anchor.event_id,
+            end,
+            text,
+        )
+
+
+def due_event(item: Due) -> dict[str, Any]:
+    """The input event an expiry, lapse or retention end becomes (JSON-ready, contract 1.2)."""
+    event: dict[str, Any] = {
+        "event_id": item.id,
+        "type": EVENT_TYPE[Kind(item.kind)].value,
+        "occurred_at": from_micros(item.at),
+        "controller": item.controller,
+        "subject_id": item.subject_id,
+        "purpose": item.purpose,
+        "source": SOURCE,
+        "evidence": {"cause_event_id": item.cause, "rule": item.rule},
+        "schema_version": 1,
+    }
+    if item.channel is not None:
+        event["channel"] = item.channel
+    return event
+
+
+def notification(item: Due, state: SubjectState, now: datetime) -> dict[str, Any]:
+    """The renewal reminder a reminder item becomes (a ``ConsentNotification``, JSON-ready)."""
+    return {
+        "notification_id": item.id,
+        "kind": NotificationKind.RENEWAL_REMINDER.value,
+        "controller": item.controller,
+        "subject_id": item.subject_id,
+        "purpose": item.purpose,
+        "channel": item.channel,
+        "due_at": from_micros(item.at),
+        "expires_at": from_micros(item.until),
+        "consent_event_id": item.cause,
+        "identifiers": state.known_identifiers(),
+        "emitted_at": now.astimezone(UTC),
+        "schema_version": 1,
+    }
+
+
+def still_due(item: Due, current: list[Due]) -> bool:
+    """Whether ``item`` (from the timer index) is still among the subject's running clocks."""
+    return item in current

@@ -1,0 +1,222 @@
+"""Timers end to end: clocks come due within the test (periods of seconds in a test policy).
+
+A real worker on the broker, with a policy whose consents last seconds: each test publishes
+ordinary events at the wall clock's time and reads what the timers made of them: events on the
+input topic, instructions on the destination topics, reminders on the notification topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from schemas.vocabulary import Destination
+from tests.support.kafka import TopicReader, event_record, produce, unique
+from tests.support.pipeline import Pipeline, pipeline_for
+
+pytestmark = pytest.mark.integration
+
+LIFETIME = 6  # seconds: offers
+REMINDER = 3  # seconds before the expiry
+WINDOW = 3  # seconds: newsletter's confirmation window
+RETENTION = 3  # seconds after the last contact: enquiries
+
+POLICY = f"""
+[controllers.clocked]
+name = "Clocked AB"
+
+[controllers.clocked.purposes.offers]
+legal_basis = "consent"
+categories = ["direct_marketing"]
+channels = ["email"]
+destinations = ["email"]
+consent_lifetime = "PT{LIFETIME}S"
+renewal_reminder = "PT{REMINDER}S"
+
+[controllers.clocked.purposes.newsletter]
+legal_basis = "consent"
+categories = ["direct_marketing"]
+channels = ["email"]
+destinations = ["email"]
+double_opt_in = true
+confirmation_window = "PT{WINDOW}S"
+consent_lifetime = "PT1H"
+
+[controllers.kept]
+name = "Kept Ltd"
+
+[controllers.kept.purposes.updates]
+legal_basis = "consent"
+categories = ["direct_marketing"]
+channels = ["email"]
+destinations = []
+
+[controllers.kept.purposes.enquiries]
+legal_basis = "legitimate_interest"
+categories = ["essential"]
+channels = ["email"]
+destinations = ["crm"]
+
+[[controllers.kept.purposes.enquiries.retention]]
+period = "PT{RETENTION}S"
+anchor = "last_contact"
+action = "erase"
+"""
+
+
+@pytest.fixture(scope="module")
+def clocked(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    tmp: Path = tmp_path_factory.mktemp("timers")
+    policy = tmp / "policy.toml"
+    policy.write_text(POLICY)
+    running = pipeline_for(
+        bootstrap, tmp, CONSENT_POLICY_FILE=str(policy), CONSENT_TIMER_INTERVAL="0.2"
+    )
+    try:
+        running.worker.start()
+        yield running
+    finally:
+        running.worker.stop()
+
+
+def event(type_: str, controller: str, subject: str, at: datetime, **fields: Any) -> dict[str, Any]:
+    return {
+        "event_id": unique("evt"),
+        "type": type_,
+        "occurred_at": at.isoformat(),
+        "controller": controller,
+        "subject_id": subject,
+        **fields,
+    }
+
+
+def wall() -> datetime:
+    return datetime.now(UTC)
+
+
+async def send(pipeline: Pipeline, *events: dict[str, Any]) -> None:
+    await produce(pipeline.bootstrap, pipeline.topics.events, [event_record(e) for e in events])
+
+
+def reader(pipeline: Pipeline) -> TopicReader:
+    topics = pipeline.topics
+    return TopicReader(
+        pipeline.bootstrap, topics.events, *topics.suppressions.values(), topics.notifications
+    )
+
+
+def of(r: TopicReader, topic: str, subject: str) -> list[dict[str, Any]]:
+    return [v for v in r.values(topic) if v.get("subject_id") == subject]
+
+
+async def test_a_grant_expires_and_the_destination_is_told_to_suppress(clocked: Pipeline) -> None:
+    subject = unique("subject")
+    grant = event("consent.granted", "clocked", subject, wall(), purpose="offers")
+    email = clocked.topics.suppressions[Destination.EMAIL]
+    async with reader(clocked) as r:
+        await send(clocked, grant)
+        await r.until(lambda r: len(of(r, email, subject)) >= 2, timeout=LIFETIME + 30)
+        allow, suppress = of(r, email, subject)
+        assert allow["action"] == "allow" and allow["caused_by_event_id"] == grant["event_id"]
+        assert suppress["action"] == "suppress" and suppress["reason"] == "expired"
+        [expired] = [
+            e for e in of(r, clocked.topics.events, subject) if e["type"] == "consent.expired"
+        ]
+        assert suppress["caused_by_event_id"] == expired["event_id"]
+        assert expired["evidence"]["cause_event_id"] == grant["event_id"]
+        assert expired["purpose"] == "offers" and expired["channel"] == "email"
+        due = datetime.fromisoformat(grant["occurred_at"]) + timedelta(seconds=LIFETIME)
+        assert datetime.fromisoformat(expired["occurred_at"]) == due  # event time, not wall
+        assert suppress["effective_at"] == expired["occurred_at"].replace("+00:00", "Z")
+
+
+async def test_a_renewal_before_expiry_wins(clocked: Pipeline) -> None:
+    subject = unique("subject")
+    first = event("consent.granted", "clocked", subject, wall(), purpose="offers")
+    email = clocked.topics.suppressions[Destination.EMAIL]
+    async with reader(clocked) as r:
+        await send(clocked, first)
+        await r.until(lambda r: len(of(r, email, subject)) >= 1, timeout=30)
+        await asyncio.sleep(1)
+        renewal = event("consent.granted", "clocked", subject, wall(), purpose="offers")
+        await send(clocked, renewal)
+        await r.until(lambda r: len(of(r, email, subject)) >= 2, timeout=LIFETIME + 30)
+    allow, suppress = of(r, email, subject)  # the renewal changed no decision: nothing to say
+    assert (allow["action"], suppress["action"]) == ("allow", "suppress")
+    expired = [e for e in of(r, clocked.topics.events, subject) if e["type"] == "consent.expired"]
+    # The first grant's timer was removed when the renewal was folded: it never fired.
+    assert [e["evidence"]["cause_event_id"] for e in expired] == [renewal["event_id"]]
+    assert suppress["caused_by_event_id"] == expired[0]["event_id"]
+
+
+async def test_a_renewal_reminder_reaches_the_notification_topic(clocked: Pipeline) -> None:
+    subject = unique("subject")
+    grant = event(
+        "consent.granted",
+        "clocked",
+        subject,
+        wall(),
+        purpose="offers",
+        identifiers={"email": "ada@example.org"},
+    )
+    topic = clocked.topics.notifications
+    async with reader(clocked) as r:
+        await send(clocked, grant)
+        await r.until(lambda r: len(of(r, topic, subject)) >= 1, timeout=LIFETIME + 30)
+    [reminder] = of(r, topic, subject)
+    expires = datetime.fromisoformat(grant["occurred_at"]) + timedelta(seconds=LIFETIME)
+    assert reminder["kind"] == "renewal_reminder"
+    assert reminder["consent_event_id"] == grant["event_id"]
+    assert datetime.fromisoformat(reminder["expires_at"]) == expires
+    assert datetime.fromisoformat(reminder["due_at"]) == expires - timedelta(seconds=REMINDER)
+    assert reminder["identifiers"] == {"email": "ada@example.org"}
+    assert (reminder["purpose"], reminder["channel"]) == ("offers", "email")
+
+
+async def test_an_unconfirmed_double_opt_in_lapses_and_its_data_is_erased(
+    clocked: Pipeline,
+) -> None:
+    subject = unique("subject")
+    signup = event("consent.granted", "clocked", subject, wall(), purpose="newsletter")
+    confirmed = unique("subject")
+    signed = event("consent.granted", "clocked", confirmed, wall(), purpose="newsletter")
+    confirm = event("consent.confirmed", "clocked", confirmed, wall(), purpose="newsletter")
+    email = clocked.topics.suppressions[Destination.EMAIL]
+    async with reader(clocked) as r:
+        await send(clocked, signup, signed, confirm)
+        await r.until(lambda r: len(of(r, email, subject)) >= 1, timeout=WINDOW + 30)
+        await asyncio.sleep(WINDOW)  # the confirmed sign-up's window has passed as well
+        await r.poll(1.0)
+    [erase] = of(r, email, subject)
+    [lapsed] = [
+        e for e in of(r, clocked.topics.events, subject) if e["type"] == "confirmation.lapsed"
+    ]
+    assert erase["action"] == "erase" and erase["reason"] == "expired"
+    assert erase["caused_by_event_id"] == lapsed["event_id"]
+    assert lapsed["evidence"]["cause_event_id"] == signup["event_id"]
+    # The confirmed one was allowed and nothing lapsed.
+    assert [m["action"] for m in of(r, email, confirmed)] == ["allow"]
+    kinds = {e["type"] for e in of(r, clocked.topics.events, confirmed)}
+    assert kinds == {"consent.granted", "consent.confirmed"}
+
+
+async def test_retention_end_fires_and_erases_the_purposes_data(clocked: Pipeline) -> None:
+    subject = unique("subject")
+    contact = event("consent.granted", "kept", subject, wall(), purpose="updates")
+    crm = clocked.topics.suppressions[Destination.CRM]
+    async with reader(clocked) as r:
+        await send(clocked, contact)
+        await r.until(lambda r: len(of(r, crm, subject)) >= 1, timeout=RETENTION + 30)
+    [erase] = of(r, crm, subject)
+    [due] = [e for e in of(r, clocked.topics.events, subject) if e["type"] == "retention.due"]
+    assert due["purpose"] == "enquiries" and "channel" not in due
+    assert due["evidence"]["cause_event_id"] == contact["event_id"]
+    end = datetime.fromisoformat(contact["occurred_at"]) + timedelta(seconds=RETENTION)
+    assert datetime.fromisoformat(due["occurred_at"]) == end
+    assert (erase["action"], erase["reason"], erase["purpose"]) == ("erase", "expired", "enquiries")
+    assert erase["caused_by_event_id"] == due["event_id"]
