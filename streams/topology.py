@@ -61,7 +61,11 @@ class TopicNames:
         events topic, which is kept for ever.
         """
         kept = {topic: dict(KEEP_FOREVER) for topic in (self.events, *self.suppressions.values())}
-        return {**kept, self.deadletter: {"max.message.bytes": str(DEADLETTER_MAX_BYTES)}}
+        return {
+            **kept,
+            self.deadletter: {"max.message.bytes": str(DEADLETTER_MAX_BYTES)},
+            self.notifications: {},  # reminders are transient: the broker's retention
+        }
 
 
 def partition_of(key: bytes, partitions: int) -> int:

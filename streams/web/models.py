@@ -17,9 +17,9 @@ MAX_BATCH = 500
 MAX_TTL_SECONDS = 2 * 366 * 24 * 3600
 
 PairStateValue = Literal["allowed", "suppressed", "not_allowed"]
-Role = Literal["grant", "denial", "confirmation", "restriction"]
+Role = Literal["grant", "denial", "confirmation", "restriction", "expiry", "lapse", "retention_end"]
 AppliesTo = Literal[
-    "consent", "unsubscribe", "objection", "privacy_signal", "erasure", "restriction"
+    "consent", "unsubscribe", "objection", "privacy_signal", "erasure", "restriction", "retention"
 ]
 
 

@@ -12,6 +12,9 @@ _ROLE: dict[str, Role] = {
     st.DENIAL: "denial",
     st.CONFIRMED: "confirmation",
     st.RESTRICTION: "restriction",
+    st.EXPIRY: "expiry",
+    st.LAPSE: "lapse",
+    st.RETENTION_END: "retention_end",
 }
 # Scope strings are built by streams.core.statements; the prefix before "|" names the kind.
 _KIND: dict[str, AppliesTo] = {
@@ -21,6 +24,7 @@ _KIND: dict[str, AppliesTo] = {
     st.signal_scope("").split("|")[0]: "privacy_signal",
     st.ERASURE_SCOPE: "erasure",
     st.RESTRICTION_SCOPE: "restriction",
+    st.retention_scope("").split("|")[0]: "retention",
 }
 
 
@@ -50,6 +54,8 @@ def statement_out(scope: str, slot: str, statement: st.Statement) -> StatementOu
     purpose = channel = objection = signal = None
     if applies_to in ("consent", "unsubscribe"):
         purpose, channel = _any(rest[0]), _any(rest[1])
+    elif applies_to == "retention":
+        purpose = rest[0]
     elif applies_to == "objection":
         objection = rest[0]
     elif applies_to == "privacy_signal":

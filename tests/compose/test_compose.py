@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from schemas.topics import DEADLETTER_TOPIC, EVENTS_TOPIC, SUPPRESSION_TOPICS
+from schemas.topics import DEADLETTER_TOPIC, EVENTS_TOPIC, NOTIFICATIONS_TOPIC, SUPPRESSION_TOPICS
 from streams.settings import ENVIRONMENT, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,7 +26,7 @@ DOCKERFILE = COMPOSE_DIR / "Dockerfile"
 README = COMPOSE_DIR / "README.md"
 
 KAFKA_BIN = "/opt/kafka/bin/"
-PROJECT_TOPICS = {EVENTS_TOPIC, DEADLETTER_TOPIC, *SUPPRESSION_TOPICS.values()}
+PROJECT_TOPICS = {EVENTS_TOPIC, DEADLETTER_TOPIC, NOTIFICATIONS_TOPIC, *SUPPRESSION_TOPICS.values()}
 
 
 # --------------------------------------------------------------------------- helpers

@@ -34,6 +34,9 @@ def test_every_kind_of_statement_is_described() -> None:
         event("e5", "privacy.signal", signal="gpc"),
         event("e6", "erasure.requested"),
         event("e7", "restriction.requested"),
+        event("e8", "consent.expired", purpose="newsletter", channel="email"),
+        event("e9", "confirmation.lapsed", purpose="newsletter", channel="email"),
+        event("e10", "retention.due", purpose="order-handling"),
     ):
         state = state.fold(e)
     described = {(s.event_id, s.role): s for s in statements_of(state)}
@@ -52,5 +55,12 @@ def test_every_kind_of_statement_is_described() -> None:
     assert described["e5", "denial"].signal == "gpc"
     assert described["e6", "denial"].applies_to == "erasure"
     assert described["e7", "restriction"].applies_to == "restriction"
+    assert (described["e8", "expiry"].applies_to, described["e8", "expiry"].purpose) == (
+        "consent",
+        "newsletter",
+    )
+    assert described["e9", "lapse"].channel == "email"
+    ended = described["e10", "retention_end"]
+    assert (ended.applies_to, ended.purpose, ended.channel) == ("retention", "order-handling", None)
     assert all(s.occurred_at == AT for s in described.values())
-    assert len(described) == 8
+    assert len(described) == 11
