@@ -1,0 +1,273 @@
+"""Due work computed from state and policy, and what folding the timers' events decides.
+
+The test policy (tests/support/core.py) gives acme's ``offers`` a 3-minute lifetime with a
+reminder a minute before, ``newsletter`` a 2-minute confirmation window and a 4-minute lifetime,
+and ``orders`` a 5-minute retention from the last contact that ends in erasure.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from schemas.events import ConsentEvent
+from schemas.notifications import ConsentNotification
+from schemas.vocabulary import Reason
+from streams.core.engine import Engine
+from streams.core.periods import Period
+from streams.core.policy import PolicyError, parse_policy
+from streams.core.state import EMPTY, SubjectState
+from streams.core.statements import to_micros
+from streams.core.timers import Due, Kind, TimerPlan, due_event, is_due, notification
+from tests.support.core import NOW, POLICY_TOML, T0, MakeEvent
+from tests.support.examples import examples
+
+from .strategies import event_sets
+
+
+@pytest.fixture(scope="module")
+def plan(engine: Engine) -> TimerPlan:
+    return TimerPlan(engine.policy, engine.plans)
+
+
+def fold(engine: Engine, *events: ConsentEvent) -> SubjectState:
+    state = EMPTY
+    for e in events:
+        state = engine.apply(state, e, NOW).state
+    return state
+
+
+def work(plan: TimerPlan, state: SubjectState) -> dict[tuple[str, str, str | None], Due]:
+    return {(d.kind, d.purpose, d.channel): d for d in plan.due_work("acme", "subject-1", state)}
+
+
+def fire(item: Due) -> ConsentEvent:
+    """The event the worker publishes for ``item``, as the worker would read it back."""
+    raw = orjson.dumps(due_event(item), option=orjson.OPT_UTC_Z)
+    return ConsentEvent.model_validate_json(raw, context={"now": NOW})
+
+
+def minutes(n: float) -> int:
+    return to_micros(T0 + timedelta(minutes=n))
+
+
+def test_a_consent_in_force_has_an_expiry_and_a_reminder(
+    engine: Engine, plan: TimerPlan, event: MakeEvent
+) -> None:
+    grant = event("consent.granted", 1, purpose="offers", channel="email")
+    due = work(plan, fold(engine, grant))
+    expiry, reminder = due["expiry", "offers", "email"], due["reminder", "offers", "email"]
+    assert (expiry.at, expiry.cause, expiry.rule) == (
+        minutes(4),
+        grant.event_id,
+        "consent_lifetime PT3M",
+    )
+    assert (reminder.at, reminder.until) == (minutes(3), minutes(4))
+    # The same state gives the same items, ids included; each kind has its own id.
+    assert work(plan, fold(engine, grant)) == due
+    assert len({d.id for d in due.values()}) == len(due)
+    assert not is_due(expiry, T0 + timedelta(minutes=3, seconds=59))
+    assert is_due(expiry, T0 + timedelta(minutes=4))
+
+
+def test_a_grant_for_every_channel_runs_one_clock_per_pair(
+    engine: Engine, plan: TimerPlan, event: MakeEvent
+) -> None:
+    due = work(plan, fold(engine, event("consent.granted", 0, purpose="offers")))
+    assert {(k, c) for k, p, c in due if p == "offers"} == {
+        (kind, channel) for kind in ("expiry", "reminder") for channel in ("email", "sms")
+    }
+
+
+def test_an_expiry_makes_the_pair_expired_and_tells_destinations_to_suppress(
+    engine: Engine, plan: TimerPlan, event: MakeEvent
+) -> None:
+    grant = event("consent.granted", 1, purpose="offers", channel="email")
+    state = fold(engine, grant)
+    expired = fire(work(plan, state)["expiry", "offers", "email"])
+    outcome = engine.apply(state, expired, NOW)
+    values = [orjson.loads(m.value) for m in outcome.messages]
+    assert {(v["action"], v["reason"], v["caused_by_event_id"]) for v in values} == {
+        ("suppress", "expired", expired.event_id)
+    }
+    assert [m.destination.value for m in outcome.messages] == ["email", "crm"]
+    assert engine.decide(outcome.state, "acme", "offers", "email").reason is Reason.EXPIRED
+    assert "expiry" not in {k for k, _, c in work(plan, outcome.state) if c == "email"}
+    # Fired again (a crash before the index removal): a duplicate, nothing new.
+    again = engine.apply(outcome.state, expired, NOW)
+    assert again.duplicate and again.state == outcome.state and not again.messages
+
+
+def test_a_renewal_before_the_expiry_wins_in_any_order(
+    engine: Engine, plan: TimerPlan, event: MakeEvent
+) -> None:
+    grant = event("consent.granted", 1, purpose="offers", channel="email")
+    stale = fire(work(plan, fold(engine, grant))["expiry", "offers", "email"])
+    renewal = event("consent.granted", 3, purpose="offers", channel="email")
+    for order in ((grant, renewal, stale), (grant, stale, renewal), (stale, renewal, grant)):
+        state = fold(engine, *order)
+        ruling = engine.decide(state, "acme", "offers", "email")
+        assert (ruling.reason, ruling.cause and ruling.cause.event_id) == (
+            Reason.CONSENT,
+            renewal.event_id,
+        )
+        assert work(plan, state)["expiry", "offers", "email"].at == minutes(6)
+
+
+def test_a_renewal_after_the_expiry_gives_consent_again(
+    engine: Engine, plan: TimerPlan, event: MakeEvent
+) -> None:
+    grant = event("consent.granted", 1, purpose="offers", channel="email")
+    expired = fire(work(plan, fold(engine, grant))["expiry", "offers", "email"])
+    renewal = event("consent.granted", 6, purpose="offers", channel="email")
+    state = fold(engine, grant, expired)
+    outcome = engine.apply(state, renewal, NOW)
+    assert [orjson.loads(m.value)["action"] for m in outcome.messages] == ["allow", "allow"]
+
+
+def test_an_unconfirmed_double_opt_in_lapses_and_its_data_is_erased(
+    engine: Engine, plan: TimerPlan, event: MakeEvent
+) -> None:
+    signup = event("consent.granted", 1, purpose="newsletter", channel="email")
+    state = fold(engine, signup)
+    lapse = work(plan, state)["lapse", "newsletter", "email"]
+    assert (lapse.at, lapse.cause) == (minutes(3), signup.event_id)
+    lapsed = fire(lapse)
+    outcome = engine.apply(state, lapsed, NOW)
+    values = [orjson.loads(m.value) for m in outcome.messages]
+    assert [(v["action"], v["reason"], v["purpose"], v["channel"]) for v in values] == [
+        ("erase", "expired", "newsletter", "email")
+    ] * 2
+    assert engine.decide(outcome.state, "acme", "newsletter", "email").reason is Reason.EXPIRED
+    assert not [d for d in work(plan, outcome.state).values() if d.channel == "email"]
+    # Redelivered, the erase is restated under the same id.
+    again = engine.apply(outcome.state, lapsed, NOW)
+    assert again.duplicate and again.messages == outcome.messages
+
+
+def test_a_confirmation_in_the_window_replaces_the_lapse_by_an_expiry(
+    engine: Engine, plan: TimerPlan, event: MakeEvent
+) -> None:
+    signup = event("consent.granted", 1, purpose="newsletter", channel="email")
+    stale = fire(work(plan, fold(engine, signup))["lapse", "newsletter", "email"])
+    confirmed = event("consent.confirmed", 2, purpose="newsletter", channel="email")
+    state = fold(engine, signup, stale, confirmed)
+    assert engine.decide(state, "acme", "newsletter", "email").reason is Reason.CONSENT
+    due = work(plan, state)
+    assert ("lapse", "newsletter", "email") not in due
+    assert due["expiry", "newsletter", "email"].at == minutes(6)
+
+
+def test_retention_runs_from_the_last_contact_and_ends_in_erasure(
+    engine: Engine, plan: TimerPlan, event: MakeEvent
+) -> None:
+    first = event("consent.granted", 0, purpose="offers", channel="sms")
+    later = event("unsubscribed", 2, channel="email")
+    state = fold(engine, first, later)
+    retention = work(plan, state)["retention", "orders", None]
+    assert (retention.at, retention.cause) == (minutes(7), later.event_id)
+    due = fire(retention)
+    assert due.channel is None and due.evidence == {
+        "cause_event_id": later.event_id,
+        "rule": "retention PT5M from last_contact, then erase",
+    }
+    outcome = engine.apply(state, due, NOW)
+    values = [orjson.loads(m.value) for m in outcome.messages]
+    assert [
+        (m.destination.value, v["action"], v["channel"])
+        for m, v in zip(outcome.messages, values, strict=True)
+    ] == [
+        ("crm", "erase", "email"),
+        ("crm", "erase", "post"),
+    ]
+    assert {v["reason"] for v in values} == {"expired"}
+    # Recorded: no longer due; the timers' own events are no contact, so nothing restarts.
+    assert ("retention", "orders", None) not in work(plan, outcome.state)
+    # A new contact starts the clock again from it.
+    contact = event("consent.withdrawn", 8, purpose="offers")
+    again = work(plan, engine.apply(outcome.state, contact, NOW).state)
+    assert again["retention", "orders", None].at == minutes(13)
+
+
+def test_a_reminder_becomes_a_contract_notification(
+    engine: Engine, plan: TimerPlan, event: MakeEvent
+) -> None:
+    grant = event(
+        "consent.granted", 1, purpose="offers", channel="sms", identifiers={"phone": "+46 70 1"}
+    )
+    state = fold(engine, grant)
+    item = work(plan, state)["reminder", "offers", "sms"]
+    body = notification(item, state, NOW)
+    parsed = ConsentNotification.model_validate_json(orjson.dumps(body, option=orjson.OPT_UTC_Z))
+    assert parsed.notification_id == item.id and parsed.consent_event_id == grant.event_id
+    assert parsed.expires_at == T0 + timedelta(minutes=4)
+    assert parsed.identifiers.phone == "+46 70 1"
+    with pytest.raises(KeyError):
+        due_event(item)  # a reminder is no input event
+
+
+def test_controllers_without_clocks_have_no_due_work(
+    engine: Engine, plan: TimerPlan, event: MakeEvent
+) -> None:
+    beta = event("consent.granted", 1, controller="beta", purpose="newsletter")
+    assert plan.due_work("beta", "subject-1", fold(engine, beta)) == []
+    assert plan.any()
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(data=st.data(), events=event_sets)
+def test_due_work_depends_only_on_the_set_of_events(
+    engine: Engine, plan: TimerPlan, data: st.DataObject, events: list[ConsentEvent]
+) -> None:
+    shuffled = data.draw(st.permutations(events))
+    duplicated = shuffled + data.draw(st.lists(st.sampled_from(events), max_size=5))
+    expected = plan.due_work("acme", "subject-1", fold(engine, *events))
+    assert plan.due_work("acme", "subject-1", fold(engine, *duplicated)) == expected
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(data=st.data(), events=event_sets)
+def test_firing_everything_due_gives_one_outcome_in_any_order(
+    engine: Engine, plan: TimerPlan, data: st.DataObject, events: list[ConsentEvent]
+) -> None:
+    """Fire every due clock (the ticker publishes, the worker folds), in any order and with
+    re-fired duplicates: the final decisions are those of the set of events."""
+    state = fold(engine, *events)
+    fired = [fire(d) for d in plan.due_work("acme", "subject-1", state) if d.kind != Kind.REMINDER]
+    everything = events + fired
+    arrival = data.draw(st.permutations(everything)) + data.draw(
+        st.lists(st.sampled_from(everything), max_size=5)
+    )
+    once, mixed = fold(engine, *everything), fold(engine, *arrival)
+    assert engine.decide_all(mixed, "acme") == engine.decide_all(once, "acme")
+    assert plan.due_work("acme", "subject-1", mixed) == plan.due_work("acme", "subject-1", once)
+
+
+def test_period_before_undoes_after_on_the_calendar() -> None:
+    month = Period.parse("P1M")
+    assert month.before(T0.replace(month=3, day=31)) == T0.replace(month=2, day=28)
+    assert Period.parse("PT30S").before(T0) == T0 - timedelta(seconds=30)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ('renewal_reminder = "P1M"', "a renewal reminder needs a consent_lifetime"),
+        ('consent_lifetime = "P1M"\nrenewal_reminder = "P1M"', "must be shorter than the lifetime"),
+        ('consent_lifetime = "P1M"\nrenewal_reminder = "PT0S"', "more than zero"),
+    ],
+)
+def test_a_reminder_must_fit_in_the_lifetime(fields: str, message: str) -> None:
+    text = POLICY_TOML.replace(
+        "[controllers.beta.purposes.analytics]\n",
+        f"[controllers.beta.purposes.analytics]\n{fields}\n",
+    )
+    with pytest.raises(PolicyError) as caught:
+        parse_policy(text, "p.toml")
+    [problem] = caught.value.problems
+    assert "controllers.beta.purposes.analytics.renewal_reminder" in problem
+    assert message in problem

@@ -1,0 +1,114 @@
+"""The timer index without Kafka: what a batch writes to it, and what a scan finds due."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+import pytest
+
+from streams.core.engine import Engine
+from streams.core.policy import parse_policy
+from streams.core.state import EMPTY, SubjectState
+from streams.core.timers import Due, TimerPlan
+from streams.pipeline.fold import Record, fold, route
+from streams.pipeline.timers import TimerIndex, Write, decode, encode, index_key
+from streams.topology import partition_of
+from tests.support.core import POLICY_TOML
+
+NOW = datetime(2026, 11, 1, 12, tzinfo=UTC)
+PARTITIONS = 6
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return Engine(parse_policy(POLICY_TOML))
+
+
+@pytest.fixture
+def index(engine: Engine) -> TimerIndex:
+    # A memory store: one mapping for every partition (Faust's memory Store keeps ``data``).
+    table = SimpleNamespace(data=SimpleNamespace(data={}), partitions=PARTITIONS)
+    return TimerIndex(table, TimerPlan(engine.policy, engine.plans))
+
+
+def record(n: int, type_: str, subject: str = "s-1", **fields: Any) -> Record:
+    value = orjson.dumps(
+        {
+            "event_id": f"e-{n}",
+            "type": type_,
+            "occurred_at": f"2026-11-01T09:{n:02d}:00Z",
+            "controller": "acme",
+            "subject_id": subject,
+            **fields,
+        }
+    )
+    home = partition_of(subject.encode(), PARTITIONS)
+    return Record("events", home, n, subject.encode(), value)
+
+
+def batch(engine: Engine, stored: dict[bytes, SubjectState], *records: Record) -> Any:
+    place = lambda subject: partition_of(subject, PARTITIONS)  # noqa: E731
+    routed = route(records, engine, place, now=NOW)
+    return fold(routed.fold, lambda key, _: stored.get(key, EMPTY), engine, NOW)
+
+
+def apply(index: TimerIndex, writes: dict[int, list[Write]]) -> None:
+    index._write(0, [w for items in writes.values() for w in items], None, 0)  # type: ignore[arg-type]
+
+
+def test_keys_sort_by_due_time_then_id() -> None:
+    early = Due(-5, "expiry", "acme", "s", "offers", "email", "e", -5, "r")
+    late = early._replace(at=10, until=10)
+    assert index_key(early) < index_key(late)
+    assert decode(encode(late)) == late
+
+
+def test_a_batch_puts_new_items_and_deletes_those_that_no_longer_apply(
+    engine: Engine, index: TimerIndex
+) -> None:
+    stored: dict[bytes, SubjectState] = {}
+    first = batch(engine, stored, record(1, "consent.granted", purpose="offers", channel="email"))
+    writes = index.stage(first, lambda key, _: stored.get(key, EMPTY))
+    kinds = sorted(decode(v).kind for items in writes.values() for _, v in items if v)
+    assert kinds == ["expiry", "reminder", "retention"]
+    apply(index, writes)
+    stored.update({k: s for k, (_, s) in first.states.items()})
+
+    renewal = batch(engine, stored, record(2, "consent.granted", purpose="offers", channel="email"))
+    writes = index.stage(renewal, lambda key, _: stored.get(key, EMPTY))
+    [(partition, items)] = writes.items()
+    assert partition == partition_of(b"s-1", PARTITIONS)
+    assert sum(v is None for _, v in items) == 3  # the first grant's three items go
+    assert sorted(decode(v).cause for _, v in items if v) == ["e-2"] * 3
+    apply(index, writes)
+    stored.update({k: s for k, (_, s) in renewal.states.items()})
+
+    due = index.due(partition, datetime(2026, 11, 1, 9, 4, 59, tzinfo=UTC))
+    assert [(item.kind, item.cause) for _, item in due] == [("reminder", "e-2")]
+    later = index.due(partition, datetime(2026, 11, 1, 9, 7, tzinfo=UTC))
+    assert [item.kind for _, item in later] == ["reminder", "expiry", "retention"]
+    assert index.due(partition + 1, NOW) == []
+
+
+def test_a_redelivered_event_writes_its_subjects_items_again(
+    engine: Engine, index: TimerIndex
+) -> None:
+    """A kill after the state was stored and before the index was: the event comes again as a
+    duplicate, and the index gets the items it lacks."""
+    grant = record(1, "consent.granted", purpose="offers", channel="email")
+    first = batch(engine, {}, grant)
+    stored = {k: s for k, (_, s) in first.states.items()}
+    again = batch(engine, stored, grant)
+    assert again.duplicates == 1 and not again.states
+    writes = index.stage(again, lambda key, _: stored.get(key, EMPTY))
+    assert sorted(decode(v).kind for items in writes.values() for _, v in items if v) == [
+        "expiry",
+        "reminder",
+        "retention",
+    ]
+    apply(index, writes)
+    partition = partition_of(b"s-1", PARTITIONS)
+    assert len(index.due(partition, NOW + timedelta(days=1))) == 3
