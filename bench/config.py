@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-MEASUREMENTS = ("throughput", "latency", "recovery")
+MEASUREMENTS = ("throughput", "latency", "recovery", "timers")
+#: What a run measures unless told (``--only``); the timers' cost runs on request.
+DEFAULT_MEASUREMENTS = MEASUREMENTS[:3]
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
@@ -14,11 +16,12 @@ class BenchConfig:
     events: int = 100_000
     event_subjects: int = 10_000
     seed: int = 20261122
-    #: Subjects in the table for the recovery and memory measurement.
+    #: Subjects in the table for the recovery and memory measurement, and holding a consent
+    #: with a lifetime in the timers measurement.
     table_subjects: int = 200_000
     repeat: int = 1
     systems: tuple[str, ...] = ("transport", "consent-streams", "faust-naive", "quix")
-    measurements: tuple[str, ...] = MEASUREMENTS
+    measurements: tuple[str, ...] = DEFAULT_MEASUREMENTS
     #: With the worker's throughput run: the same workload on two worker processes.
     scale_out: bool = True
     #: Systems for the latency runs; None: the same as ``systems``.

@@ -227,6 +227,26 @@ def recovery_table(result: dict[str, Any]) -> str:
     return _table(headers, rows)
 
 
+def timers_table(result: dict[str, Any]) -> str:
+    runs = result["runs"]
+    rows = []
+    for mode in ("off", "on"):
+        m = median_of([run[mode] for run in runs])
+        rows.append(
+            [
+                f"timers {mode}",
+                f"{runs[0]['subjects']:,}",
+                f"{median_of(runs)['clocks']:,.0f}" if mode == "on" else "-",
+                _num(m["events_per_s"]),
+                _num(m["cpu_s_per_1k"], 3),
+                _mb(m["peak_rss_mb"]),
+                "yes" if m["correct"] else "NO",
+            ]
+        )
+    headers = ["worker", "subjects", "clocks", "events/s", "CPU s/1k", "peak RSS", "outputs right"]
+    return _table(headers, rows)
+
+
 def write_json(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import chart, latency, recovery, report, scaleout, targets, throughput
+from bench import chart, latency, recovery, report, scaleout, targets, throughput, timers
 from bench.config import BenchConfig
 from bench.reference import Expected, reference_fold
 from bench.systems import CONSENT_STREAMS, SYSTEMS, System
@@ -83,6 +83,7 @@ class Suite:
             "latency": [],
             "scaleout": None,
             "recovery": None,
+            "timers": None,
             "targets": [],
             "failures": self.failures,
         }
@@ -94,6 +95,8 @@ class Suite:
             await self._latency()
         if "recovery" in cfg.measurements and expected and CONSENT_STREAMS.key in cfg.systems:
             await self._recovery(expected)
+        if "timers" in cfg.measurements:
+            await self._timers()
         return self._finish()
 
     def _workload(self) -> tuple[Workload, Expected]:
@@ -260,6 +263,34 @@ class Suite:
             ),
         )
 
+    async def _timers(self) -> None:
+        cfg = self.config
+
+        def measure(i: int) -> Awaitable[Any]:
+            return timers.measure(
+                cfg.table_subjects,
+                seed=cfg.seed + i,
+                workdir=self._dir(f"timers-{i}"),
+                fetch_wait_ms=cfg.throughput_fetch_wait_ms,
+                partitions=cfg.partitions,
+                bootstrap=cfg.bootstrap,
+                log=self.log,
+                extra_env=self.worker_env or None,
+            )
+
+        self.results["timers"] = await self._repeated(
+            "timers",
+            CONSENT_STREAMS.key,
+            f"{cfg.table_subjects:,} subjects holding a lifetime, timers off then on",
+            measure,
+            lambda r: (
+                f"off {r['off']['events_per_s']:,.0f} events/s, peak RSS "
+                f"{r['off']['peak_rss_mb']:,.0f} MB; on {r['on']['events_per_s']:,.0f} events/s, "
+                f"peak RSS {r['on']['peak_rss_mb']:,.0f} MB ({r['clocks']:,} clocks); "
+                f"{r['on']['verdict']}"
+            ),
+        )
+
     def _finish(self) -> int:
         cfg = self.config
         results = self.results
@@ -297,6 +328,9 @@ class Suite:
         if results["recovery"]:
             print("\nTable recovery after a restart with an empty data directory")
             print(report.recovery_table(results["recovery"]))
+        if results["timers"]:
+            print("\nTimers: every subject holds a consent with a lifetime (off, then on)")
+            print(report.timers_table(results["timers"]))
         print("\nTargets (issue 10)")
         print(report.targets_table(results["targets"]))
         print(f"\nResults: {path}" + (f"\nChart:   {picture}" if picture else ""))

@@ -122,6 +122,10 @@ class TimerPlan:
         """Whether the policy has a clock at all (otherwise nothing is ever due)."""
         return any(c.pairs or c.retained for c in self.clocks.values())
 
+    def runs_clocks(self, controller: str) -> bool:
+        clocks = self.clocks.get(controller)
+        return clocks is not None and bool(clocks.pairs or clocks.retained)
+
     def due_work(self, controller: str, subject_id: str, state: SubjectState) -> list[Due]:
         """Every clock still running for the subject, in policy order."""
         clocks = self.clocks.get(controller)

@@ -84,13 +84,16 @@ class TimerIndex:
         as they were before the batch (call this before the states are stored)."""
         writes: dict[int, list[Write]] = defaultdict(list)
         for key, (partition, after) in folded.states.items():
+            if not self.plan.runs_clocks(key.partition(b"/")[0].decode()):
+                continue  # nothing ever due: not even the old state needs reading
             before = {index_key(i): i for i in self.work(key, load(key, partition))}
             now = {index_key(i): i for i in self.work(key, after)}
             out = writes[partition]
             out += [(k, encode(i)) for k, i in now.items() if k not in before]
             out += [(k, None) for k in before if k not in now]
         for key, _, record in folded.folded:
-            if key not in folded.states:  # a redelivery: its items may not have been written
+            if key not in folded.states and self.plan.runs_clocks(key.partition(b"/")[0].decode()):
+                # A redelivery: its items may not have been written (a kill in between).
                 items = self.work(key, load(key, record.partition))
                 writes[record.partition] += [(index_key(i), encode(i)) for i in items]
         return {partition: items for partition, items in writes.items() if items}
