@@ -75,7 +75,11 @@ def clocked(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     policy = tmp / "policy.toml"
     policy.write_text(POLICY)
     running = pipeline_for(
-        bootstrap, tmp, CONSENT_POLICY_FILE=str(policy), CONSENT_TIMER_INTERVAL="0.2"
+        bootstrap,
+        tmp,
+        CONSENT_POLICY_FILE=str(policy),
+        CONSENT_TIMERS="true",
+        CONSENT_TIMER_INTERVAL="0.2",
     )
     try:
         running.worker.start()

@@ -61,7 +61,11 @@ async def test_a_kill_while_timers_are_due_skips_nothing_and_doubles_nothing(
     policy = tmp_path / "policy.toml"
     policy.write_text(POLICY)
     pipeline = recovery_pipeline(
-        bootstrap, tmp_path, CONSENT_POLICY_FILE=str(policy), CONSENT_TIMER_INTERVAL="0.1"
+        bootstrap,
+        tmp_path,
+        CONSENT_POLICY_FILE=str(policy),
+        CONSENT_TIMERS="true",
+        CONSENT_TIMER_INTERVAL="0.1",
     )
     topics = pipeline.topics
     email = next(iter(t for d, t in topics.suppressions.items() if d.value == "email"))

@@ -8,7 +8,7 @@ from pathlib import Path
 from streams.settings import Settings
 from streams.topology import TopicNames
 from tests.support.kafka import unique
-from tests.support.worker import WorkerProcess
+from tests.support.worker import TIMERS_OFF, WorkerProcess
 
 
 @dataclass
@@ -28,6 +28,6 @@ def pipeline_for(bootstrap: str, tmp: Path, **extra_env: str) -> Pipeline:
         app_id,
         tmp / "data",
         tmp / "worker.log",
-        extra_env={"CONSENT_TOPIC_PREFIX": prefix, **extra_env},
+        extra_env={"CONSENT_TOPIC_PREFIX": prefix, **TIMERS_OFF, **extra_env},
     )
     return Pipeline(bootstrap, TopicNames.of(settings), worker)
