@@ -17,6 +17,7 @@ fold like any other; a reminder becomes a notification with :func:`notification`
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from datetime import UTC, datetime, tzinfo
 from enum import StrEnum
@@ -51,6 +52,9 @@ class Kind(StrEnum):
     LAPSE = "lapse"
     RETENTION = "retention"
 
+
+_EXPIRY, _REMINDER, _LAPSE = Kind.EXPIRY.value, Kind.REMINDER.value, Kind.LAPSE.value
+_RETENTION = Kind.RETENTION.value
 
 #: The event each kind folds as (a reminder is a notification, not an event).
 EVENT_TYPE: dict[Kind, EventType] = {
@@ -101,6 +105,8 @@ class _Retained(NamedTuple):
     purpose: Purpose
     rule: RetentionRule
     scopes: tuple[str, ...]  # collected: the purpose's own scopes ("c|p|", "u|p|")
+    done: str  # the slot key of its recorded end
+    text: str  # the rule, for people reading the event
 
 
 class ControllerClocks(NamedTuple):
@@ -140,7 +146,13 @@ class TimerPlan:
 def _compile(controller: Controller, plan: ControllerPlan) -> ControllerClocks:
     pairs = tuple(p for p in plan.pairs if p.lifetime is not None or p.window is not None)
     retained = tuple(
-        _Retained(purpose, rule, (f"c|{purpose.name}|", f"u|{purpose.name}|"))
+        _Retained(
+            purpose,
+            rule,
+            (f"c|{purpose.name}|", f"u|{purpose.name}|"),
+            slot_key(retention_scope(purpose.name), RETENTION_END),
+            f"retention {rule.period} from {rule.anchor.value}, then {rule.action.value}",
+        )
         for purpose in controller.purposes.values()
         for rule in purpose.retention
         if not rule.data and rule.anchor in KNOWN_ANCHORS
@@ -149,39 +161,37 @@ def _compile(controller: Controller, plan: ControllerPlan) -> ControllerClocks:
     return ControllerClocks(pairs, retained, where)
 
 
+@functools.cache
+def _rule(name: str, period: Period) -> str:
+    return f"{name} {period}"
+
+
 def _consent_clocks(
     pairs: tuple[PairPlan, ...], controller: str, subject_id: str, state: SubjectState
 ) -> Iterator[Due]:
     get = state.slots.get
+    # One grant for every channel is the cause of each channel's clock: count its end once.
+    ends: dict[tuple[Period, int], int] = {}
     for pair in pairs:
         reason, cause = pair.consent_verdict(get)
         if cause is None:
             continue
-        channel = pair.channel_name
         if reason is Reason.CONSENT and pair.lifetime is not None:
-            end = ends_at(pair.lifetime, cause.at)
-            rule = f"consent_lifetime {pair.lifetime}"
-            head = (controller, subject_id, pair.name, channel, cause.event_id)
-            yield Due(end, Kind.EXPIRY.value, *head, end, rule)
-            lead = pair.purpose.renewal_reminder
-            if lead is not None:
-                remind = _before(lead, end)
-                if remind > cause.at:
-                    yield Due(remind, Kind.REMINDER.value, *head, end, f"renewal_reminder {lead}")
+            kind, period, name = _EXPIRY, pair.lifetime, "consent_lifetime"
         elif reason is Reason.PENDING_CONFIRMATION and pair.window is not None:
-            end = ends_at(pair.window, cause.at)
-            rule = f"confirmation_window {pair.window}"
-            yield Due(
-                end,
-                Kind.LAPSE.value,
-                controller,
-                subject_id,
-                pair.name,
-                channel,
-                cause.event_id,
-                end,
-                rule,
-            )
+            kind, period, name = _LAPSE, pair.window, "confirmation_window"
+        else:
+            continue
+        end = ends.get((period, cause.at))
+        if end is None:
+            end = ends[(period, cause.at)] = ends_at(period, cause.at)
+        head = (controller, subject_id, pair.name, pair.channel_name, cause.event_id)
+        yield Due(end, kind, *head, end, _rule(name, period))
+        lead = pair.purpose.renewal_reminder
+        if kind is _EXPIRY and lead is not None:
+            remind = _before(lead, end)
+            if remind > cause.at:
+                yield Due(remind, _REMINDER, *head, end, _rule("renewal_reminder", lead))
 
 
 def _before(period: Period, end: int) -> int:
@@ -197,21 +207,17 @@ def _retention_clocks(
     statements = state.slots
     contact: Statement | None = None
     for retained in clocks.retained:
-        purpose, rule = retained.purpose, retained.rule
+        rule = retained.rule
         if rule.anchor is Anchor.COLLECTED:
-            anchor = max(
-                (
-                    s
-                    for key, s in statements.items()
-                    if key.startswith(retained.scopes) and s.type in _PUBLISHED
-                ),
-                default=None,
-            )
+            anchor = None
+            for key, s in statements.items():
+                if key.startswith(retained.scopes) and s.type in _PUBLISHED:
+                    anchor = s if anchor is None or s > anchor else anchor
         else:
             if contact is None:
-                contact = max(
-                    (s for s in statements.values() if s.type in _PUBLISHED), default=None
-                )
+                for s in statements.values():
+                    if s.type in _PUBLISHED and (contact is None or s > contact):
+                        contact = s
             anchor = contact
         if anchor is None:
             continue
@@ -219,20 +225,12 @@ def _retention_clocks(
             end = to_micros(retention_due(rule, from_micros(anchor.at), clocks.zone))
         except (OverflowError, ValueError):
             continue  # beyond the calendar: never
-        done = statements.get(slot_key(retention_scope(purpose.name), RETENTION_END))
+        done = statements.get(retained.done)
         if done is not None and done.at >= end:
             continue
-        text = f"retention {rule.period} from {rule.anchor.value}, then {rule.action.value}"
+        name = retained.purpose.name
         yield Due(
-            end,
-            Kind.RETENTION.value,
-            controller,
-            subject_id,
-            purpose.name,
-            None,
-            anchor.event_id,
-            end,
-            text,
+            end, _RETENTION, controller, subject_id, name, None, anchor.event_id, end, retained.text
         )
 
 
