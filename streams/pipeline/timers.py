@@ -110,14 +110,22 @@ class TimerIndex:
         for partition, items in writes.items():
             self._write(partition, items, TP(topic, partition), last[(topic, partition)])
 
-    def due(self, partition: int, now: datetime, limit: int = FIRE_MAX) -> list[tuple[bytes, Due]]:
-        """Up to ``limit`` items of ``partition`` due at ``now``, earliest first."""
+    def due(
+        self, partition: int, now: datetime, limit: int = FIRE_MAX
+    ) -> list[tuple[bytes, Due | None]]:
+        """Up to ``limit`` items of ``partition`` due at ``now``, earliest first; ``None`` for an
+        entry that cannot be read (written by another version): the ticker removes it."""
         bound = (to_micros(now) + _SHIFT + 1).to_bytes(8, "big")
-        found: list[tuple[bytes, Due]] = []
+        found: list[tuple[bytes, Due | None]] = []
         for key, value in self._scan(partition):
             if key >= bound or len(found) >= limit:
                 break
-            found.append((key, decode(value)))
+            try:
+                item: Due | None = decode(value)
+            except (TypeError, ValueError):
+                log.warning("unreadable timer entry dropped", extra={"partition": partition})
+                item = None
+            found.append((key, item))
         return found
 
     def size(self, partition: int) -> int:
@@ -137,8 +145,11 @@ class TimerIndex:
             return
         # A memory store holds every partition in one mapping: the item says where it lives.
         for key, value in sorted(store.data.items()):
-            item = decode(value)
-            if self._partition_of(item) == partition:
+            try:
+                home = self._partition_of(decode(value))
+            except (TypeError, ValueError):
+                home = partition  # unreadable: whichever partition looks, removes it
+            if home == partition:
                 yield key, value
 
     def _partition_of(self, item: Due) -> int:
@@ -215,11 +226,16 @@ class Ticker:
                 if len(due) < FIRE_MAX:
                     break
 
-    async def fire(self, partition: int, due: list[tuple[bytes, Due]], generation: int) -> None:
+    async def fire(
+        self, partition: int, due: list[tuple[bytes, Due | None]], generation: int
+    ) -> None:
         now = self.clock()
         outbox = self.producer().outbox()
         current: dict[bytes, tuple[SubjectState, list[Due]]] = {}
         for _, item in due:
+            if item is None:
+                self.dropped += 1
+                continue
             key = subject_key(item.controller, item.subject_id).encode()
             found = current.get(key)
             if found is None:

@@ -87,9 +87,9 @@ def test_a_batch_puts_new_items_and_deletes_those_that_no_longer_apply(
     stored.update({k: s for k, (_, s) in renewal.states.items()})
 
     due = index.due(partition, datetime(2026, 11, 1, 9, 4, 59, tzinfo=UTC))
-    assert [(item.kind, item.cause) for _, item in due] == [("reminder", "e-2")]
+    assert [(item and item.kind, item and item.cause) for _, item in due] == [("reminder", "e-2")]
     later = index.due(partition, datetime(2026, 11, 1, 9, 7, tzinfo=UTC))
-    assert [item.kind for _, item in later] == ["reminder", "expiry", "retention"]
+    assert [item and item.kind for _, item in later] == ["reminder", "expiry", "retention"]
     assert index.due(partition + 1, NOW) == []
 
 
@@ -112,3 +112,10 @@ def test_a_redelivered_event_writes_its_subjects_items_again(
     apply(index, writes)
     partition = partition_of(b"s-1", PARTITIONS)
     assert len(index.due(partition, NOW + timedelta(days=1))) == 3
+
+
+def test_an_unreadable_entry_is_handed_back_for_removal(index: TimerIndex) -> None:
+    item = Due(0, "expiry", "acme", "s-1", "offers", "email", "e", 0, "r")
+    index.table.data.data[index_key(item)] = b'["from", "another", "version"]'
+    partition = partition_of(b"s-1", PARTITIONS)
+    assert index.due(partition, NOW) == [(index_key(item), None)]
