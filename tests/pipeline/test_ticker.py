@@ -1,0 +1,194 @@
+"""The ticker without Kafka: an injected clock decides what is due; items go only once the
+broker has acknowledged what they fired; stale items are dropped unfired."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+import pytest
+from faust.types import TP
+
+from schemas.events import ConsentEvent
+from streams.core.engine import Engine, subject_key
+from streams.core.policy import parse_policy
+from streams.core.state import EMPTY, SubjectState
+from streams.core.timers import TimerPlan
+from streams.pipeline.fold import Folded
+from streams.pipeline.timers import Ticker, TimerIndex
+from streams.settings import Settings
+from streams.topology import TopicNames, partition_of
+from tests.support.core import POLICY_TOML
+
+PARTITIONS = 6
+CHANGELOG = "app-timers-changelog"
+T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+
+
+class FakeOutbox:
+    def __init__(self, broker: FakeBroker) -> None:
+        self.broker = broker
+        self.pending: list[tuple[str, bytes | None, bytes | None, int | None]] = []
+
+    async def add(
+        self, topic: str, key: bytes | None, value: bytes | None, *, partition: int | None = None
+    ) -> None:
+        self.pending.append((topic, key, value, partition))
+
+    async def sent(self) -> dict[tuple[str, int], int]:
+        if self.broker.fail:
+            raise ConnectionError("broker gone")
+        self.broker.acked += self.pending
+        last = {
+            (t, p if p is not None else 0): len(self.broker.acked) for t, _, _, p in self.pending
+        }
+        self.pending = []
+        return last
+
+
+class FakeBroker:
+    def __init__(self) -> None:
+        self.acked: list[tuple[str, bytes | None, bytes | None, int | None]] = []
+        self.fail = False
+
+    def outbox(self) -> FakeOutbox:
+        return FakeOutbox(self)
+
+    def on(self, topic: str) -> list[dict[str, Any]]:
+        return [orjson.loads(v) for t, _, v, _ in self.acked if t == topic and v is not None]
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return Engine(parse_policy(POLICY_TOML))
+
+
+class World:
+    """A worker's timer parts around fakes: states in a dict, the index in memory."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.now = T0
+        self.states: dict[bytes, SubjectState] = {}
+        table = SimpleNamespace(
+            data=SimpleNamespace(data={}),
+            partitions=PARTITIONS,
+            changelog_topic=SimpleNamespace(get_topic_name=lambda: CHANGELOG),
+        )
+        self.index = TimerIndex(table, TimerPlan(engine.policy, engine.plans))
+        completed = asyncio.Event()
+        completed.set()
+        self.app = SimpleNamespace(
+            rebalancing=False,
+            tables=SimpleNamespace(recovery=SimpleNamespace(completed=completed)),
+            assignor=SimpleNamespace(
+                assigned_actives=lambda: {TP(CHANGELOG, p) for p in range(PARTITIONS)}
+            ),
+        )
+        self.broker = FakeBroker()
+        store = SimpleNamespace(load=lambda key, partition: self.states.get(key, EMPTY))
+        self.names = TopicNames.of(Settings())
+        self.ticker = Ticker(
+            self.app, self.index, store, self.names, lambda: self.broker, lambda: self.now
+        )
+
+    async def fold(self, **fields: Any) -> None:
+        """Fold one event as a batch does: state, then its index writes."""
+        event = ConsentEvent.model_validate(
+            {"controller": "acme", "subject_id": "s-1", **fields}, context={"now": self.now}
+        )
+        key = subject_key(event.controller, event.subject_id).encode()
+        partition = partition_of(b"s-1", PARTITIONS)
+        outcome = self.engine.apply(self.states.get(key, EMPTY), event, self.now)
+        folded = Folded(states={key: (partition, outcome.state)})
+        writes = self.index.stage(folded, lambda k, _: self.states.get(k, EMPTY))
+        self.states[key] = outcome.state
+        await self.index.write(writes, self.broker.outbox())  # type: ignore[arg-type]
+
+    def indexed(self) -> list[str]:
+        partition = partition_of(b"s-1", PARTITIONS)
+        far = self.now + timedelta(days=365)
+        return sorted(item.kind for _, item in self.index.due(partition, far) if item)
+
+
+def grant(n: int, minute: int) -> dict[str, Any]:
+    return {
+        "event_id": f"g-{n}",
+        "type": "consent.granted",
+        "occurred_at": (T0 + timedelta(minutes=minute)).isoformat(),
+        "purpose": "offers",
+        "channel": "email",
+    }
+
+
+async def test_the_injected_clock_decides_what_fires(engine: Engine) -> None:
+    world = World(engine)
+    await world.fold(**grant(1, 0))
+    assert world.indexed() == ["expiry", "reminder", "retention"]
+    world.now = T0 + timedelta(minutes=1, seconds=59)
+    await world.ticker.tick()
+    assert world.broker.on(world.names.notifications) == []
+    world.now = T0 + timedelta(minutes=2)  # the reminder (a minute before the expiry) is due
+    await world.ticker.tick()
+    [reminder] = world.broker.on(world.names.notifications)
+    assert (
+        reminder["consent_event_id"] == "g-1" and reminder["emitted_at"] == "2026-11-01T09:02:00Z"
+    )
+    assert world.indexed() == ["expiry", "retention"]  # fired, acknowledged, removed
+    world.now = T0 + timedelta(minutes=10)
+    await world.ticker.tick()
+    fired = world.broker.on(world.names.events)
+    assert [(e["type"], e["occurred_at"]) for e in fired] == [
+        ("consent.expired", "2026-11-01T09:03:00Z"),  # event time is the due time
+        ("retention.due", "2026-11-01T09:05:00Z"),
+    ]
+    assert world.indexed() == []
+
+
+async def test_nothing_is_removed_unless_the_broker_has_it(engine: Engine) -> None:
+    world = World(engine)
+    await world.fold(**grant(1, 0))
+    world.now = T0 + timedelta(minutes=10)
+    world.broker.fail = True
+    with pytest.raises(ConnectionError):
+        await world.ticker.tick()
+    assert world.indexed() == ["expiry", "reminder", "retention"]
+    world.broker.fail = False
+    await world.ticker.tick()  # fired again after the failure: the same ids
+    assert world.indexed() == []
+    ids = [e["event_id"] for e in world.broker.on(world.names.events)]
+    assert len(ids) == 2 and len(set(ids)) == 2
+
+
+async def test_a_stale_item_is_dropped_unfired(engine: Engine) -> None:
+    world = World(engine)
+    await world.fold(**grant(1, 0))
+    partition = partition_of(b"s-1", PARTITIONS)
+    stale = world.index.due(partition, T0 + timedelta(days=1))
+    # A renewal whose index write was lost (a kill): the old items are still indexed.
+    key = subject_key("acme", "s-1").encode()
+    renewal = ConsentEvent.model_validate(
+        {"controller": "acme", "subject_id": "s-1", **grant(2, 1)}, context={"now": T0}
+    )
+    world.states[key] = engine.apply(world.states[key], renewal, T0).state
+    world.now = T0 + timedelta(minutes=3, seconds=30)  # g-1's expiry is due, g-2's is not
+    await world.ticker.tick()
+    assert [e["type"] for e in world.broker.on(world.names.events)] == []
+    assert world.broker.on(world.names.notifications) == []
+    assert world.ticker.dropped == 2  # g-1's reminder and expiry
+    left = {key for key, _ in world.index.due(partition, T0 + timedelta(days=1))}
+    gone = {key for key, item in stale if item and item.cause == "g-1" and item.kind != "retention"}
+    assert len(gone) == 2 and not left & gone
+
+
+async def test_no_ticks_while_rebalancing(engine: Engine) -> None:
+    world = World(engine)
+    await world.fold(**grant(1, 0))
+    world.now = T0 + timedelta(minutes=10)
+    world.app.rebalancing = True
+    await world.ticker.tick()
+    assert world.broker.on(world.names.events) == []
+    assert world.indexed() == ["expiry", "reminder", "retention"]
