@@ -139,9 +139,19 @@ def test_an_unconfirmed_double_opt_in_lapses_and_its_data_is_erased(
     lapsed = fire(lapse)
     outcome = engine.apply(state, lapsed, NOW)
     values = [orjson.loads(m.value) for m in outcome.messages]
-    assert [(v["action"], v["reason"], v["purpose"], v["channel"]) for v in values] == [
-        ("erase", "expired", "newsletter", "email")
-    ] * 2
+    # Erase, then the decision (as for erasure requests), for each destination.
+    assert [
+        (m.destination.value, v["action"], v["reason"])
+        for m, v in zip(outcome.messages, values, strict=True)
+    ] == [
+        ("email", "erase", "expired"),
+        ("crm", "erase", "expired"),
+        ("email", "suppress", "expired"),
+        ("crm", "suppress", "expired"),
+    ]
+    assert {(v["purpose"], v["channel"], v["caused_by_event_id"]) for v in values} == {
+        ("newsletter", "email", lapsed.event_id)
+    }
     assert engine.decide(outcome.state, "acme", "newsletter", "email").reason is Reason.EXPIRED
     assert not [d for d in work(plan, outcome.state).values() if d.channel == "email"]
     # Redelivered, the erase is restated under the same id.
@@ -182,9 +192,11 @@ def test_retention_runs_from_the_last_contact_and_ends_in_erasure(
         for m, v in zip(outcome.messages, values, strict=True)
     ] == [
         ("crm", "erase", "email"),
+        ("crm", "allow", "email"),  # the decision follows: a contract purpose stays allowed
         ("crm", "erase", "post"),
+        ("crm", "allow", "post"),
     ]
-    assert {v["reason"] for v in values} == {"expired"}
+    assert [v["reason"] for v in values] == ["expired", "contract"] * 2
     # Recorded: no longer due; the timers' own events are no contact, so nothing restarts.
     assert ("retention", "orders", None) not in work(plan, outcome.state)
     # A new contact starts the clock again from it.

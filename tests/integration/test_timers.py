@@ -193,15 +193,18 @@ async def test_an_unconfirmed_double_opt_in_lapses_and_its_data_is_erased(
     email = clocked.topics.suppressions[Destination.EMAIL]
     async with reader(clocked) as r:
         await send(clocked, signup, signed, confirm)
-        await r.until(lambda r: len(of(r, email, subject)) >= 1, timeout=WINDOW + 30)
+        await r.until(lambda r: len(of(r, email, subject)) >= 2, timeout=WINDOW + 30)
         await asyncio.sleep(WINDOW)  # the confirmed sign-up's window has passed as well
         await r.poll(1.0)
-    [erase] = of(r, email, subject)
+    erase, suppress = of(r, email, subject)
     [lapsed] = [
         e for e in of(r, clocked.topics.events, subject) if e["type"] == "confirmation.lapsed"
     ]
     assert erase["action"] == "erase" and erase["reason"] == "expired"
     assert erase["caused_by_event_id"] == lapsed["event_id"]
+    # Then the decision, as after any erase: not allowed (expired), told as suppress.
+    assert (suppress["action"], suppress["reason"]) == ("suppress", "expired")
+    assert suppress["caused_by_event_id"] == lapsed["event_id"]
     assert lapsed["evidence"]["cause_event_id"] == signup["event_id"]
     # The confirmed one was allowed and nothing lapsed.
     assert [m["action"] for m in of(r, email, confirmed)] == ["allow"]
@@ -215,8 +218,8 @@ async def test_retention_end_fires_and_erases_the_purposes_data(clocked: Pipelin
     crm = clocked.topics.suppressions[Destination.CRM]
     async with reader(clocked) as r:
         await send(clocked, contact)
-        await r.until(lambda r: len(of(r, crm, subject)) >= 1, timeout=RETENTION + 30)
-    [erase] = of(r, crm, subject)
+        await r.until(lambda r: len(of(r, crm, subject)) >= 2, timeout=RETENTION + 30)
+    erase, decision = of(r, crm, subject)
     [due] = [e for e in of(r, clocked.topics.events, subject) if e["type"] == "retention.due"]
     assert due["purpose"] == "enquiries" and "channel" not in due
     assert due["evidence"]["cause_event_id"] == contact["event_id"]
@@ -224,3 +227,5 @@ async def test_retention_end_fires_and_erases_the_purposes_data(clocked: Pipelin
     assert datetime.fromisoformat(due["occurred_at"]) == end
     assert (erase["action"], erase["reason"], erase["purpose"]) == ("erase", "expired", "enquiries")
     assert erase["caused_by_event_id"] == due["event_id"]
+    # The decision follows: enquiries (legitimate interest) stays allowed; only the data goes.
+    assert (decision["action"], decision["reason"]) == ("allow", "legitimate_interest")

@@ -52,7 +52,11 @@ confirmation_window = "PT{LIFETIME}S"
 consent_lifetime = "PT1H"
 """
 #: purpose -> (the timer event it ends in, the last instruction the destination must have)
-ENDS = {"offers": ("consent.expired", "suppress"), "newsletter": ("confirmation.lapsed", "erase")}
+#: (a lapse erases the sign-up's data, then restates the decision: the last message is a decision)
+ENDS = {
+    "offers": ("consent.expired", "suppress"),
+    "newsletter": ("confirmation.lapsed", "suppress"),
+}
 
 
 async def test_a_kill_while_timers_are_due_skips_nothing_and_doubles_nothing(
