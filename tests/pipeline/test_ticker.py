@@ -192,3 +192,21 @@ async def test_no_ticks_while_rebalancing(engine: Engine) -> None:
     await world.ticker.tick()
     assert world.broker.on(world.names.events) == []
     assert world.indexed() == ["expiry", "reminder", "retention"]
+
+
+async def test_a_revocation_while_firing_leaves_the_items_to_the_new_owner(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = World(engine)
+    await world.fold(**grant(1, 0))
+    world.now = T0 + timedelta(minutes=10)
+    acknowledge = FakeOutbox.sent
+
+    async def revoked_meanwhile(outbox: FakeOutbox) -> dict[tuple[str, int], int]:
+        world.ticker.revoked()  # a rebalance while the broker acknowledges
+        return await acknowledge(outbox)
+
+    monkeypatch.setattr(FakeOutbox, "sent", revoked_meanwhile)
+    await world.ticker.tick()
+    assert len(world.broker.on(world.names.events)) == 2  # published once
+    assert world.indexed() == ["expiry", "reminder", "retention"]  # not removed: fired again
