@@ -268,8 +268,3 @@ def notification(item: Due, state: SubjectState, now: datetime) -> dict[str, Any
         "emitted_at": now.astimezone(UTC),
         "schema_version": 1,
     }
-
-
-def still_due(item: Due, current: list[Due]) -> bool:
-    """Whether ``item`` (from the timer index) is still among the subject's running clocks."""
-    return item in current
