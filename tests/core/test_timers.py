@@ -283,3 +283,18 @@ def test_a_reminder_must_fit_in_the_lifetime(fields: str, message: str) -> None:
     [problem] = caught.value.problems
     assert "controllers.beta.purposes.analytics.renewal_reminder" in problem
     assert message in problem
+
+
+def test_a_confirmation_after_the_lapse_counts_from_the_confirmation(
+    engine: Engine, plan: TimerPlan, event: MakeEvent
+) -> None:
+    signup = event("consent.granted", 1, purpose="newsletter", channel="email")
+    lapsed = fire(work(plan, fold(engine, signup))["lapse", "newsletter", "email"])
+    late = event("consent.confirmed", 5, purpose="newsletter", channel="email")
+    state = fold(engine, signup, lapsed, late)
+    ruling = engine.decide(state, "acme", "newsletter", "email")
+    assert (ruling.reason, ruling.cause and ruling.cause.event_id) == (
+        Reason.CONSENT,
+        late.event_id,
+    )
+    assert work(plan, state)["expiry", "newsletter", "email"].at == minutes(9)
