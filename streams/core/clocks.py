@@ -41,8 +41,39 @@ REQUESTS = frozenset({EventType.ERASURE_REQUESTED, EventType.RESTRICTION_REQUEST
 GDPR_HOMES = frozenset({Jurisdiction.SE, Jurisdiction.NL, Jurisdiction.GB})
 #: Subjects' countries (event ``jurisdiction``) where the GDPR or the UK GDPR protects them.
 GDPR_COUNTRIES = frozenset(
-    "AT BE BG CY CZ DE DK EE ES FI FR GR HR HU IE IS IT LI LT LU LV MT NL NO PL PT RO SE SI SK "
-    "GB".split()
+    [
+        "AT",
+        "BE",
+        "BG",
+        "CY",
+        "CZ",
+        "DE",
+        "DK",
+        "EE",
+        "ES",
+        "FI",
+        "FR",
+        "GR",
+        "HR",
+        "HU",
+        "IE",
+        "IS",
+        "IT",
+        "LI",
+        "LT",
+        "LU",
+        "LV",
+        "MT",
+        "NL",
+        "NO",
+        "PL",
+        "PT",
+        "RO",
+        "SE",
+        "SI",
+        "SK",
+        "GB",
+    ]
 )
 #: Channels of commercial electronic messages (CASL); CAN-SPAM and the bulk sender rules are
 #: about email only.
@@ -215,7 +246,13 @@ def clock_for(event: ConsentEvent, controller: Controller) -> Clock | None:
     )
     stop = Stop.ERASED if event.type is EventType.ERASURE_REQUESTED else Stop.SENT
     return Clock(
-        event.controller, event.subject_id, event.event_id, event.type.value, name, start, when,
+        event.controller,
+        event.subject_id,
+        event.event_id,
+        event.type.value,
+        name,
+        start,
+        when,
         stop,
     )
 

@@ -10,6 +10,7 @@ import itertools
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from schemas.vocabulary import (
@@ -23,6 +24,7 @@ from schemas.vocabulary import (
     Signal,
 )
 from streams.core.periods import Period
+from streams.core.notices import NoticeVersion, superseded_by
 from streams.core.policy import Policy, Purpose
 from streams.core.retention import Action as RetentionAction
 from streams.core.state import SubjectState
@@ -126,10 +128,48 @@ class PairPlan:
     window: Period | None = None
     #: the purpose's retention of all its data ends in erasure: retention.due erases
     erased_at_retention_end: bool = False
+    #: The controller's notice versions, when one of them changed this purpose materially
+    #: (empty otherwise: then no decision of the pair depends on time).
+    notices: tuple[NoticeVersion, ...] = ()
 
-    def decide(self, state: SubjectState) -> Ruling:
+    def decide(self, state: SubjectState, now: datetime | None = None) -> Ruling:
+        """The decision at ``now``; without it, at the subject's clock (:func:`subject_clock`),
+        which is what the worker last emitted for the pair."""
         reason, cause = self.verdict_of(state)
+        if self.notices:
+            moment = subject_clock(state)
+            if now is not None:
+                moment = max(moment, to_micros(now))
+            reason, cause = self.reconsidered(state, (reason, cause), moment)
         return Ruling(self.purpose, self.channel, reason, cause)
+
+    def reconsidered(self, state: SubjectState, verdict: Verdict, at: int) -> Verdict:
+        """``verdict`` at ``at`` (microseconds): a consent given before a later notice version
+        in force by then changed the purpose materially no longer counts.
+
+        The cause becomes the grant that stopped counting, dated when it stopped (the new
+        version's effective date), so the instruction says when and what.
+        """
+        if not self.notices or verdict[0] is not Reason.CONSENT:
+            return verdict
+        slots, grant, slot = state.slots, None, ""
+        for key in self.grant_slots:
+            found = slots.get(key)
+            if found is not None and (grant is None or found > grant):
+                grant, slot = found, key
+        if grant is None:
+            return verdict
+        notice = superseded_by(
+            self.notices,
+            self.name,
+            from_micros(at),
+            version=state.notices.get(slot),
+            given_at=grant.occurred_at,
+        )
+        if notice is None:
+            return verdict
+        since = to_micros(notice.effective)
+        return Reason.RECONSENT_REQUIRED, Statement(since, 0, grant.event_id, grant.type)
 
     def verdict_of(self, state: SubjectState) -> Verdict:
         """:meth:`verdict` for ``state``, memoised in it."""
@@ -204,6 +244,12 @@ def ends_at(period: Period, start: int) -> int:
         return NEVER
 
 
+def subject_clock(state: SubjectState) -> int:
+    """The latest event time (microseconds) folded into ``state``: a function of the set of
+    events, so the worker's emissions for time-dependent decisions replay the same."""
+    return max((statement.at for statement in state.slots.values()), default=0)
+
+
 def _plan(policy: Policy, controller: str, purpose: Purpose, channel: Channel) -> PairPlan:
     consent = (consent_scope(purpose.name, channel), consent_scope(purpose.name, ANY))
     denials = [*consent, unsubscribe_scope(purpose.name, channel)]
@@ -219,6 +265,8 @@ def _plan(policy: Policy, controller: str, purpose: Purpose, channel: Channel) -
         for signal in Signal
         if policy.signal_categories(controller, signal) & categories
     ]
+    notices = policy.controllers[controller].notices
+    material = any(purpose.name in notice.material for notice in notices)
     restrictable = purpose.legal_basis is not LegalBasis.LEGAL_OBLIGATION
     if purpose.erasable:
         denials.append(ERASURE_SCOPE)
@@ -245,6 +293,7 @@ def _plan(policy: Policy, controller: str, purpose: Purpose, channel: Channel) -
         erased_at_retention_end=any(
             rule.action is RetentionAction.ERASE and not rule.data for rule in purpose.retention
         ),
+        notices=notices if material else (),
     )
 
 
@@ -253,6 +302,10 @@ class ControllerPlan:
     pairs: tuple[PairPlan, ...]  # in the policy's order
     by_pair: dict[tuple[str, Channel], PairPlan]
     by_slot: dict[str, tuple[PairPlan, ...]]  # slot key -> the pairs it applies to
+    #: Pairs whose purpose a notice version changed materially, and those versions' effective
+    #: times (microseconds): a subject's clock passing one can change their decisions.
+    renewed: tuple[PairPlan, ...] = ()
+    renewals: tuple[int, ...] = ()
 
     @classmethod
     def compile(cls, policy: Policy, controller: str) -> ControllerPlan:
@@ -273,7 +326,13 @@ class ControllerPlan:
             pairs=pairs,
             by_pair={(p.purpose.name, p.channel): p for p in pairs},
             by_slot={key: tuple(plans) for key, plans in by_slot.items()},
+            renewed=tuple(p for p in pairs if p.notices),
+            renewals=tuple(to_micros(n.effective) for n in found.notices if n.material),
         )
+
+    def renewals_between(self, before: int, after: int) -> bool:
+        """Whether a material notice version took effect in (``before``, ``after``]."""
+        return any(before < at <= after for at in self.renewals)
 
     def affected(self, slot_keys: Sequence[str]) -> tuple[PairPlan, ...]:
         """The pairs whose decision a statement in these slots can change, in policy order."""

@@ -23,6 +23,7 @@ from streams.core.decisions import (
     PairState,
     Ruling,
     compile_policy,
+    subject_clock,
 )
 from streams.core.erasure import with_erasure
 from streams.core.policy import Policy
@@ -80,12 +81,20 @@ class Engine:
         return policy_errors(event, self.policy)
 
     def decide(
-        self, state: SubjectState, controller: str, purpose: str, channel: Channel
+        self,
+        state: SubjectState,
+        controller: str,
+        purpose: str,
+        channel: Channel,
+        now: datetime | None = None,
     ) -> Ruling:
-        return self.plans[controller].by_pair[(purpose, channel)].decide(state)
+        """The decision at ``now`` (reads), or at the subject's clock (what was emitted)."""
+        return self.plans[controller].by_pair[(purpose, channel)].decide(state, now)
 
-    def decide_all(self, state: SubjectState, controller: str) -> list[Ruling]:
-        return [pair.decide(state) for pair in self.plans[controller].pairs]
+    def decide_all(
+        self, state: SubjectState, controller: str, now: datetime | None = None
+    ) -> list[Ruling]:
+        return [pair.decide(state, now) for pair in self.plans[controller].pairs]
 
     def _placements(self, event: ConsentEvent) -> tuple[str, ...]:
         """:func:`placements`, remembered per kind of statement (few per policy)."""
@@ -107,18 +116,38 @@ class Engine:
             return Outcome(state, _restate(plan, state, event, now), True)
         statement = Statement.of(event)
         after, changed, gained = state.with_statement(
-            statement, self._placements(event), event.identifiers, digest, unseen=True
+            statement,
+            self._placements(event),
+            event.identifiers,
+            digest,
+            unseen=True,
+            notice=event.notice_version,
         )
         changes: list[Change] = []
-        if changed:
+        pairs = plan.affected(changed) if changed else ()
+        renewed = plan.renewed
+        before_at = after_at = 0
+        if renewed:
+            # Decisions that depend on time are emitted as of the subject's clock (its latest
+            # event time), so the output is a function of the events: when the clock passes a
+            # material notice change, the consents it superseded are decided again.
+            before_at = subject_clock(state)
+            after_at = max(before_at, statement.at)
+            if plan.renewals_between(before_at, after_at):
+                pairs = tuple(p for p in plan.pairs if p in pairs or p in renewed)
+        if pairs:
             # Only pairs that read a slot this event changed can change their decision; the
             # others keep theirs, memoised.
             memo = after.verdicts
             memo.update(state.verdicts)
             now_get = after.slots.get
-            for pair in plan.affected(changed):
+            for pair in pairs:
                 reason, cause = memo[pair.serial] = pair.verdict(now_get)
-                action = _TRANSITION[STATE_OF[pair.verdict_of(state)[0]], STATE_OF[reason]]
+                was = pair.verdict_of(state)[0]
+                if pair.notices:
+                    was = pair.reconsidered(state, (was, None), before_at)[0]
+                    reason, cause = pair.reconsidered(after, (reason, cause), after_at)
+                action = _TRANSITION[STATE_OF[was], STATE_OF[reason]]
                 if action is not None:
                     changes.append((pair, reason, cause, action))
         if gained:
@@ -141,7 +170,8 @@ def _restate(
     """A redelivery: restate what this event still decides, with the same ids."""
     restated: list[Change] = []
     for pair in plan.affected(placements(event)):
-        reason, cause = pair.verdict_of(state)
+        ruling = pair.decide(state)
+        reason, cause = ruling.reason, ruling.cause
         action = action_of(STATE_OF[reason])
         if action is not None and cause is not None and cause.event_id == event.event_id:
             restated.append((pair, reason, cause, action))

@@ -66,11 +66,28 @@ def reconsent_required(
     The named version decides when it is one of ``notices``; otherwise ``given_at`` does (the
     consent was given under whatever version was in force then). With neither, ValueError.
     """
-    known = {notice.version: notice for notice in notices}
-    if version is not None and version in known:
-        since = known[version].effective
-    elif given_at is not None:
+    return superseded_by(notices, purpose, now, version=version, given_at=given_at) is not None
+
+
+def superseded_by(
+    notices: Sequence[NoticeVersion],
+    purpose: str,
+    now: datetime,
+    *,
+    version: str | None = None,
+    given_at: datetime | None = None,
+) -> NoticeVersion | None:
+    """The latest version in force at ``now`` that changed ``purpose`` materially after the
+    consent was given (see :func:`reconsent_required`); None while the consent still counts."""
+    since = None
+    if version is not None:
+        since = next((n.effective for n in notices if n.version == version), None)
+    if since is None:
+        if given_at is None:
+            raise ValueError(f"notice version {version!r} is unknown and no consent time was given")
         since = given_at
-    else:
-        raise ValueError(f"notice version {version!r} is unknown and no consent time was given")
-    return any(since < notice.effective <= now and purpose in notice.material for notice in notices)
+    found = None
+    for notice in notices:
+        if since < notice.effective <= now and purpose in notice.material:
+            found = notice
+    return found

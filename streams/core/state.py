@@ -2,7 +2,10 @@
 
 Stored form (version 3): one version byte, one byte with the number of remembered event
 digests, the digests (8 bytes each, oldest first), then ``[slots, identifiers]`` as JSON.
-Version 2 (a JSON object holding event ids in full) is still read.
+Version 4 is the same with ``[slots, identifiers, notices]``: written only when a consent in
+the state was given under a named notice version, so other states keep their version 3 bytes
+(and a worker that predates notice versions refuses a state it would misread). Version 2 (a
+JSON object holding event ids in full) is still read.
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ from typing import Any
 import orjson
 
 from schemas.events import ConsentEvent, Identifiers
-from streams.core.statements import Statement, placements
+from streams.core.statements import GRANT, Statement, consent_scope, placements, slot_key
 
 STATE_VERSION = 3
+#: The version of states that keep the notice version of a consent.
+NOTICES_VERSION = 4
 #: How many recent event ids a subject remembers to recognise redeliveries.
 SEEN_LIMIT = 64
 #: Bytes of an event id's digest: a false "already seen" is a 64/2**64 chance per event.
@@ -26,10 +31,14 @@ IDENTIFIER_KINDS = tuple(Identifiers.model_fields)
 
 _SEEN_BYTES = SEEN_LIMIT * DIGEST_SIZE
 _V3 = bytes([STATE_VERSION])
+_V4 = bytes([NOTICES_VERSION])
+_NO_NOTICES: Mapping[str, str] = {}
 _new = tuple.__new__
 
 #: Marks an identifier kept only as its keyed hash (after erasure): recognised, never sent on.
 HASHED = "\x1fhmac:"
+CONSENT_PREFIX = consent_scope("", "")[:2]  # "c|"
+GRANT_SUFFIX = slot_key("", GRANT)  # "#g"
 
 Identified = Mapping[str, tuple[int, str]]  # kind -> (event time, value) of the latest statement
 Verdicts = dict[int, tuple[Any, Statement | None]]
@@ -75,7 +84,7 @@ class SubjectState:
     """Immutable by convention: nothing mutates a state's mappings once it is built, so states
     can be shared, cached and reused (``absorb`` and the engine build new ones)."""
 
-    __slots__ = ("identifiers", "seen", "slots", "verdicts")
+    __slots__ = ("identifiers", "notices", "seen", "slots", "verdicts")
 
     #: slot key ("scope#slot") -> the greatest statement folded into it
     slots: Mapping[str, Statement]
@@ -85,6 +94,9 @@ class SubjectState:
     #: memo of pair decisions (PairPlan.serial -> reason, cause): a function of ``slots``, so
     #: filling it changes nothing a reader can see; shared by states with the same slots
     verdicts: Verdicts
+    #: consent grant slot key -> the notice version its statement was given under (only for
+    #: events that named one; the others were given under the version in force at their time)
+    notices: Mapping[str, str]
 
     def __init__(
         self,
@@ -92,19 +104,22 @@ class SubjectState:
         identifiers: Identified | None = None,
         seen: bytes = b"",
         verdicts: Verdicts | None = None,
+        notices: Mapping[str, str] | None = None,
     ) -> None:
         self.slots = {} if slots is None else slots
         self.identifiers = {} if identifiers is None else identifiers
         self.seen = seen
         self.verdicts = {} if verdicts is None else verdicts
+        self.notices = _NO_NOTICES if notices is None else notices
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SubjectState):
             return NotImplemented
-        return (self.slots, self.identifiers, self.seen) == (
+        return (self.slots, self.identifiers, self.seen, self.notices) == (
             other.slots,
             other.identifiers,
             other.seen,
+            other.notices,
         )
 
     __hash__ = None  # type: ignore[assignment]  # mutable containers inside
@@ -150,7 +165,11 @@ class SubjectState:
         """Like :meth:`fold`, and also the slot keys whose statement changed."""
         statement = Statement.of(event)
         after, changed, _ = self.with_statement(
-            statement, placements(event), event.identifiers, event_digest(event.event_id)
+            statement,
+            placements(event),
+            event.identifiers,
+            event_digest(event.event_id),
+            notice=event.notice_version,
         )
         return after, changed
 
@@ -161,9 +180,11 @@ class SubjectState:
         identifiers: Identifiers | None,
         digest: bytes,
         unseen: bool = False,
+        notice: str | None = None,
     ) -> tuple[SubjectState, tuple[str, ...], bool]:
         """The state with ``statement`` put in ``keys``; the keys it changed; and whether an
-        identifier was gained or changed. ``unseen``: the caller knows ``digest`` is new."""
+        identifier was gained or changed. ``unseen``: the caller knows ``digest`` is new;
+        ``notice``: the notice version a consent was given under."""
         slots = self.slots
         changed: tuple[str, ...] = ()
         for key in keys:
@@ -171,11 +192,14 @@ class SubjectState:
             if current is None or statement > current:
                 changed += (key,)
         verdicts = self.verdicts
+        notices = self.notices
         if changed:
             slots = dict(slots)
             for key in changed:
                 slots[key] = statement
             verdicts = {}
+            if notice is not None or notices:
+                notices = _with_notice(notices, changed, notice)
         merged, gained = (
             (self.identifiers, False)
             if identifiers is None
@@ -184,29 +208,48 @@ class SubjectState:
         seen = self.seen
         if unseen or not remembers(seen, digest):
             seen = (seen + digest)[-_SEEN_BYTES:]
-        return SubjectState(slots, merged, seen, verdicts), changed, gained
+        return SubjectState(slots, merged, seen, verdicts, notices), changed, gained
 
     # -- storage ---------------------------------------------------------------------------
 
     def to_bytes(self) -> bytes:
         seen = self.seen
-        head = _V3 + bytes([len(seen) // DIGEST_SIZE])
+        count = bytes([len(seen) // DIGEST_SIZE])
         # Statements (NamedTuples) as arrays.
-        return head + seen + orjson.dumps((self.slots, self.identifiers), default=tuple)
+        if self.notices:
+            body = (self.slots, self.identifiers, self.notices)
+            return _V4 + count + seen + orjson.dumps(body, default=tuple)
+        return _V3 + count + seen + orjson.dumps((self.slots, self.identifiers), default=tuple)
 
     @classmethod
     def from_bytes(cls, data: bytes | None) -> SubjectState:
         if not data:
             return EMPTY
-        if data[0] == STATE_VERSION:
+        if data[0] == STATE_VERSION or data[0] == NOTICES_VERSION:
             end = 2 + data[1] * DIGEST_SIZE
-            slots, identifiers = orjson.loads(data[end:])
+            slots, identifiers, *notices = orjson.loads(data[end:])
             return cls(
                 {key: _new(Statement, value) for key, value in slots.items()},
                 {kind: (at, value) for kind, (at, value) in identifiers.items()},
                 data[2:end],
+                notices=notices[0] if notices else None,
             )
         return _from_version_2(data)
+
+
+def _with_notice(
+    notices: Mapping[str, str], changed: tuple[str, ...], notice: str | None
+) -> Mapping[str, str]:
+    """``notices`` after a statement given under ``notice`` replaced those in ``changed``:
+    only consent grant slots keep a version."""
+    out = dict(notices)
+    for key in changed:
+        if key.startswith(CONSENT_PREFIX) and key.endswith(GRANT_SUFFIX):
+            if notice is None:
+                out.pop(key, None)
+            else:
+                out[key] = notice
+    return out
 
 
 def _from_version_2(data: bytes) -> SubjectState:

@@ -73,8 +73,9 @@ def test_gpc_runs_the_ccpa_clock_in_us_business_days() -> None:
 
 
 def test_gdpr_month_is_the_strictest_for_a_gpc_signal_in_an_eu_controller_only_if_shorter() -> None:
-    clock = clock_for(event("privacy.signal", signal="gpc", controller="hms-se"),
-                      SEEDS.controllers["hms-se"])
+    clock = clock_for(
+        event("privacy.signal", signal="gpc", controller="hms-se"), SEEDS.controllers["hms-se"]
+    )
     assert clock is not None and clock.rule == "ccpa_opt_out"  # 15 business days < one month
 
 
@@ -141,8 +142,10 @@ def test_quantiles_are_the_bucket_bound_within_nine_percent() -> None:
 def test_merging_is_recording_into_one() -> None:
     one = Summary().record(clock(), FRIDAY + timedelta(hours=1))
     two = Summary().record(clock(), FRIDAY + timedelta(days=3))
-    both = Summary().record(clock(), FRIDAY + timedelta(hours=1)).record(
-        clock(), FRIDAY + timedelta(days=3)
+    both = (
+        Summary()
+        .record(clock(), FRIDAY + timedelta(hours=1))
+        .record(clock(), FRIDAY + timedelta(days=3))
     )
     assert one.merge(two) == both
 
