@@ -40,41 +40,9 @@ REQUESTS = frozenset({EventType.ERASURE_REQUESTED, EventType.RESTRICTION_REQUEST
 #: The GDPR and the UK GDPR: the controllers' jurisdictions where one month applies.
 GDPR_HOMES = frozenset({Jurisdiction.SE, Jurisdiction.NL, Jurisdiction.GB})
 #: Subjects' countries (event ``jurisdiction``) where the GDPR or the UK GDPR protects them.
-GDPR_COUNTRIES = frozenset(
-    [
-        "AT",
-        "BE",
-        "BG",
-        "CY",
-        "CZ",
-        "DE",
-        "DK",
-        "EE",
-        "ES",
-        "FI",
-        "FR",
-        "GR",
-        "HR",
-        "HU",
-        "IE",
-        "IS",
-        "IT",
-        "LI",
-        "LT",
-        "LU",
-        "LV",
-        "MT",
-        "NL",
-        "NO",
-        "PL",
-        "PT",
-        "RO",
-        "SE",
-        "SI",
-        "SK",
-        "GB",
-    ]
-)
+_EEA_AND_UK = "AT BE BG CY CZ DE DK EE ES FI FR GR HR HU IE IS "
+_EEA_AND_UK += "IT LI LT LU LV MT NL NO PL PT RO SE SI SK GB"
+GDPR_COUNTRIES = frozenset(_EEA_AND_UK.split(" "))
 #: Channels of commercial electronic messages (CASL); CAN-SPAM and the bulk sender rules are
 #: about email only.
 _ELECTRONIC = frozenset({Channel.EMAIL, Channel.SMS})
