@@ -15,6 +15,7 @@ from streams.core.engine import Engine
 from streams.core.policy import Policy
 from streams.core.timers import TimerPlan
 from streams.pipeline.batches import BatchPipeline, wall_clock
+from streams.pipeline.clocks import CLOCKS_TABLE, ClockBook
 from streams.pipeline.consumer import BatchHandler, BatchTransport
 from streams.pipeline.personal import COMPACTION_CONFIGS, KEYS_TABLE, KeysTable, SubjectKeys
 from streams.pipeline.sending import KeyHashes
@@ -59,6 +60,7 @@ class ConsentStreams:
     counters: Counters
     keys: SubjectKeys  # seals and opens personal data (the ledger's sealer and opener)
     ticker: Ticker | None = None  # None: timers off, or a policy without clocks
+    deadlines: ClockBook | None = None  # legal deadline clocks (streams/pipeline/clocks.py)
 
 
 def create_app(
@@ -124,6 +126,11 @@ def create_app(
         extra_topic_configs=COMPACTION_CONFIGS,  # destroyed keys leave old values in time
     )
     states = SubjectStore(app, subjects)
+    # Deadline clocks, co-partitioned with the subjects (streams/pipeline/clocks.py).
+    deadline_table = app.Table(
+        CLOCKS_TABLE, partitions=partitions, key_type=bytes, value_type=bytes
+    )
+    deadlines = ClockBook(policy, deadline_table)
     hashes = KeyHashes()
     stored_keys = KeysTable(keys_table)
     keys = SubjectKeys(
@@ -150,13 +157,16 @@ def create_app(
         keys_table=stored_keys,
         timers=index,
         clock=clock,
+        deadlines=deadlines,
     )
 
     transport = BatchTransport(app.conf.broker_consumer, app)
     transport.batch_handler = BatchHandler(pipeline.topics, pipeline)
     app.transport = transport
     # Changelog batches straight into the stores.
-    use_bulk_recovery(app, subjects, keys_table, *([index.table] if index is not None else []))
+    use_bulk_recovery(
+        app, subjects, keys_table, deadline_table, *([index.table] if index is not None else [])
+    )
     ticker: Ticker | None = None
     if index is not None:
         ticker = Ticker(app, index, states, names, lambda: pipeline.producer, clock)
@@ -186,5 +196,6 @@ def create_app(
         counters=counters,
         keys=keys,
         ticker=ticker,
+        deadlines=deadlines,
     )
     return streams

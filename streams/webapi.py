@@ -19,7 +19,9 @@ from streams.web.setup import install_web
 
 def attach_api(streams: ConsentStreams, settings: Settings) -> None:
     """Serve the API on the worker's own web server (Faust's aiohttp application)."""
-    backend = FaustBackend(streams.app, streams.subjects, streams.counters, TopicNames.of(settings))
+    backend = FaustBackend(
+        streams.app, streams.subjects, streams.counters, TopicNames.of(settings), streams.deadlines
+    )
     faust_app: Any = streams.app
     server = cast(web.Application, faust_app.web.web_app)
     install_web(server, backend, streams.engine, settings)

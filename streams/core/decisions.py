@@ -23,8 +23,8 @@ from schemas.vocabulary import (
     Reason,
     Signal,
 )
-from streams.core.periods import Period
 from streams.core.notices import NoticeVersion, superseded_by
+from streams.core.periods import Period
 from streams.core.policy import Policy, Purpose
 from streams.core.retention import Action as RetentionAction
 from streams.core.state import SubjectState

@@ -5,7 +5,9 @@
 2. fold (pure) into subject states;
 3. send every output, dead letter and forwarded record, and the batch's data key creations and
    destructions to the keys changelog, and wait until the broker has them all;
-4. store the data keys, then each changed state once (changelog acknowledged, then the store);
+4. store the data keys, then each changed state once (changelog acknowledged, then the store),
+   with the deadline clocks the batch stopped at step 3 (streams/pipeline/clocks.py) in the
+   same flush;
 5. only then may the consumer mark the batch's offsets committable.
 
 A kill at any point before 5 redelivers the batch; the engine's redelivery rule restates what
@@ -24,6 +26,7 @@ from aiokafka.structs import ConsumerRecord
 
 from schemas.codec import dead_letter_record
 from streams.core.engine import Engine
+from streams.pipeline.clocks import ClockBook
 from streams.pipeline.consumer import Batches
 from streams.pipeline.fold import Record, Rejected, fold, route
 from streams.pipeline.personal import KeysTable, SubjectKeys
@@ -76,6 +79,7 @@ class BatchPipeline:
         keys_table: KeysTable,
         timers: TimerIndex | None = None,
         clock: Callable[[], datetime] = wall_clock,
+        deadlines: ClockBook | None = None,
     ) -> None:
         self.app = app
         self.engine = engine
@@ -88,6 +92,7 @@ class BatchPipeline:
         self.keys_table = keys_table
         self.timers = timers  # the due-work index, when the policy has clocks
         self.clock = clock
+        self.deadlines = deadlines  # legal deadline clocks
         self._producer: Producer | None = None
         self._started = False
         self._copartitioned: bool | None = None
@@ -142,6 +147,8 @@ class BatchPipeline:
         folded = fold(
             routed.fold + again.fold, self.store.load, self.engine, now, erasure=self.keys
         )
+        deadlines = self.deadlines
+        started = deadlines.start(folded.fresh) if deadlines is not None else []
 
         outbox = self.producer.outbox()
         if folded.reject:
@@ -172,7 +179,15 @@ class BatchPipeline:
         last = await outbox.sent()
         self.keys_table.write(keys, last)
         timers = self.timers.stage(folded, self.store.load) if self.timers else {}
-        await self.store.save(folded.states, self.producer.outbox())
+        saving = self.producer.outbox()
+        if deadlines is not None and started:
+            # Honoured: the broker has every instruction the batch caused.
+            stopped = deadlines.stop(started, self.clock())
+            await deadlines.stage(stopped, saving)
+            await self.store.save(folded.states, saving)  # one flush for states and clocks
+            deadlines.written(stopped)
+        else:
+            await self.store.save(folded.states, saving)
         if self.timers and timers:  # due work follows the states it comes from, before commit
             await self.timers.write(timers, self.producer.outbox())
 

@@ -104,6 +104,8 @@ class Folded:
     states: dict[bytes, tuple[int, SubjectState]] = field(default_factory=dict)
     #: every folded record with its event, in order (duplicates included)
     folded: list[Admitted] = field(default_factory=list)
+    #: the folded records that were not redeliveries (the ones that start deadline clocks)
+    fresh: list[Admitted] = field(default_factory=list)
     duplicates: int = 0
     reject: list[Rejected] = field(default_factory=list)
 
@@ -148,5 +150,6 @@ def fold(
             out.duplicates += 1
         else:
             out.states[key] = (record.partition, outcome.state)
+            out.fresh.append(item)
         out.folded.append(item)
     return out

@@ -8,13 +8,16 @@ Implements the protocol structurally: the pipeline does not import the web layer
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from yarl import URL
 
+from streams.core.clocks import Clock, Summary
 from streams.core.ledger import LedgerView
+from streams.pipeline.clocks import ClockBook
 from streams.pipeline.stats import PREFIX, counter, histogram
 from streams.topology import TopicNames, partition_key, partition_of
 
@@ -27,11 +30,19 @@ def _ident(url: URL) -> tuple[str, int]:
 
 
 class FaustBackend:
-    def __init__(self, app: Any, table: Any, counters: Any, topics: TopicNames) -> None:
+    def __init__(
+        self,
+        app: Any,
+        table: Any,
+        counters: Any,
+        topics: TopicNames,
+        clocks: ClockBook | None = None,
+    ) -> None:
         self.app = app  # faust.App
         self.table = table  # faust Table[bytes, bytes]
         self.counters = counters  # streams.app.Counters
         self.topics = topics
+        self.clocks = clocks
 
     @property
     def _changelog(self) -> str:
@@ -68,6 +79,34 @@ class FaustBackend:
     def state(self, key: bytes) -> bytes | None:
         value: bytes | None = self.table.get(key)
         return value
+
+    def scan_states(
+        self, partition: int, prefix: bytes, after: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
+        store = self.table.data
+        start = prefix if after is None or after < prefix else after
+        items: Iterable[tuple[bytes, bytes]]
+        if hasattr(store, "_db_for_partition"):
+            items = store._db_for_partition(partition).items(from_key=start)
+        else:
+            count = int(self.table.partitions)
+            items = sorted(
+                (key, value)
+                for key, value in store.data.items()
+                if key >= start and partition_of(partition_key(key), count) == partition
+            )
+        for key, value in items:
+            if key == after:
+                continue
+            if not key.startswith(prefix):
+                return
+            yield key, value
+
+    def open_clocks(self, partition: int) -> Iterable[Clock]:
+        return () if self.clocks is None else self.clocks.open_clocks(partition)
+
+    def clock_summaries(self, partition: int) -> Iterable[tuple[str, str, Summary]]:
+        return () if self.clocks is None else self.clocks.summaries(partition)
 
     def ledger(self, key: bytes) -> LedgerView:
         return LedgerView()  # the ledger store is not wired yet
@@ -136,3 +175,5 @@ class FaustBackend:
         for topic, partition, behind in self.consumer_lag():
             lag.add_metric([topic, str(partition)], behind)
         yield lag
+        if self.clocks is not None:
+            yield from self.clocks.metrics(self.active_partitions(), datetime.now(UTC))

@@ -7,11 +7,12 @@ web layer does not either.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Final, Protocol
 
 from prometheus_client.metrics_core import Metric
 
+from streams.core.clocks import Clock, Summary
 from streams.core.ledger import LedgerView
 
 #: Kafka header on events the API publishes for an authenticated client: the API key's *name*
@@ -44,6 +45,19 @@ class Backend(Protocol):
 
     def state(self, key: bytes) -> bytes | None:
         """The stored state of ``key``; only meaningful for an active partition of this worker."""
+
+    def scan_states(
+        self, partition: int, prefix: bytes, after: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """(key, stored state) of ``partition`` for keys starting with ``prefix`` (a
+        controller's ``controller/``), in key order, from the first key after ``after``.
+        Only meaningful for an active partition of this worker."""
+
+    def open_clocks(self, partition: int) -> Iterable[Clock]:
+        """Deadline clocks of ``partition`` not yet honoured (active partitions only)."""
+
+    def clock_summaries(self, partition: int) -> Iterable[tuple[str, str, Summary]]:
+        """(controller, rule, summary) of the clocks closed in ``partition`` (active only)."""
 
     def ledger(self, key: bytes) -> LedgerView:
         """The ledger of ``key``; only meaningful for an active partition of this worker."""

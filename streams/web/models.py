@@ -289,3 +289,70 @@ class ExportOut(_Out):
         description="Why there are no receipts (receipt signing not configured); else null"
     )
     chain: ChainCheck
+
+
+class ReconsentPair(_Out):
+    purpose: str
+    channel: Channel
+    notice_version: str = Field(description="The notice version that changed the purpose")
+    since: AwareDatetime = Field(
+        description="When the consent stopped counting (its effective date)"
+    )
+    consent_event_id: str = Field(description="The consent that no longer counts")
+
+
+class ReconsentSubject(_Out):
+    subject_id: str
+    pairs: list[ReconsentPair]
+
+
+class ReconsentPage(_Out):
+    controller: str
+    purpose: str | None = Field(description="The purpose asked about; null = every purpose")
+    decided_at: AwareDatetime = Field(description="The moment the decisions were made at")
+    partitions: list[int] = Field(description="The table partitions this worker listed")
+    subjects: list[ReconsentSubject]
+    next_cursor: str | None = Field(description="Pass as cursor for the next page; null = done")
+
+
+class OpenClock(_Out):
+    controller: str
+    subject_id: str
+    event_id: str
+    type: EventType
+    rule: str = Field(description="The deadline that applies: a legal rule or promise_requests")
+    started: AwareDatetime = Field(description="The event's occurred_at")
+    deadline: AwareDatetime
+    remaining_seconds: float = Field(description="Until the deadline; negative when overdue")
+    remaining_fraction: float = Field(description="remaining_seconds over the time allowed")
+    awaiting: Literal["sent", "erased"] = Field(description="What stops the clock")
+
+
+class OpenClocks(_Out):
+    now: AwareDatetime
+    partitions: list[int] = Field(description="The table partitions this worker listed")
+    clocks: list[OpenClock] = Field(description="Soonest deadline first")
+
+
+class DeadlineRow(_Out):
+    controller: str
+    rule: str
+    count: int = Field(description="Clocks closed")
+    met: int
+    missed: int
+    open: int = Field(description="Clocks still open")
+    overdue: int = Field(description="Open clocks past their deadline")
+    worst_fraction: float = Field(description="Largest time to honour over the time allowed")
+    worst_seconds: float
+    p50_seconds: float | None = Field(description="Median time to honour (at most 9 % high)")
+    p99_seconds: float | None
+    buckets: dict[str, int] = Field(
+        description="Time to honour histogram: bucket i counts times up to 2^(i/8) seconds "
+        "(summed across workers to merge reports)"
+    )
+
+
+class DeadlineReport(_Out):
+    generated_at: AwareDatetime
+    partitions: list[int] = Field(description="The table partitions this worker reported")
+    rows: list[DeadlineRow]

@@ -204,6 +204,7 @@ def document() -> dict[str, Any]:
         },
         "tags": [
             {"name": "decisions", "description": "What may be done, per subject"},
+            {"name": "deadlines", "description": "Legal deadline clocks of opt-outs and requests"},
             {"name": "events", "description": "Publishing consent events"},
             {"name": "links", "description": "Unsubscribe and confirmation links"},
             {

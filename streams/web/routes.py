@@ -13,6 +13,7 @@ from schemas.events import ConsentEvent
 from streams.security.apikeys import Scope
 from streams.web import models as m
 from streams.web.auth import Handler, guarded
+from streams.web.views_clocks import get_deadline_report, get_open_clocks, get_reconsent
 from streams.web.views_decisions import get_decision, get_preferences
 from streams.web.views_events import post_events
 from streams.web.views_export import get_export
@@ -123,6 +124,67 @@ ROUTES: tuple[Route, ...] = (
             400: ResponseDoc("Invalid subject_id", _ERR),
             **_AUTH,
             404: ResponseDoc("Unknown controller", _ERR),
+            503: _BUSY,
+        },
+    ),
+    Route(
+        "GET",
+        "/v1/controllers/{controller}/reconsent",
+        get_reconsent,
+        "listReconsent",
+        "Subjects to ask for consent again: a materially changed notice superseded theirs",
+        "decisions",
+        Scope.READ,
+        description="Decided now, over the partitions this worker holds as active (listed in "
+        "the answer): ask every worker, or use `consent-streams reconsent`. Paginated in key "
+        "order; a page may hold fewer than `limit` subjects only when it is the last.",
+        query={
+            "purpose": ("Only this purpose (default: every purpose)", False),
+            "limit": ("Subjects per page, 1 to 1000 (default 100)", False),
+            "cursor": ("next_cursor of the previous page", False),
+        },
+        responses={
+            200: ResponseDoc("A page of subjects", m.ReconsentPage),
+            400: ResponseDoc("Invalid limit or cursor", _ERR),
+            **_AUTH,
+            404: ResponseDoc("Unknown controller or purpose", _ERR),
+            503: _BUSY,
+        },
+    ),
+    Route(
+        "GET",
+        "/v1/deadlines",
+        get_open_clocks,
+        "listOpenDeadlines",
+        "Open deadline clocks: opt-outs and requests not yet honoured, soonest deadline first",
+        "deadlines",
+        Scope.READ,
+        description="Over the partitions this worker holds as active (listed in the answer).",
+        query={
+            "controller": ("Only this controller", False),
+            "rule": ("Only this deadline rule, e.g. gdpr_request", False),
+            "limit": ("Clocks listed, 1 to 1000 (default 100)", False),
+        },
+        responses={
+            200: ResponseDoc("Open clocks", m.OpenClocks),
+            400: ResponseDoc("Invalid limit", _ERR),
+            **_AUTH,
+            503: _BUSY,
+        },
+    ),
+    Route(
+        "GET",
+        "/v1/deadlines/report",
+        get_deadline_report,
+        "deadlineReport",
+        "How opt-outs and requests were honoured against their deadlines, per controller and rule",
+        "deadlines",
+        Scope.READ,
+        description="Over the partitions this worker holds as active (listed in the answer); "
+        "`consent-streams deadlines report` merges the answers of every worker.",
+        responses={
+            200: ResponseDoc("The report", m.DeadlineReport),
+            **_AUTH,
             503: _BUSY,
         },
     ),

@@ -17,6 +17,7 @@ from prometheus_client.metrics_core import Metric
 
 from schemas.events import ConsentEvent
 from streams.broker import free_port
+from streams.core.clocks import Clock, Summary
 from streams.core.engine import Engine, subject_key
 from streams.core.ledger import (
     Arrival,
@@ -49,6 +50,8 @@ class FakeBackend:
     published: list[Outgoing] = field(default_factory=list)
     active: set[int] = field(default_factory=lambda: set(range(PARTITIONS)))
     owners: dict[int, str] = field(default_factory=dict)  # partition -> another worker's URL
+    clocks: list[Clock] = field(default_factory=list)  # open, each in its subject's partition
+    summaries: dict[int, list[tuple[str, str, Summary]]] = field(default_factory=dict)
     is_settled: bool = True
     fail_publishing: bool = False
 
@@ -69,6 +72,24 @@ class FakeBackend:
 
     def state(self, key: bytes) -> bytes | None:
         return self.states.get(key)
+
+    def scan_states(
+        self, partition: int, prefix: bytes, after: bytes | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
+        for key in sorted(self.states):
+            wanted = key.startswith(prefix) and (after is None or key > after)
+            if wanted and self.partition_of(key) == partition:
+                yield key, self.states[key]
+
+    def open_clocks(self, partition: int) -> list[Clock]:
+        return [
+            clock
+            for clock in self.clocks
+            if self.partition_of(f"{clock.controller}/{clock.subject_id}".encode()) == partition
+        ]
+
+    def clock_summaries(self, partition: int) -> list[tuple[str, str, Summary]]:
+        return self.summaries.get(partition, [])
 
     def ledger(self, key: bytes) -> LedgerView:
         return self.ledgers.get(key, LedgerView())

@@ -32,6 +32,9 @@ def test_every_personal_route_has_a_scope() -> None:
     assert {r.operation_id: r.scope for r in GUARDED} == {
         "getDecision": Scope.READ,
         "getPreferences": Scope.READ,
+        "listReconsent": Scope.READ,
+        "listOpenDeadlines": Scope.READ,
+        "deadlineReport": Scope.READ,
         "publishEvents": Scope.WRITE,
         "recordPrivacySignals": Scope.WRITE,
         "mintLinkTokens": Scope.TOKENS,
