@@ -1,0 +1,124 @@
+"""The worker's clock book without Kafka: which clocks a batch starts, what stopping them
+stores, and the metric families /metrics gets from them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+
+from streams.core.clocks import Stop
+from streams.core.engine import Engine
+from streams.core.policy import load_policy
+from streams.core.state import EMPTY
+from streams.pipeline.clocks import ClockBook
+from streams.pipeline.fold import Record, fold, route
+
+START = datetime(2026, 11, 2, 9, tzinfo=UTC)  # a Monday
+HOME = 3
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return Engine(load_policy())
+
+
+def record(n: int, type_: str, subject: str = "s-1", **fields: object) -> Record:
+    value = orjson.dumps(
+        {
+            "event_id": f"e-{n}",
+            "type": type_,
+            "occurred_at": (START + timedelta(minutes=n)).isoformat(),
+            "controller": "kms-uk",
+            "subject_id": subject,
+            **fields,
+        }
+    )
+    return Record("events", HOME, n, subject.encode(), value)
+
+
+def started_by(engine: Engine, book: ClockBook, *records: Record) -> list[str]:
+    routed = route(records, engine, lambda subject: HOME)
+    folded = fold(routed.fold, lambda key, partition: EMPTY, engine, START)
+    return [clock.event_id for _, clock in book.start(folded.fresh)]
+
+
+def test_opt_outs_and_requests_start_clocks_grants_and_redeliveries_do_not(
+    engine: Engine,
+) -> None:
+    book = ClockBook(engine.policy)
+    batch = [
+        record(1, "consent.granted", purpose="marketing-email"),
+        record(2, "unsubscribed"),
+        record(2, "unsubscribed"),  # the same event again in the batch: a redelivery
+        record(3, "erasure.requested", subject="s-2"),
+        record(4, "objection.raised", objection="profiling"),
+    ]
+    assert started_by(engine, book, *batch) == ["e-2", "e-3", "e-4"]
+
+
+def test_stopping_records_met_and_missed_and_keeps_erasures_open(engine: Engine) -> None:
+    book = ClockBook(engine.policy)
+    routed = route(
+        [record(1, "unsubscribed"), record(2, "erasure.requested", subject="s-2")],
+        engine,
+        lambda subject: HOME,
+    )
+    folded = fold(routed.fold, lambda key, partition: EMPTY, engine, START)
+    started = book.start(folded.fresh)
+    book.written(book.stop(started, START + timedelta(days=3)))  # past the 2-day rule
+    (summary,) = [s for c, r, s in book.summaries(HOME) if r == "bulk_sender_unsubscribe"]
+    assert (summary.count, summary.met, summary.missed) == (1, 0, 1)
+    (erasure,) = book.open_clocks(HOME)
+    assert (erasure.event_id, erasure.stop, erasure.rule) == ("e-2", Stop.ERASED, "gdpr_request")
+    assert list(book.open_clocks(HOME + 1)) == []
+    # The erasure is carried out in time: the clock closes, met.
+    book.written(book.complete(HOME, "kms-uk", "e-2", START + timedelta(days=5)))
+    assert list(book.open_clocks(HOME)) == []
+    (gdpr,) = [s for c, r, s in book.summaries(HOME) if r == "gdpr_request"]
+    assert (gdpr.count, gdpr.met) == (1, 1)
+    assert book.complete(HOME, "kms-uk", "e-2", START) == []  # not open any more
+
+
+def scrape(metrics: list[Metric]) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    class Collector:
+        def collect(self) -> list[Metric]:
+            return metrics
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Collector())  # type: ignore[arg-type]
+    found: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+    for family in text_string_to_metric_families(generate_latest(registry).decode()):
+        for sample in family.samples:
+            found.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
+    return found
+
+
+def test_metrics_show_time_to_honour_misses_and_the_open_clocks(engine: Engine) -> None:
+    book = ClockBook(engine.policy)
+    routed = route(
+        [record(1, "unsubscribed"), record(2, "erasure.requested", subject="s-2")],
+        engine,
+        lambda subject: HOME,
+    )
+    folded = fold(routed.fold, lambda key, partition: EMPTY, engine, START)
+    book.written(book.stop(book.start(folded.fresh), START + timedelta(days=1)))
+    samples = scrape(list(book.metrics([HOME], START + timedelta(days=28))))
+    bulk = (("controller", "kms-uk"), ("rule", "bulk_sender_unsubscribe"))
+    gdpr = (("controller", "kms-uk"), ("rule", "gdpr_request"))
+    assert samples["consent_streams_deadline_honoured_fraction_count"][bulk] == 1
+    fraction = samples["consent_streams_deadline_honoured_fraction_bucket"]
+    # Honoured a minute short of one day of the two allowed: just under half.
+    assert fraction[(*bulk[:1], ("le", "0.25"), *bulk[1:])] == 0
+    assert fraction[(*bulk[:1], ("le", "0.5"), *bulk[1:])] == 1
+    assert samples["consent_streams_deadline_missed_total"][bulk] == 0
+    assert samples["consent_streams_deadline_open_clocks"][gdpr] == 1
+    # A month from 2 Nov runs to midnight after 2 Dec in London; 30 Nov 09:00 leaves 2 d 15 h.
+    left = samples["consent_streams_deadline_least_remaining_seconds"][gdpr]
+    assert left == 2 * 86_400 + 15 * 3600
+    assert 0 < samples["consent_streams_deadline_least_remaining_ratio"][gdpr] < 0.2
+    assert samples["consent_streams_deadline_overdue_clocks"][gdpr] == 0
