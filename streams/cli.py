@@ -51,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
         ("proof", "ask a worker whether a purpose was allowed at a time, and why"),
         ("export", "everything held about a subject, from a worker (JSON or HTML)"),
         ("bench", "run the benchmark harness (see: bench --help)"),
+        ("reconsent", "list the subjects a notice change needs asked again (see: --help)"),
+        ("deadlines", "deadline clocks: the auditor's report, open clocks (see: --help)"),
     ):
         sub = commands.add_parser(name, help=help_text, add_help=False)
         sub.add_argument("rest", nargs=argparse.REMAINDER)
@@ -76,6 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from streams.web.client_cli import main as client_main
 
         return client_main(argv[0], argv[1:])
+    if argv and argv[0] in ("reconsent", "deadlines"):
+        from streams.web.clocks_cli import deadlines_main, reconsent_main
+
+        return (reconsent_main if argv[0] == "reconsent" else deadlines_main)(argv[1:])
     args = _parser().parse_args(argv)
     if args.command == "keys":
         return _keys(args)

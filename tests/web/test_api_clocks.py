@@ -9,68 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from schemas.events import ConsentEvent
 from streams.core.clocks import Clock, Stop, Summary
-from streams.core.engine import Engine, subject_key
-from streams.core.policy import load_policy
-from streams.core.state import EMPTY
 from tests.support.fake_backend import Served, serve
 from tests.support.keys import API_ENV, READ_KEY
-
-POLICY = """
-[controllers.acme]
-name = "Acme AB"
-
-[[controllers.acme.notices]]
-version = "v1"
-effective = 2026-01-01
-
-[[controllers.acme.notices]]
-version = "v2"
-effective = 2026-06-01
-material = ["offers"]
-
-[controllers.acme.purposes.offers]
-legal_basis = "consent"
-categories = ["direct_marketing"]
-channels = ["email", "sms"]
-destinations = ["email"]
-
-[controllers.acme.purposes.tips]
-legal_basis = "consent"
-categories = ["direct_marketing"]
-channels = ["email"]
-destinations = ["email"]
-"""
-BEFORE = datetime(2026, 5, 1, tzinfo=UTC)
-AFTER = datetime(2026, 7, 1, tzinfo=UTC)
+from tests.support.notices import AFTER, BEFORE, RECONSENT_POLICY, granted, store
 
 
 @pytest.fixture
 async def acme(tmp_path: Path) -> AsyncIterator[Served]:
     path = tmp_path / "policy.toml"
-    path.write_text(POLICY)
+    path.write_text(RECONSENT_POLICY)
     async with serve({**API_ENV, "CONSENT_POLICY_FILE": str(path)}) as running:
         yield running
-
-
-def granted(subject: str, at: datetime, purpose: str = "offers") -> ConsentEvent:
-    return ConsentEvent(
-        event_id=f"g-{subject}-{purpose}",
-        type="consent.granted",
-        occurred_at=at,
-        controller="acme",
-        subject_id=subject,
-        purpose=purpose,
-    )
-
-
-def store(served: Served, subject: str, *events: ConsentEvent) -> None:
-    engine = Engine(load_policy(served.settings.policy_file))
-    state = EMPTY
-    for one in events:
-        state = engine.apply(state, one, AFTER).state
-    served.backend.states[subject_key("acme", subject).encode()] = state.to_bytes()
 
 
 async def test_subjects_whose_consent_a_material_change_superseded_are_listed(

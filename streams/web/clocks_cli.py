@@ -1,0 +1,298 @@
+"""``consent-streams reconsent`` and ``consent-streams deadlines``: gather what the workers'
+APIs list (each answers for its active partitions) into one list or one report.
+
+Every worker named with ``--url`` is asked (default: this host's ``CONSENT_WEB_PORT``); a
+partition answered by two workers (a rebalance under way) is an error, so nothing is counted
+twice. The API key comes from ``--key`` or ``CONSENT_API_KEY`` and needs the ``read`` scope.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import aiohttp
+import orjson
+
+from streams.core.clocks import Summary
+from streams.settings import DEFAULT_WEB_PORT
+
+KEY_VARIABLE = "CONSENT_API_KEY"
+
+
+class Gathered(Exception):
+    """The workers' answers cannot be put together (an error, or a partition twice)."""
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--url",
+        action="append",
+        help="a worker's base URL; repeat for every worker "
+        f"(default: http://127.0.0.1:$CONSENT_WEB_PORT, {DEFAULT_WEB_PORT} when unset)",
+    )
+    parser.add_argument("--key", help=f"API key with the read scope (default: ${KEY_VARIABLE})")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _reconsent_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="consent-streams reconsent",
+        description="List the subjects to ask for consent again: a materially changed notice "
+        "version superseded the consent they gave.",
+    )
+    parser.add_argument("controller")
+    parser.add_argument("--purpose", help="only this purpose")
+    _common(parser)
+    return parser
+
+
+def _deadlines_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="consent-streams deadlines",
+        description="Legal deadline clocks of opt-outs and requests.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    report = commands.add_parser(
+        "report",
+        help="per controller and rule: clocks closed, met, missed, open, worst, p50/p99",
+    )
+    _common(report)
+    open_ = commands.add_parser("open", help="the open clocks, soonest deadline first")
+    open_.add_argument("--controller")
+    open_.add_argument("--rule")
+    _common(open_)
+    return parser
+
+
+def _urls(given: Sequence[str] | None) -> list[str]:
+    if given:
+        return [url.rstrip("/") for url in given]
+    return [f"http://127.0.0.1:{os.environ.get('CONSENT_WEB_PORT', DEFAULT_WEB_PORT)}"]
+
+
+async def _get(session: aiohttp.ClientSession, url: str, params: dict[str, str]) -> Any:
+    try:
+        async with session.get(url, params=params) as response:
+            body = await response.read()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise Gathered(f"{url}: {type(exc).__name__}: {exc}") from None
+    if response.status != 200:
+        try:
+            message = orjson.loads(body)["message"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            message = body[:200].decode(errors="replace")
+        raise Gathered(f"{url}: HTTP {response.status}: {message}")
+    return orjson.loads(body)
+
+
+def _claim(seen: dict[int, str], partitions: Sequence[int], url: str) -> None:
+    for partition in partitions:
+        if partition in seen and seen[partition] != url:
+            raise Gathered(
+                f"partition {partition} was answered by {seen[partition]} and {url}: "
+                "a rebalance is under way; run again"
+            )
+        seen[partition] = url
+
+
+async def gather_reconsent(
+    urls: Sequence[str], key: str, controller: str, purpose: str | None
+) -> dict[str, Any]:
+    """Every page of every worker: {controller, purpose, partitions, subjects}."""
+    seen: dict[int, str] = {}
+    subjects: list[Any] = []
+    headers = {"Authorization": f"Bearer {key}"}
+    async with aiohttp.ClientSession(headers=headers) as session:
+        for base in urls:
+            cursor = None
+            while True:
+                params = {"limit": "1000", **({"purpose": purpose} if purpose else {})}
+                if cursor:
+                    params["cursor"] = cursor
+                page = await _get(session, f"{base}/v1/controllers/{controller}/reconsent", params)
+                _claim(seen, page["partitions"], base)
+                subjects += page["subjects"]
+                cursor = page["next_cursor"]
+                if cursor is None:
+                    break
+    subjects.sort(key=lambda subject: subject["subject_id"])
+    return {
+        "controller": controller,
+        "purpose": purpose,
+        "partitions": sorted(seen),
+        "subjects": subjects,
+    }
+
+
+async def gather_report(urls: Sequence[str], key: str) -> dict[str, Any]:
+    """The workers' reports merged: {partitions, rows} with p50/p99 over all of them."""
+    seen: dict[int, str] = {}
+    summaries: dict[tuple[str, str], Summary] = {}
+    opened: dict[tuple[str, str], tuple[int, int]] = {}
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {key}"}) as session:
+        for base in urls:
+            report = await _get(session, f"{base}/v1/deadlines/report", {})
+            _claim(seen, report["partitions"], base)
+            for row in report["rows"]:
+                place = (row["controller"], row["rule"])
+                summary = Summary.from_json(row)
+                summaries[place] = summaries.get(place, Summary()).merge(summary)
+                was = opened.get(place, (0, 0))
+                opened[place] = (was[0] + row["open"], was[1] + row["overdue"])
+    rows = []
+    for (controller, rule), summary in sorted(summaries.items()):
+        open_, overdue = opened[(controller, rule)]
+        rows.append(
+            {
+                "controller": controller,
+                "rule": rule,
+                **summary.to_json(),
+                "open": open_,
+                "overdue": overdue,
+                "p50_seconds": summary.quantile(0.5),
+                "p99_seconds": summary.quantile(0.99),
+            }
+        )
+    return {"partitions": sorted(seen), "rows": rows}
+
+
+async def gather_open(
+    urls: Sequence[str], key: str, controller: str | None, rule: str | None
+) -> dict[str, Any]:
+    seen: dict[int, str] = {}
+    clocks: list[Any] = []
+    params = {"limit": "1000"}
+    params |= {name: value for name, value in (("controller", controller), ("rule", rule)) if value}
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {key}"}) as session:
+        for base in urls:
+            listed = await _get(session, f"{base}/v1/deadlines", params)
+            _claim(seen, listed["partitions"], base)
+            clocks += listed["clocks"]
+    clocks.sort(key=lambda clock: (clock["deadline"], clock["event_id"]))
+    return {"partitions": sorted(seen), "clocks": clocks}
+
+
+def duration(seconds: float | None) -> str:
+    """A readable duration: 850ms, 42s, 3m12s, 5h4m, 2d3h (negative: overdue)."""
+    if seconds is None:
+        return "-"
+    sign, seconds = ("-" if seconds < 0 else ""), abs(seconds)
+    if seconds < 1:
+        return f"{sign}{seconds * 1000:.0f}ms"
+    whole = int(seconds)
+    days, rest = divmod(whole, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{sign}{days}d{hours}h" if hours else f"{sign}{days}d"
+    if hours:
+        return f"{sign}{hours}h{minutes}m" if minutes else f"{sign}{hours}h"
+    if minutes:
+        return f"{sign}{minutes}m{secs}s" if secs else f"{sign}{minutes}m"
+    return f"{sign}{secs}s"
+
+
+def report_table(report: dict[str, Any]) -> str:
+    head = (
+        "controller",
+        "rule",
+        "closed",
+        "met",
+        "missed",
+        "open",
+        "overdue",
+        "worst",
+        "p50",
+        "p99",
+    )
+    lines = [head]
+    for row in report["rows"]:
+        worst = f"{duration(row['worst_seconds'])} ({row['worst_fraction']:.0%})"
+        lines.append(
+            (
+                row["controller"],
+                row["rule"],
+                str(row["count"]),
+                str(row["met"]),
+                str(row["missed"]),
+                str(row["open"]),
+                str(row["overdue"]),
+                worst if row["count"] else "-",
+                duration(row["p50_seconds"]),
+                duration(row["p99_seconds"]),
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    text = [
+        "  ".join(
+            cell.ljust(w) if i < 2 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(line, widths, strict=True))
+        )
+        for line in lines
+    ]
+    partitions = ",".join(map(str, report["partitions"])) or "none"
+    return "\n".join([*text, f"partitions: {partitions}"])
+
+
+def _print(data: dict[str, Any], as_json: bool, table: str) -> None:
+    if as_json:
+        sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        print(table)
+
+
+def _key(given: str | None) -> str:
+    key = given or os.environ.get(KEY_VARIABLE)
+    if not key:
+        raise Gathered(f"no API key: pass --key or set {KEY_VARIABLE} (scope read)")
+    return key
+
+
+def reconsent_main(argv: Sequence[str]) -> int:
+    args = _reconsent_parser().parse_args(argv)
+    try:
+        found = asyncio.run(
+            gather_reconsent(_urls(args.url), _key(args.key), args.controller, args.purpose)
+        )
+    except Gathered as exc:
+        print(f"consent-streams reconsent: {exc}", file=sys.stderr)
+        return 1
+    lines = [
+        f"{subject['subject_id']}  "
+        + ", ".join(
+            f"{p['purpose']}/{p['channel']} (notice {p['notice_version']}, since {p['since']})"
+            for p in subject["pairs"]
+        )
+        for subject in found["subjects"]
+    ]
+    partitions = ",".join(map(str, found["partitions"])) or "none"
+    summary = f"{len(found['subjects'])} subject(s) to ask again; partitions: {partitions}"
+    _print(found, args.json, "\n".join([*lines, summary]))
+    return 0
+
+
+def deadlines_main(argv: Sequence[str]) -> int:
+    args = _deadlines_parser().parse_args(argv)
+    try:
+        key = _key(args.key)
+        if args.command == "report":
+            report = asyncio.run(gather_report(_urls(args.url), key))
+            _print(report, args.json, report_table(report))
+            return 0
+        listed = asyncio.run(gather_open(_urls(args.url), key, args.controller, args.rule))
+    except Gathered as exc:
+        print(f"consent-streams deadlines: {exc}", file=sys.stderr)
+        return 1
+    lines = [
+        f"{c['deadline']}  {duration(c['remaining_seconds']):>8}  {c['controller']}  {c['rule']}"
+        f"  {c['type']}  {c['event_id']}  awaiting {c['awaiting']}"
+        for c in listed["clocks"]
+    ]
+    partitions = ",".join(map(str, listed["partitions"])) or "none"
+    _print(listed, args.json, "\n".join([*lines, f"{len(lines)} open; partitions: {partitions}"]))
+    return 0
