@@ -1,0 +1,159 @@
+"""Clocks end to end on the embedded broker: opt-outs and requests with old event times are
+honoured and reported as met or missed (API, CLI, /metrics, across a restart), and a material
+notice change lists a subject for reconsent and, once its clock passes the change, suppresses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from streams.web.clocks_cli import gather_report
+from tests.support.http import event
+from tests.support.kafka import TopicReader, event_record, produce, unique
+from tests.support.keys import API_ENV, READ_KEY
+from tests.support.notices import RECONSENT_POLICY
+from tests.support.waiting import eventually
+from tests.support.worker import Worker, make_worker
+
+pytestmark = pytest.mark.integration
+
+# The reconsent controller, with a jurisdiction so that the GDPR month applies to it too.
+POLICY = RECONSENT_POLICY.replace('name = "Acme AB"', 'name = "Acme AB"\njurisdiction = "GB"')
+
+
+@pytest.fixture(scope="module")
+def worker(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+    tmp = tmp_path_factory.mktemp("clocks")
+    policy = tmp / "policy.toml"
+    policy.write_text(POLICY)
+    running = make_worker(bootstrap, tmp, **API_ENV, CONSENT_POLICY_FILE=str(policy))
+    try:
+        running.process.start()
+        yield running
+    finally:
+        running.process.stop()
+
+
+def ago(**delta: float) -> str:
+    return (datetime.now(UTC) - timedelta(**delta)).isoformat().replace("+00:00", "Z")
+
+
+async def publish(worker: Worker, *events: dict[str, Any]) -> None:
+    await produce(worker.bootstrap, worker.topics.events, [event_record(e) for e in events])
+
+
+def row(report: dict[str, Any], rule: str) -> dict[str, Any]:
+    found = [r for r in report["rows"] if (r["controller"], r["rule"]) == ("acme", rule)]
+    return found[0] if found else {"count": 0, "open": 0}
+
+
+async def report_of(worker: Worker) -> dict[str, Any]:
+    reply = await worker.api(READ_KEY).get("/v1/deadlines/report")
+    return reply.json() if reply.status == 200 else {"rows": []}
+
+
+def samples(text: str) -> dict[tuple[str, str], float]:
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.labels.get("controller") == "acme":
+                found[(sample.name, sample.labels.get("rule", ""))] = sample.value
+    return found
+
+
+async def test_late_and_timely_opt_outs_are_met_or_missed_and_erasures_stay_open(
+    worker: Worker, tmp_path: Path
+) -> None:
+    late, timely, eraser = unique("late"), unique("timely"), unique("eraser")
+    await publish(
+        worker,
+        # Published three days after the unsubscribe: the 2-day bulk sender rule is missed.
+        event("unsubscribed", "acme", late, occurred_at=ago(days=3)),
+        event("unsubscribed", "acme", timely, occurred_at=ago(hours=1)),
+        event("erasure.requested", "acme", eraser, occurred_at=ago(days=1)),
+    )
+
+    def done(report: dict[str, Any]) -> bool:
+        return row(report, "bulk_sender_unsubscribe")["count"] >= 2 and bool(
+            row(report, "gdpr_request")["open"]
+        )
+
+    report = await eventually(lambda: report_of(worker), done)
+    bulk, gdpr = row(report, "bulk_sender_unsubscribe"), row(report, "gdpr_request")
+    assert (bulk["count"], bulk["met"], bulk["missed"]) == (2, 1, 1)
+    assert 1.4 < bulk["worst_fraction"] < 1.6  # three days of two
+    assert 3600 <= bulk["p50_seconds"] <= 3600 * 1.1 + 60
+    assert (gdpr["count"], gdpr["open"], gdpr["overdue"]) == (0, 1, 0)
+
+    listed = (await worker.api(READ_KEY).get("/v1/deadlines?controller=acme")).json()
+    (erasure,) = listed["clocks"]
+    assert (erasure["subject_id"], erasure["awaiting"]) == (eraser, "erased")
+    assert 29 * 86_400 < erasure["remaining_seconds"] < 32 * 86_400
+
+    metrics = samples((await worker.api(None).get("/metrics")).text)
+    assert metrics[("consent_streams_deadline_missed_total", "bulk_sender_unsubscribe")] == 1
+    assert (
+        metrics[("consent_streams_deadline_honoured_seconds_count", "bulk_sender_unsubscribe")] == 2
+    )
+    assert metrics[("consent_streams_deadline_open_clocks", "gdpr_request")] == 1
+    assert 0.9 < metrics[("consent_streams_deadline_least_remaining_ratio", "gdpr_request")] < 1
+
+    # The auditor's report is kept in the clocks table: a restart does not lose it.
+    worker.process.stop()
+    worker.process.start()
+    again = await gather_report([worker.url], READ_KEY)
+    kept = row(again, "bulk_sender_unsubscribe")
+    assert (kept["count"], kept["met"], kept["missed"]) == (2, 1, 1)
+    assert row(again, "gdpr_request")["open"] == 1
+
+
+async def test_a_notice_change_lists_the_subject_and_its_next_event_suppresses(
+    worker: Worker,
+) -> None:
+    stale, renewed = unique("stale"), unique("renewed")
+    before, after = "2026-05-01T09:00:00Z", "2026-07-01T09:00:00Z"
+    grant = event("consent.granted", "acme", stale, purpose="offers", occurred_at=before)
+    async with TopicReader(worker.bootstrap, worker.topics.suppressions["email"]) as reader:
+        await publish(
+            worker,
+            grant,
+            event("consent.granted", "acme", renewed, purpose="offers", occurred_at=after),
+        )
+
+        async def listed() -> set[str]:
+            reply = await worker.api(READ_KEY).get("/v1/controllers/acme/reconsent")
+            return {s["subject_id"] for s in reply.json().get("subjects", [])}
+
+        await eventually(listed, lambda found: stale in found)
+        assert renewed not in await listed()
+
+        def told(purpose: str, action: str, reason: str) -> Any:
+            return lambda r: any(
+                (v["subject_id"], v["purpose"], v["action"], v["reason"])
+                == (stale, purpose, action, reason)
+                for v in r.values()
+            )
+
+        # Its clock stands before the change: what was emitted is the allow.
+        await reader.until(told("offers", "allow", "consent"))
+        # Its next event is after the change: the old consent is suppressed, dated the change.
+        await publish(
+            worker, event("consent.granted", "acme", stale, purpose="tips", occurred_at=after)
+        )
+        await reader.until(told("offers", "suppress", "reconsent_required"))
+    (suppressed,) = [
+        v
+        for v in reader.values()
+        if (v["subject_id"], v["channel"], v["reason"]) == (stale, "email", "reconsent_required")
+    ]
+    assert suppressed["effective_at"] == "2026-06-01T00:00:00Z"
+    assert suppressed["caused_by_event_id"] == grant["event_id"]
+    decision = await worker.api(READ_KEY).get(
+        f"/v1/controllers/acme/subjects/{stale}/decisions/offers?channel=email"
+    )
+    assert decision.json()["reason"] == "reconsent_required"
