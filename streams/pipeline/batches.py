@@ -184,8 +184,8 @@ class BatchPipeline:
             # Honoured: the broker has every instruction the batch caused.
             stopped = deadlines.stop(started, self.clock())
             await deadlines.stage(stopped, saving)
-            await self.store.save(folded.states, saving)  # one flush for states and clocks
-            deadlines.written(stopped)
+            flushed = await self.store.save(folded.states, saving)  # states and clocks at once
+            deadlines.written(stopped, flushed)
         else:
             await self.store.save(folded.states, saving)
         if self.timers and timers:  # due work follows the states it comes from, before commit

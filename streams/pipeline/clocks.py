@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from faust.types import TP
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -160,10 +161,19 @@ class ClockBook:
         for partition, key, value in writes:
             await outbox.add(topic, key, value, partition=partition)
 
-    def written(self, writes: list[Write]) -> None:
-        """The changelog has the records: write them to the store (recovery would too)."""
+    def written(self, writes: list[Write], flushed: dict[tuple[str, int], int]) -> None:
+        """The changelog has the records (``flushed``: its last offset per partition): write
+        them to the store, and the offset with them, so recovery reads only what follows."""
         for partition, key, value in writes:
             self._put(partition, key, value)
+        store = self._store()
+        if store is None or not hasattr(store, "_db_for_partition"):
+            return
+        topic = self.table.changelog_topic.get_topic_name()
+        for partition in {partition for partition, _, _ in writes}:
+            offset = flushed.get((topic, partition))
+            if offset is not None:
+                store.set_persisted_offset(TP(topic, partition), offset)
 
     # -- reads (this worker's active partitions) ----------------------------------------------
 

@@ -36,14 +36,17 @@ class SubjectStore:
             state = SubjectState.from_bytes(self._get(key, partition))
         return state
 
-    async def save(self, states: dict[bytes, tuple[int, SubjectState]], outbox: Outbox) -> None:
+    async def save(
+        self, states: dict[bytes, tuple[int, SubjectState]], outbox: Outbox
+    ) -> dict[tuple[str, int], int]:
         """Changelog first (acknowledged), then the store, one write batch per partition.
 
         A kill in between leaves the changelog ahead of the store, which recovery repairs;
-        the offsets of the events are committed only after this returns.
+        the offsets of the events are committed only after this returns. Returns the last
+        offset per (topic, partition) of the flush (records others added to ``outbox`` too).
         """
         if not states:
-            return
+            return {}
         topic = self.table.changelog_topic.get_topic_name()
         encoded: dict[int, list[tuple[bytes, bytes]]] = defaultdict(list)
         for key, (partition, state) in states.items():
@@ -55,6 +58,7 @@ class SubjectStore:
             self._write(partition, items, TP(topic, partition), last[(topic, partition)])
         for key, (_, state) in states.items():
             self._remember(key, state)
+        return last
 
     def forget(self) -> None:
         """Drop every cached state (partitions are being revoked: they may come back changed)."""

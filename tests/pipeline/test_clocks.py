@@ -70,14 +70,14 @@ def test_stopping_records_met_and_missed_and_keeps_erasures_open(engine: Engine)
     )
     folded = fold(routed.fold, lambda key, partition: EMPTY, engine, START)
     started = book.start(folded.fresh)
-    book.written(book.stop(started, START + timedelta(days=3)))  # past the 2-day rule
+    book.written(book.stop(started, START + timedelta(days=3)), {})  # past the 2-day rule
     (summary,) = [s for c, r, s in book.summaries(HOME) if r == "bulk_sender_unsubscribe"]
     assert (summary.count, summary.met, summary.missed) == (1, 0, 1)
     (erasure,) = book.open_clocks(HOME)
     assert (erasure.event_id, erasure.stop, erasure.rule) == ("e-2", Stop.ERASED, "gdpr_request")
     assert list(book.open_clocks(HOME + 1)) == []
     # The erasure is carried out in time: the clock closes, met.
-    book.written(book.complete(HOME, "kms-uk", "e-2", START + timedelta(days=5)))
+    book.written(book.complete(HOME, "kms-uk", "e-2", START + timedelta(days=5)), {})
     assert list(book.open_clocks(HOME)) == []
     (gdpr,) = [s for c, r, s in book.summaries(HOME) if r == "gdpr_request"]
     assert (gdpr.count, gdpr.met) == (1, 1)
@@ -106,7 +106,7 @@ def test_metrics_show_time_to_honour_misses_and_the_open_clocks(engine: Engine) 
         lambda subject: HOME,
     )
     folded = fold(routed.fold, lambda key, partition: EMPTY, engine, START)
-    book.written(book.stop(book.start(folded.fresh), START + timedelta(days=1)))
+    book.written(book.stop(book.start(folded.fresh), START + timedelta(days=1)), {})
     samples = scrape(list(book.metrics([HOME], START + timedelta(days=28))))
     bulk = (("controller", "kms-uk"), ("rule", "bulk_sender_unsubscribe"))
     gdpr = (("controller", "kms-uk"), ("rule", "gdpr_request"))
