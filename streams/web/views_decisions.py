@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from aiohttp import web
 
@@ -49,7 +50,9 @@ async def get_decision(request: web.Request) -> web.Response:
     engine = context_of(request).engine
 
     def render(state: SubjectState) -> web.Response:
-        decision = pair_decision(engine.decide(state, controller.id, purpose.name, channel))
+        # Decided now: a notice change in force answers reconsent_required from its date on.
+        now = datetime.now(UTC)
+        decision = pair_decision(engine.decide(state, controller.id, purpose.name, channel, now))
         body = Decision(controller=controller.id, subject_id=subject_id, **decision.model_dump())
         return json_response(body)
 
@@ -65,7 +68,9 @@ async def get_preferences(request: web.Request) -> web.Response:
         body = Preferences(
             controller=controller.id,
             subject_id=subject_id,
-            decisions=[pair_decision(d) for d in engine.decide_all(state, controller.id)],
+            decisions=[
+                pair_decision(d) for d in engine.decide_all(state, controller.id, datetime.now(UTC))
+            ],
             statements=statements_of(state),
         )
         return json_response(body)

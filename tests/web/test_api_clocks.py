@@ -129,3 +129,22 @@ async def test_the_report_merges_the_partitions_summaries(served: Served) -> Non
     assert row["worst_seconds"] == 40 * 86_400
     assert 3600 <= row["p50_seconds"] <= 3600 * 1.0905
     assert row["p99_seconds"] == 40 * 86_400
+
+
+async def test_reads_decide_at_the_time_of_the_request(acme: Served) -> None:
+    # The subject's only event predates the change, so the worker has emitted nothing since the
+    # allow; a read made after the effective date already says the consent no longer counts.
+    store(acme, "old", granted("old", BEFORE))
+    api = acme.api(READ_KEY)
+    decision = await api.get("/v1/controllers/acme/subjects/old/decisions/offers?channel=email")
+    body = decision.json()
+    assert (body["reason"], body["allowed"], body["state"]) == (
+        "reconsent_required",
+        False,
+        "not_allowed",
+    )
+    assert (body["since"], body["caused_by_event_id"]) == ("2026-06-01T00:00:00Z", "g-old-offers")
+    preferences = (await api.get("/v1/controllers/acme/subjects/old/preferences")).json()
+    reasons = {(d["purpose"], d["channel"]): d["reason"] for d in preferences["decisions"]}
+    assert reasons[("offers", "sms")] == "reconsent_required"
+    assert reasons[("tips", "email")] == "no_consent"
