@@ -1,9 +1,10 @@
 """``consent-streams reconsent`` and ``consent-streams deadlines``: gather what the workers'
 APIs list (each answers for its active partitions) into one list or one report.
 
-Every worker named with ``--url`` is asked (default: this host's ``CONSENT_WEB_PORT``); a
-partition answered by two workers (a rebalance under way) is an error, so nothing is counted
-twice. The API key comes from ``--key`` or ``CONSENT_API_KEY`` and needs the ``read`` scope.
+Every worker named with ``--url`` is asked (default: ``CONSENT_API_URL``, else this host's
+default port); a partition answered by two workers (a rebalance under way) is an error, so
+nothing is counted twice. The API key (scope ``read``) comes from ``CONSENT_API_KEY`` or
+``--key-file``, never from the command line, as for ``proof`` and ``export``.
 """
 
 from __future__ import annotations
@@ -13,15 +14,20 @@ import asyncio
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
 
 from streams.core.clocks import Summary
-from streams.settings import DEFAULT_WEB_PORT
+from streams.web.client_cli import DEFAULT_URL, KEY_VARIABLE, URL_VARIABLE, Failed, api_key
 
-KEY_VARIABLE = "CONSENT_API_KEY"
+EPILOG = (
+    f"The API key (scope read) is read from ${KEY_VARIABLE} or --key-file, never from the "
+    "command line. Exit codes: 0 done, 1 a worker refused, could not be reached or answered "
+    "for a partition another did too, 2 usage."
+)
 
 
 class Gathered(Exception):
@@ -32,10 +38,15 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--url",
         action="append",
-        help="a worker's base URL; repeat for every worker "
-        f"(default: http://127.0.0.1:$CONSENT_WEB_PORT, {DEFAULT_WEB_PORT} when unset)",
+        help=f"a worker's base URL; repeat for every worker (default: ${URL_VARIABLE}, else "
+        f"{DEFAULT_URL})",
     )
-    parser.add_argument("--key", help=f"API key with the read scope (default: ${KEY_VARIABLE})")
+    parser.add_argument(
+        "--key-file",
+        type=Path,
+        metavar="FILE",
+        help=f"file holding the API key (default: the {KEY_VARIABLE} environment variable)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -44,6 +55,7 @@ def _reconsent_parser() -> argparse.ArgumentParser:
         prog="consent-streams reconsent",
         description="List the subjects to ask for consent again: a materially changed notice "
         "version superseded the consent they gave.",
+        epilog=EPILOG,
     )
     parser.add_argument("controller")
     parser.add_argument("--purpose", help="only this purpose")
@@ -55,6 +67,7 @@ def _deadlines_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="consent-streams deadlines",
         description="Legal deadline clocks of opt-outs and requests.",
+        epilog=EPILOG,
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     report = commands.add_parser(
@@ -72,7 +85,7 @@ def _deadlines_parser() -> argparse.ArgumentParser:
 def _urls(given: Sequence[str] | None) -> list[str]:
     if given:
         return [url.rstrip("/") for url in given]
-    return [f"http://127.0.0.1:{os.environ.get('CONSENT_WEB_PORT', DEFAULT_WEB_PORT)}"]
+    return [os.environ.get(URL_VARIABLE, DEFAULT_URL).rstrip("/")]
 
 
 async def _get(session: aiohttp.ClientSession, url: str, params: dict[str, str]) -> Any:
@@ -246,22 +259,14 @@ def _print(data: dict[str, Any], as_json: bool, table: str) -> None:
         print(table)
 
 
-def _key(given: str | None) -> str:
-    key = given or os.environ.get(KEY_VARIABLE)
-    if not key:
-        raise Gathered(f"no API key: pass --key or set {KEY_VARIABLE} (scope read)")
-    return key
-
-
 def reconsent_main(argv: Sequence[str]) -> int:
     args = _reconsent_parser().parse_args(argv)
     try:
-        found = asyncio.run(
-            gather_reconsent(_urls(args.url), _key(args.key), args.controller, args.purpose)
-        )
-    except Gathered as exc:
+        key = api_key(args.key_file)
+        found = asyncio.run(gather_reconsent(_urls(args.url), key, args.controller, args.purpose))
+    except (Gathered, Failed) as exc:
         print(f"consent-streams reconsent: {exc}", file=sys.stderr)
-        return 1
+        return exc.code if isinstance(exc, Failed) else 1
     lines = [
         f"{subject['subject_id']}  "
         + ", ".join(
@@ -279,15 +284,15 @@ def reconsent_main(argv: Sequence[str]) -> int:
 def deadlines_main(argv: Sequence[str]) -> int:
     args = _deadlines_parser().parse_args(argv)
     try:
-        key = _key(args.key)
+        key = api_key(args.key_file)
         if args.command == "report":
             report = asyncio.run(gather_report(_urls(args.url), key))
             _print(report, args.json, report_table(report))
             return 0
         listed = asyncio.run(gather_open(_urls(args.url), key, args.controller, args.rule))
-    except Gathered as exc:
+    except (Gathered, Failed) as exc:
         print(f"consent-streams deadlines: {exc}", file=sys.stderr)
-        return 1
+        return exc.code if isinstance(exc, Failed) else 1
     lines = [
         f"{c['deadline']}  {duration(c['remaining_seconds']):>8}  {c['controller']}  {c['rule']}"
         f"  {c['type']}  {c['event_id']}  awaiting {c['awaiting']}"
