@@ -203,15 +203,22 @@ def due(rule: Rule, start: datetime, calendar: Jurisdiction | None) -> datetime:
 
 
 def clock_for(event: ConsentEvent, controller: Controller) -> Clock | None:
-    """The clock the event starts: the strictest applicable rule; None when no rule applies."""
+    """The clock the event starts: the strictest applicable rule; None when no rule applies
+    (or none can be counted: a deadline before year 1 or after 9999)."""
     rules = applicable(event, controller)
     if not rules:
         return None
     start = event.occurred_at
-    name, when = min(
-        ((name, due(rule, start, calendar)) for name, rule, calendar in rules),
-        key=lambda item: item[1],  # the earliest; the first listed on a tie
-    )
+    deadlines = []
+    for name, rule, calendar in rules:
+        try:
+            deadlines.append((name, due(rule, start, calendar)))
+        except OverflowError:  # an event dated at the edge of the calendar (year 1)
+            continue
+    if not deadlines:
+        return None
+    # The earliest; the first listed on a tie.
+    name, when = min(deadlines, key=lambda item: item[1])
     stop = Stop.ERASED if event.type is EventType.ERASURE_REQUESTED else Stop.SENT
     return Clock(
         event.controller,

@@ -13,6 +13,7 @@ missed deadlines as a counter; and, read at scrape time from the table, the open
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,6 +33,8 @@ from streams.core.policy import Policy
 from streams.pipeline.fold import Admitted
 from streams.pipeline.sending import Outbox
 from streams.pipeline.stats import PREFIX, Histogram
+
+log = logging.getLogger("consent_streams")
 
 CLOCKS_TABLE = "clocks"
 _SEP = "\x1f"
@@ -105,7 +108,11 @@ class ClockBook:
         controllers = self.policy.controllers
         started = []
         for _, event, record in fresh:
-            clock = clock_for(event, controllers[event.controller])
+            try:
+                clock = clock_for(event, controllers[event.controller])
+            except Exception:  # a clock must never stop a decision: log, and go on without it
+                log.exception("deadline clock not started", extra={"type": event.type.value})
+                continue
             if clock is not None:
                 started.append((record.partition, clock))
         return started

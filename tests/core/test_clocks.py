@@ -162,3 +162,25 @@ def test_the_deadline_never_precedes_the_start(start: datetime) -> None:
     for controller in SEEDS.controllers.values():
         found = clock_for(event("erasure.requested", controller.id, occurred_at=start), controller)
         assert found is not None and found.deadline > start
+
+
+def test_a_month_from_the_31st_ends_on_the_last_day_of_february_then_the_next_business_day() -> (
+    None
+):
+    start = datetime(2027, 1, 31, 12, tzinfo=UTC)
+    clock = clock_for(
+        event("erasure.requested", "hms-se", occurred_at=start), SEEDS.controllers["hms-se"]
+    )
+    # 28 February 2027 is a Sunday: Monday 1 March, to midnight in Stockholm.
+    assert clock is not None and clock.deadline == datetime(2027, 3, 1, 23, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("jurisdiction", ["US", "CA-ON", None])
+def test_an_event_at_the_edge_of_the_calendar_starts_no_clock_it_cannot_count(
+    jurisdiction: str | None,
+) -> None:
+    start = datetime(1, 1, 1, tzinfo=UTC)
+    extra = {"jurisdiction": jurisdiction} if jurisdiction else {}
+    found = event("privacy.signal", "kms-uk", occurred_at=start, signal="gpc", **extra)
+    clock = clock_for(found, us_controller())
+    assert clock is None or clock.deadline > start  # never an exception

@@ -122,3 +122,39 @@ def test_metrics_show_time_to_honour_misses_and_the_open_clocks(engine: Engine) 
     assert left == 2 * 86_400 + 15 * 3600
     assert 0 < samples["consent_streams_deadline_least_remaining_ratio"][gdpr] < 0.2
     assert samples["consent_streams_deadline_overdue_clocks"][gdpr] == 0
+
+
+def test_a_clock_that_cannot_be_started_never_stops_the_batch(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*args: object) -> None:
+        raise ArithmeticError("a rule nobody foresaw")
+
+    monkeypatch.setattr("streams.pipeline.clocks.clock_for", broken)
+    book = ClockBook(engine.policy)
+    assert started_by(engine, book, record(1, "unsubscribed", subject="someone@example.com")) == []
+    assert "deadline clock not started" in caplog.text
+    assert "someone@example.com" not in caplog.text  # no personal data in logs
+
+
+def test_an_unsubscribe_dated_in_year_one_is_decided_without_a_clock_it_cannot_count(
+    engine: Engine,
+) -> None:
+    value = orjson.dumps(
+        {
+            "event_id": "ancient",
+            "type": "privacy.signal",
+            "signal": "gpc",
+            "occurred_at": "0001-01-01T00:00:00Z",
+            "controller": "kms-uk",
+            "subject_id": "s-1",
+            "jurisdiction": "US-CA",
+        }
+    )
+    routed = route([Record("events", HOME, 0, b"s-1", value)], engine, lambda subject: HOME)
+    folded = fold(routed.fold, lambda key, partition: EMPTY, engine, START)
+    assert folded.messages  # decided and told
+    assert [c.event_id for _, c in ClockBook(engine.policy).start(folded.fresh)] in (
+        [],
+        ["ancient"],
+    )
