@@ -176,4 +176,6 @@ class FaustBackend:
             lag.add_metric([topic, str(partition)], behind)
         yield lag
         if self.clocks is not None:
-            yield from self.clocks.metrics(self.active_partitions(), datetime.now(UTC))
+            # Open clocks are read from the table only while no partition is moving.
+            owned = self.active_partitions() if self.settled() else []
+            yield from self.clocks.metrics(owned, datetime.now(UTC))

@@ -52,6 +52,7 @@ def exported() -> set[str]:
         ClockBook(load_policy()),
     )
     backend.ready = lambda: False  # type: ignore[method-assign]
+    backend.settled = lambda: False  # type: ignore[method-assign]
     names: set[str] = set()
     family: Metric
     for family in registry_for(backend, HttpStats()).collect():
