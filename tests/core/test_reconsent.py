@@ -7,6 +7,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from schemas.events import ConsentEvent
 from schemas.vocabulary import Channel, Reason
@@ -152,3 +154,34 @@ def test_the_state_keeps_the_version_compactly_and_reads_older_states() -> None:
 def test_a_withdrawal_still_wins() -> None:
     state = fold(grant(BEFORE), event("consent.withdrawn", LATER, purpose="offers"))
     assert reason(state, LATER) is Reason.CONSENT_WITHDRAWN
+
+
+POOL = [
+    grant(BEFORE, event_id="g-offers-before"),
+    grant(LATER, event_id="g-offers-later"),
+    grant(BEFORE, "tips", event_id="g-tips-before"),
+    grant(LATER, "tips", event_id="g-tips-later"),
+    event("consent.withdrawn", BEFORE + timedelta(days=1), purpose="offers", event_id="w-before"),
+    event("unsubscribed", CHANGE + timedelta(hours=1), purpose="tips", event_id="u-after"),
+    grant(BEFORE, notice_version="v2", event_id="g-offers-v2"),
+]
+
+
+@given(
+    st.permutations(POOL).flatmap(lambda order: st.integers(1, len(order)).map(lambda n: order[:n]))
+)
+def test_the_last_instruction_per_pair_is_allow_exactly_when_the_emitted_decision_allows(
+    events: list[ConsentEvent],
+) -> None:
+    state, last = EMPTY, dict[tuple[str, str, str], str]()
+    for one in events:
+        outcome = ENGINE.apply(state, one, LATER)
+        state = outcome.state
+        for message in outcome.messages:
+            value = orjson.loads(message.value)
+            last[(message.destination.value, value["purpose"], value["channel"])] = value["action"]
+    assert state == fold(*sorted(events, key=lambda e: e.event_id))  # the set decides, not order
+    for ruling in ENGINE.decide_all(state, "acme"):
+        for destination in ruling.purpose.destinations:
+            told = last.get((destination.value, ruling.purpose.name, ruling.channel.value))
+            assert (told == "allow") == ruling.allowed, (ruling, told)
