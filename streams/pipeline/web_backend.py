@@ -62,6 +62,9 @@ class FaustBackend:
         # A state lives on its subject id's partition, where the subject's keyed events arrive.
         return partition_of(partition_key(key), int(self.table.partitions))
 
+    def partition_count(self) -> int:
+        return int(self.table.partitions)
+
     def active_partitions(self) -> list[int]:
         topic = self._changelog
         return sorted(

@@ -37,6 +37,9 @@ class Backend(Protocol):
     def partition_of(self, key: bytes) -> int:
         """The partition that stores the state of ``key`` (``controller/subject_id``)."""
 
+    def partition_count(self) -> int:
+        """How many partitions the subject table has."""
+
     def active_partitions(self) -> list[int]:
         """The partitions whose state this worker holds as active (standbys are never read)."""
 

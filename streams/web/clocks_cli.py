@@ -2,8 +2,10 @@
 APIs list (each answers for its active partitions) into one list or one report.
 
 Every worker named with ``--url`` is asked (default: ``CONSENT_API_URL``, else this host's
-default port); a partition answered by two workers (a rebalance under way) is an error, so
-nothing is counted twice. The API key (scope ``read``) comes from ``CONSENT_API_KEY`` or
+default port), then every worker their answers name for the partitions not yet covered, so one
+URL is enough when workers can reach each other's advertised addresses. A partition answered by
+two workers (a rebalance under way) or by none is an error, so nothing is counted twice or
+left out. The API key (scope ``read``) comes from ``CONSENT_API_KEY`` or
 ``--key-file``, never from the command line, as for ``proof`` and ``export``.
 """
 
@@ -13,9 +15,10 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import orjson
@@ -103,60 +106,92 @@ async def _get(session: aiohttp.ClientSession, url: str, params: dict[str, str])
     return orjson.loads(body)
 
 
-def _claim(seen: dict[int, str], partitions: Sequence[int], url: str) -> None:
-    for partition in partitions:
-        if partition in seen and seen[partition] != url:
-            raise Gathered(
-                f"partition {partition} was answered by {seen[partition]} and {url}: "
-                "a rebalance is under way; run again"
-            )
-        seen[partition] = url
+Ask = Callable[[aiohttp.ClientSession, str], Awaitable[dict[str, Any]]]
+
+
+async def each_worker(urls: Sequence[str], key: str, ask: Ask) -> list[int]:
+    """Ask every worker of ``urls``, then the workers the answers name for partitions none has
+    covered yet (so one URL is enough), until every partition of the table is answered for.
+    ``ask`` returns the worker's answer (its ``partitions`` and ``others``). Returns the
+    partitions covered; a partition answered twice or by nobody is an error."""
+    seen: dict[int, str] = {}
+    table: set[int] = set()
+    queue, asked = [url.rstrip("/") for url in urls], set[str]()
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {key}"}) as session:
+        while queue:
+            base = queue.pop(0)
+            if base in asked:
+                continue
+            asked.add(base)
+            answer = await ask(session, base)
+            for partition in answer["partitions"]:
+                if partition in seen:
+                    raise Gathered(
+                        f"partition {partition} was answered by {seen[partition]} and {base}: "
+                        "a rebalance is under way; run again"
+                    )
+                seen[partition] = base
+            others = {int(partition): owner for partition, owner in answer["others"].items()}
+            table |= set(answer["partitions"]) | set(others)
+            queue += [
+                owner.rstrip("/")
+                for partition, owner in sorted(others.items())
+                if owner and partition not in seen
+            ]
+    missing = sorted(table - set(seen))
+    if missing:
+        raise Gathered(
+            f"partitions {', '.join(map(str, missing))} were not answered: no worker is known to "
+            "hold them (a rebalance?), or name their worker with --url"
+        )
+    return sorted(seen)
 
 
 async def gather_reconsent(
     urls: Sequence[str], key: str, controller: str, purpose: str | None
 ) -> dict[str, Any]:
     """Every page of every worker: {controller, purpose, partitions, subjects}."""
-    seen: dict[int, str] = {}
     subjects: list[Any] = []
-    headers = {"Authorization": f"Bearer {key}"}
-    async with aiohttp.ClientSession(headers=headers) as session:
-        for base in urls:
-            cursor = None
-            while True:
-                params = {"limit": "1000", **({"purpose": purpose} if purpose else {})}
-                if cursor:
-                    params["cursor"] = cursor
-                page = await _get(session, f"{base}/v1/controllers/{controller}/reconsent", params)
-                _claim(seen, page["partitions"], base)
-                subjects += page["subjects"]
-                cursor = page["next_cursor"]
-                if cursor is None:
-                    break
+    path = f"/v1/controllers/{quote(controller, safe='')}/reconsent"
+
+    async def ask(session: aiohttp.ClientSession, base: str) -> dict[str, Any]:
+        cursor, first = None, dict[str, Any]()
+        while True:
+            params = {"limit": "1000", **({"purpose": purpose} if purpose else {})}
+            if cursor:
+                params["cursor"] = cursor
+            page: dict[str, Any] = await _get(session, base + path, params)
+            first = first or page
+            subjects.extend(page["subjects"])
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return first
+
+    partitions = await each_worker(urls, key, ask)
     subjects.sort(key=lambda subject: subject["subject_id"])
     return {
         "controller": controller,
         "purpose": purpose,
-        "partitions": sorted(seen),
+        "partitions": partitions,
         "subjects": subjects,
     }
 
 
 async def gather_report(urls: Sequence[str], key: str) -> dict[str, Any]:
     """The workers' reports merged: {partitions, rows} with p50/p99 over all of them."""
-    seen: dict[int, str] = {}
     summaries: dict[tuple[str, str], Summary] = {}
     opened: dict[tuple[str, str], tuple[int, int]] = {}
-    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {key}"}) as session:
-        for base in urls:
-            report = await _get(session, f"{base}/v1/deadlines/report", {})
-            _claim(seen, report["partitions"], base)
-            for row in report["rows"]:
-                place = (row["controller"], row["rule"])
-                summary = Summary.from_json(row)
-                summaries[place] = summaries.get(place, Summary()).merge(summary)
-                was = opened.get(place, (0, 0))
-                opened[place] = (was[0] + row["open"], was[1] + row["overdue"])
+
+    async def ask(session: aiohttp.ClientSession, base: str) -> dict[str, Any]:
+        report: dict[str, Any] = await _get(session, f"{base}/v1/deadlines/report", {})
+        for row in report["rows"]:
+            place = (row["controller"], row["rule"])
+            summaries[place] = summaries.get(place, Summary()).merge(Summary.from_json(row))
+            was = opened.get(place, (0, 0))
+            opened[place] = (was[0] + row["open"], was[1] + row["overdue"])
+        return report
+
+    partitions = await each_worker(urls, key, ask)
     rows = []
     for (controller, rule), summary in sorted(summaries.items()):
         open_, overdue = opened[(controller, rule)]
@@ -171,23 +206,24 @@ async def gather_report(urls: Sequence[str], key: str) -> dict[str, Any]:
                 "p99_seconds": summary.quantile(0.99),
             }
         )
-    return {"partitions": sorted(seen), "rows": rows}
+    return {"partitions": partitions, "rows": rows}
 
 
 async def gather_open(
     urls: Sequence[str], key: str, controller: str | None, rule: str | None
 ) -> dict[str, Any]:
-    seen: dict[int, str] = {}
     clocks: list[Any] = []
     params = {"limit": "1000"}
     params |= {name: value for name, value in (("controller", controller), ("rule", rule)) if value}
-    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {key}"}) as session:
-        for base in urls:
-            listed = await _get(session, f"{base}/v1/deadlines", params)
-            _claim(seen, listed["partitions"], base)
-            clocks += listed["clocks"]
+
+    async def ask(session: aiohttp.ClientSession, base: str) -> dict[str, Any]:
+        listed: dict[str, Any] = await _get(session, f"{base}/v1/deadlines", params)
+        clocks.extend(listed["clocks"])
+        return listed
+
+    partitions = await each_worker(urls, key, ask)
     clocks.sort(key=lambda clock: (clock["deadline"], clock["event_id"]))
-    return {"partitions": sorted(seen), "clocks": clocks}
+    return {"partitions": partitions, "clocks": clocks}
 
 
 def duration(seconds: float | None) -> str:

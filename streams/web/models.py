@@ -311,6 +311,10 @@ class ReconsentPage(_Out):
     purpose: str | None = Field(description="The purpose asked about; null = every purpose")
     decided_at: AwareDatetime = Field(description="The moment the decisions were made at")
     partitions: list[int] = Field(description="The table partitions this worker listed")
+    others: dict[int, str | None] = Field(
+        description="The table's other partitions, each with the worker that holds it (null: "
+        "none known now): ask them for the rest"
+    )
     subjects: list[ReconsentSubject]
     next_cursor: str | None = Field(description="Pass as cursor for the next page; null = done")
 
@@ -331,6 +335,10 @@ class OpenClock(_Out):
 class OpenClocks(_Out):
     now: AwareDatetime
     partitions: list[int] = Field(description="The table partitions this worker listed")
+    others: dict[int, str | None] = Field(
+        description="The table's other partitions, each with the worker that holds it (null: "
+        "none known now): ask them for the rest"
+    )
     clocks: list[OpenClock] = Field(description="Soonest deadline first")
 
 
@@ -355,4 +363,8 @@ class DeadlineRow(_Out):
 class DeadlineReport(_Out):
     generated_at: AwareDatetime
     partitions: list[int] = Field(description="The table partitions this worker reported")
+    others: dict[int, str | None] = Field(
+        description="The table's other partitions, each with the worker that holds it (null: "
+        "none known now): ask them for the rest"
+    )
     rows: list[DeadlineRow]

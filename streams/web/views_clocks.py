@@ -64,6 +64,17 @@ def _settled_partitions(request: web.Request) -> list[int]:
     return backend.active_partitions()
 
 
+def _others(request: web.Request, partitions: list[int]) -> dict[int, str | None]:
+    """The partitions this worker does not hold, and who does (so one URL leads to all)."""
+    backend = context_of(request).backend
+    mine = set(partitions)
+    return {
+        partition: backend.owner_of(partition)
+        for partition in range(backend.partition_count())
+        if partition not in mine
+    }
+
+
 async def get_reconsent(request: web.Request) -> web.Response:
     ctx = context_of(request)
     controller = controller_of(request)
@@ -115,6 +126,7 @@ async def get_reconsent(request: web.Request) -> web.Response:
         purpose=purpose,
         decided_at=now,
         partitions=partitions,
+        others=_others(request, partitions),
         subjects=found,
         next_cursor=next_cursor,
     )
@@ -151,7 +163,8 @@ async def get_open_clocks(request: web.Request) -> web.Response:
         )
         for clock in clocks
     ]
-    return json_response(OpenClocks(now=now, partitions=partitions, clocks=listed))
+    others = _others(request, partitions)
+    return json_response(OpenClocks(now=now, partitions=partitions, others=others, clocks=listed))
 
 
 async def get_deadline_report(request: web.Request) -> web.Response:
@@ -188,7 +201,10 @@ async def get_deadline_report(request: web.Request) -> web.Response:
                 buckets=summary.to_json()["buckets"],
             )
         )
-    return json_response(DeadlineReport(generated_at=now, partitions=partitions, rows=rows))
+    body = DeadlineReport(
+        generated_at=now, partitions=partitions, others=_others(request, partitions), rows=rows
+    )
+    return json_response(body)
 
 
 _SECOND = timedelta(seconds=1)

@@ -64,6 +64,9 @@ class FakeBackend:
     def partition_of(self, key: bytes) -> int:
         return partition_of(key, PARTITIONS)
 
+    def partition_count(self) -> int:
+        return PARTITIONS
+
     def active_partitions(self) -> list[int]:
         return sorted(self.active)
 

@@ -57,6 +57,22 @@ async def test_reconsent_gathers_every_worker(two: tuple[Served, Served]) -> Non
     assert found["partitions"] == list(range(6))
 
 
+async def test_one_worker_leads_to_the_others(two: tuple[Served, Served]) -> None:
+    one, other = two
+    stale = fill(two)
+    one.backend.owners = dict.fromkeys(other.backend.active, other.url)
+    found = await gather_reconsent([one.url], READ_KEY, "acme", None)
+    assert {s["subject_id"] for s in found["subjects"]} == stale
+    assert found["partitions"] == list(range(6))
+    report = await gather_report([one.url], READ_KEY)
+    assert report["partitions"] == list(range(6))
+
+
+async def test_partitions_nobody_answered_for_are_an_error(two: tuple[Served, Served]) -> None:
+    with pytest.raises(Gathered, match="partitions 3, 4, 5 were not answered"):
+        await gather_report([two[0].url], READ_KEY)
+
+
 async def test_a_partition_answered_twice_is_refused(two: tuple[Served, Served]) -> None:
     two[1].backend.active = {2, 3, 4, 5}  # moving: both answer for partition 2
     with pytest.raises(Gathered, match="partition 2"):
