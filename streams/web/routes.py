@@ -136,8 +136,10 @@ ROUTES: tuple[Route, ...] = (
         "decisions",
         Scope.READ,
         description="Decided now, over the partitions this worker holds as active (listed in "
-        "the answer): ask every worker, or use `consent-streams reconsent`. Paginated in key "
-        "order; a page may hold fewer than `limit` subjects only when it is the last.",
+        "the answer, with the owners of the others): ask every worker, or use "
+        "`consent-streams reconsent`. Paginated in key order, a page reading at most 10,000 "
+        "states: follow `next_cursor` until it is null (a page may hold fewer than `limit` "
+        "subjects, even none, before the last).",
         query={
             "purpose": ("Only this purpose (default: every purpose)", False),
             "limit": ("Subjects per page, 1 to 1000 (default 100)", False),

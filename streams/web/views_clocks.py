@@ -31,6 +31,9 @@ from streams.web.paths import controller_of
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+#: States read per reconsent page at most: a page is answered on the worker's event loop, so
+#: it stops after this many (tens of milliseconds) and hands back a cursor.
+SCAN_LIMIT = 10_000
 
 
 def _limit(request: web.Request) -> int:
@@ -93,12 +96,13 @@ async def get_reconsent(request: web.Request) -> web.Response:
     versions = {to_micros(n.effective): n.version for n in controller.notices}
     prefix = f"{controller.id}/".encode()
     found: list[ReconsentSubject] = []
-    next_cursor = None
+    next_cursor, scanned = None, 0
     for partition in partitions if pairs else ():
         if partition < start:
             continue
         since = after if partition == start else None
         for key, raw in ctx.backend.scan_states(partition, prefix, since):
+            scanned += 1
             state = SubjectState.from_bytes(raw)
             hits = []
             for pair in pairs:
@@ -116,9 +120,9 @@ async def get_reconsent(request: web.Request) -> web.Response:
             if hits:
                 subject_id = key[len(prefix) :].decode()
                 found.append(ReconsentSubject(subject_id=subject_id, pairs=hits))
-                if len(found) == limit:
-                    next_cursor = _next_cursor(partition, key)
-                    break
+            if len(found) == limit or scanned == SCAN_LIMIT:
+                next_cursor = _next_cursor(partition, key)
+                break
         if next_cursor is not None:
             break
     body = ReconsentPage(

@@ -148,3 +148,22 @@ async def test_reads_decide_at_the_time_of_the_request(acme: Served) -> None:
     reasons = {(d["purpose"], d["channel"]): d["reason"] for d in preferences["decisions"]}
     assert reasons[("offers", "sms")] == "reconsent_required"
     assert reasons[("tips", "email")] == "no_consent"
+
+
+async def test_a_page_stops_after_reading_its_share_of_states(
+    acme: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("streams.web.views_clocks.SCAN_LIMIT", 3)
+    for n in range(8):
+        store(acme, f"fresh-{n}", granted(f"fresh-{n}", AFTER))  # nobody to ask again
+    store(acme, "old", granted("old", BEFORE))
+    found, cursor, pages = [], None, 0
+    while True:
+        query = f"?cursor={cursor}" if cursor else ""
+        body = (await acme.api(READ_KEY).get(f"/v1/controllers/acme/reconsent{query}")).json()
+        found += [s["subject_id"] for s in body["subjects"]]
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert found == ["old"] and pages >= 3
