@@ -11,6 +11,7 @@ and records it in a :class:`Summary` per controller and rule. Pure: times come i
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -18,7 +19,7 @@ from typing import Any
 
 from schemas.events import ConsentEvent
 from schemas.vocabulary import Category, Channel, EventType, Objection, Signal
-from streams.core.calendars import Jurisdiction
+from streams.core.calendars import Jurisdiction, zone
 from streams.core.deadlines import (
     LEGAL_DEADLINES,
     DeadlineRule,
@@ -26,7 +27,8 @@ from streams.core.deadlines import (
     RequestKind,
     deadline,
 )
-from streams.core.policy import Controller
+from streams.core.periods import Period
+from streams.core.policy import Controller, Policy
 
 OPT_OUTS = frozenset(
     {
@@ -205,7 +207,15 @@ def due(rule: Rule, start: datetime, calendar: Jurisdiction | None) -> datetime:
 def clock_for(event: ConsentEvent, controller: Controller) -> Clock | None:
     """The clock the event starts: the strictest applicable rule; None when no rule applies
     (or none can be counted: a deadline before year 1 or after 9999)."""
-    rules = applicable(event, controller)
+    return _clock(event, applicable(event, controller), due)
+
+
+Due = Callable[[Rule, datetime, Jurisdiction | None], datetime]
+
+
+def _clock(
+    event: ConsentEvent, rules: list[tuple[str, Rule, Jurisdiction | None]], due: Due
+) -> Clock | None:
     if not rules:
         return None
     start = event.occurred_at
@@ -230,6 +240,61 @@ def clock_for(event: ConsentEvent, controller: Controller) -> Clock | None:
         when,
         stop,
     )
+
+
+class ClockRules:
+    """:func:`clock_for` over a policy, remembering what repeats: the rules per kind of event,
+    and deadlines that depend only on the day of receipt, per day (a worker's hot path).
+
+    Both memories are bounded (emptied when full); the answers are :func:`clock_for`'s.
+    """
+
+    LIMIT = 50_000
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self._rules: dict[tuple[object, ...], list[tuple[str, Rule, Jurisdiction | None]]] = {}
+        self._days: dict[tuple[object, ...], datetime] = {}
+
+    def clock_for(self, event: ConsentEvent) -> Clock | None:
+        kind = (
+            event.controller,
+            event.type,
+            event.channel,
+            event.purpose,
+            event.objection,
+            event.signal,
+            event.jurisdiction,
+        )
+        rules = self._rules.get(kind)
+        if rules is None:
+            if len(self._rules) >= self.LIMIT:
+                self._rules.clear()
+            rules = applicable(event, self.policy.controllers[event.controller])
+            self._rules[kind] = rules
+        return _clock(event, rules, self._due)
+
+    def _due(self, rule: Rule, start: datetime, calendar: Jurisdiction | None) -> datetime:
+        found = LEGAL_DEADLINES[rule] if isinstance(rule, LegalDeadline) else rule
+        by_day = calendar is not None and (
+            found.business_days is not None
+            or (found.end_of_day and found.within is not None and _whole_days(found.within))
+        )
+        if not by_day:
+            return due(rule, start, calendar)
+        assert calendar is not None
+        key = (id(found), calendar, start.astimezone(zone(calendar)).date())
+        when = self._days.get(key)
+        if when is None:
+            if len(self._days) >= self.LIMIT:
+                self._days.clear()
+            when = self._days[key] = due(rule, start, calendar)
+        return when
+
+
+def _whole_days(period: Period) -> bool:
+    """Whether adding ``period`` to a moment moves its date by a fixed rule (no time part)."""
+    return not (period.exact.seconds or period.exact.microseconds)
 
 
 # -- how clocks were honoured ------------------------------------------------------------

@@ -28,7 +28,7 @@ from prometheus_client.metrics_core import (
     Metric,
 )
 
-from streams.core.clocks import Clock, Stop, Summary, clock_for
+from streams.core.clocks import Clock, ClockRules, Stop, Summary
 from streams.core.policy import Policy
 from streams.pipeline.fold import Admitted
 from streams.pipeline.sending import Outbox
@@ -97,6 +97,7 @@ class ClockBook:
 
     def __init__(self, policy: Policy, table: Any = None) -> None:
         self.policy = policy
+        self.rules = ClockRules(policy)
         self.table = table  # faust Table[bytes, bytes] (raw); None in the steps' tests
         self.stats = ClockStats()
         self.memory: dict[bytes, bytes] = {}  # the store when there is no table
@@ -105,11 +106,10 @@ class ClockBook:
 
     def start(self, fresh: Iterable[Admitted]) -> list[tuple[int, Clock]]:
         """The clocks the batch's new events start, with the partition each is kept in."""
-        controllers = self.policy.controllers
         started = []
         for _, event, record in fresh:
             try:
-                clock = clock_for(event, controllers[event.controller])
+                clock = self.rules.clock_for(event)
             except Exception:  # a clock must never stop a decision: log, and go on without it
                 log.exception("deadline clock not started", extra={"type": event.type.value})
                 continue

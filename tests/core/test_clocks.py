@@ -10,7 +10,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas.events import ConsentEvent
-from streams.core.clocks import Clock, Stop, Summary, applicable, bucket_bound, bucket_of, clock_for
+from streams.core.clocks import (
+    Clock,
+    ClockRules,
+    Stop,
+    Summary,
+    applicable,
+    bucket_bound,
+    bucket_of,
+    clock_for,
+)
 from streams.core.policy import Controller, Policy, load_policy
 
 SEEDS: Policy = load_policy()
@@ -184,3 +193,36 @@ def test_an_event_at_the_edge_of_the_calendar_starts_no_clock_it_cannot_count(
     found = event("privacy.signal", "kms-uk", occurred_at=start, signal="gpc", **extra)
     clock = clock_for(found, us_controller())
     assert clock is None or clock.deadline > start  # never an exception
+
+
+RULES = ClockRules(SEEDS)
+KINDS = [
+    ("unsubscribed", {}),
+    ("unsubscribed", {"channel": "sms"}),
+    ("consent.withdrawn", {"purpose": "newsletter"}),
+    ("objection.raised", {"objection": "direct_marketing"}),
+    ("privacy.signal", {"signal": "gpc"}),
+    ("erasure.requested", {}),
+    ("restriction.requested", {}),
+]
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(2020, 1, 1), max_value=datetime(2026, 11, 30), timezones=st.just(UTC)
+    ),
+    st.sampled_from(sorted(SEEDS.controllers)),
+    st.sampled_from(KINDS),
+    st.sampled_from([None, "US-CA", "CA-QC", "DE", "SE", "JP"]),
+)
+def test_the_workers_remembering_rules_give_the_same_clocks(
+    start: datetime, controller: str, kind: tuple[str, dict[str, str]], jurisdiction: str | None
+) -> None:
+    type_, extra = kind
+    fields = dict(extra)
+    if "purpose" in fields and fields["purpose"] not in SEEDS.controllers[controller].purposes:
+        fields["purpose"] = next(iter(SEEDS.controllers[controller].purposes))
+    if jurisdiction:
+        fields["jurisdiction"] = jurisdiction
+    found = event(type_, controller, occurred_at=start, **fields)
+    assert RULES.clock_for(found) == clock_for(found, SEEDS.controllers[controller])

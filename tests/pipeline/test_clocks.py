@@ -130,7 +130,7 @@ def test_a_clock_that_cannot_be_started_never_stops_the_batch(
     def broken(*args: object) -> None:
         raise ArithmeticError("a rule nobody foresaw")
 
-    monkeypatch.setattr("streams.pipeline.clocks.clock_for", broken)
+    monkeypatch.setattr("streams.core.clocks.ClockRules.clock_for", broken)
     book = ClockBook(engine.policy)
     assert started_by(engine, book, record(1, "unsubscribed", subject="someone@example.com")) == []
     assert "deadline clock not started" in caplog.text
