@@ -55,10 +55,14 @@ PROMISE_PREFIX = "promise_"
 class Stop(StrEnum):
     """What stops a clock."""
 
-    #: Every instruction the event caused is acknowledged by the broker, for every destination.
+    #: Every instruction the event caused is acknowledged by the broker, for every destination
+    #: (for an erasure request, its ``erase`` instructions and the destruction of the subject's
+    #: data key, which travel with them).
     SENT = "sent"
-    #: The personal data is erased (work outside the decision: it stays open until then).
-    ERASED = "erased"
+    #: Work outside the worker is confirmed (``ClockBook.complete``): an access export handed
+    #: over, a destination's acknowledgement. The clock stays open until then. Nothing in the
+    #: contract starts such a clock yet.
+    CONFIRMED = "confirmed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,16 +233,8 @@ def _clock(
         return None
     # The earliest; the first listed on a tie.
     name, when = min(deadlines, key=lambda item: item[1])
-    stop = Stop.ERASED if event.type is EventType.ERASURE_REQUESTED else Stop.SENT
     return Clock(
-        event.controller,
-        event.subject_id,
-        event.event_id,
-        event.type.value,
-        name,
-        start,
-        when,
-        stop,
+        event.controller, event.subject_id, event.event_id, event.type.value, name, start, when
     )
 
 

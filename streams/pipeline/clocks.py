@@ -3,7 +3,7 @@ broker has acknowledged every instruction the batch caused, kept in the ``clocks
 
 The table is co-partitioned with the subjects: partition ``p`` holds, under keys that start
 with ``p``, one :class:`~streams.core.clocks.Summary` per (controller, rule) of the clocks
-closed there and one record per clock still open (an erasure waits for the erasure itself).
+closed there and one record per clock still open (one that waits for work outside the worker).
 Its records go to the changelog in the same flush as the subject states of the batch (see
 :mod:`streams.pipeline.batches`), so the auditor's report survives restarts and rebalances.
 

@@ -329,7 +329,10 @@ class OpenClock(_Out):
     deadline: AwareDatetime
     remaining_seconds: float = Field(description="Until the deadline; negative when overdue")
     remaining_fraction: float = Field(description="remaining_seconds over the time allowed")
-    awaiting: Literal["sent", "erased"] = Field(description="What stops the clock")
+    awaiting: Literal["sent", "confirmed"] = Field(
+        description="What stops the clock: sent (the batch's instructions acknowledged) or "
+        "confirmed (work outside the worker, reported back)"
+    )
 
 
 class OpenClocks(_Out):

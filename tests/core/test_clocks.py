@@ -88,10 +88,11 @@ def test_gdpr_month_is_the_strictest_for_a_gpc_signal_in_an_eu_controller_only_i
     assert clock is not None and clock.rule == "ccpa_opt_out"  # 15 business days < one month
 
 
-def test_an_erasure_request_runs_the_gdpr_month_and_stays_open_until_erased() -> None:
+def test_an_erasure_request_runs_the_gdpr_month_and_stops_when_sent() -> None:
     clock = clock_for(event("erasure.requested", controller="hms-se"), SEEDS.controllers["hms-se"])
     assert clock is not None
-    assert (clock.rule, clock.stop) == ("gdpr_request", Stop.ERASED)
+    # The worker erases in the batch: the data key is destroyed with the erase instructions.
+    assert (clock.rule, clock.stop) == ("gdpr_request", Stop.SENT)
     # One month on from Friday 6 November is Sunday 6 December: the next business day, Monday
     # the 7th, ends at midnight in Stockholm.
     assert clock.deadline == datetime(2026, 12, 7, 23, tzinfo=UTC)

@@ -3,6 +3,7 @@ stores, and the metric families /metrics gets from them."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -11,7 +12,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.core.clocks import Stop
+from streams.core.clocks import Clock, Stop
 from streams.core.engine import Engine
 from streams.core.policy import load_policy
 from streams.core.state import EMPTY
@@ -61,7 +62,7 @@ def test_opt_outs_and_requests_start_clocks_grants_and_redeliveries_do_not(
     assert started_by(engine, book, *batch) == ["e-2", "e-3", "e-4"]
 
 
-def test_stopping_records_met_and_missed_and_keeps_erasures_open(engine: Engine) -> None:
+def test_stopping_records_met_and_missed(engine: Engine) -> None:
     book = ClockBook(engine.policy)
     routed = route(
         [record(1, "unsubscribed"), record(2, "erasure.requested", subject="s-2")],
@@ -71,16 +72,33 @@ def test_stopping_records_met_and_missed_and_keeps_erasures_open(engine: Engine)
     folded = fold(routed.fold, lambda key, partition: EMPTY, engine, START)
     started = book.start(folded.fresh)
     book.written(book.stop(started, START + timedelta(days=3)), {})  # past the 2-day rule
-    (summary,) = [s for c, r, s in book.summaries(HOME) if r == "bulk_sender_unsubscribe"]
-    assert (summary.count, summary.met, summary.missed) == (1, 0, 1)
-    (erasure,) = book.open_clocks(HOME)
-    assert (erasure.event_id, erasure.stop, erasure.rule) == ("e-2", Stop.ERASED, "gdpr_request")
+    found = {r: s for c, r, s in book.summaries(HOME)}
+    bulk, gdpr = found["bulk_sender_unsubscribe"], found["gdpr_request"]
+    assert (bulk.count, bulk.met, bulk.missed) == (1, 0, 1)
+    assert (gdpr.count, gdpr.met, gdpr.missed) == (1, 1, 0)  # the erasure, within its month
+    assert list(book.open_clocks(HOME)) == []
+
+
+def test_a_clock_waiting_for_outside_work_stays_open_until_confirmed(engine: Engine) -> None:
+    book = ClockBook(engine.policy)
+    waiting = Clock(
+        "kms-uk",
+        "s-2",
+        "e-2",
+        "erasure.requested",
+        "gdpr_request",
+        START,
+        START + timedelta(days=30),
+        Stop.CONFIRMED,
+    )
+    book.written(book.stop([(HOME, waiting)], START + timedelta(minutes=1)), {})
+    assert list(book.open_clocks(HOME)) == [waiting]
     assert list(book.open_clocks(HOME + 1)) == []
-    # The erasure is carried out in time: the clock closes, met.
+    assert list(book.summaries(HOME)) == []
     book.written(book.complete(HOME, "kms-uk", "e-2", START + timedelta(days=5)), {})
     assert list(book.open_clocks(HOME)) == []
-    (gdpr,) = [s for c, r, s in book.summaries(HOME) if r == "gdpr_request"]
-    assert (gdpr.count, gdpr.met) == (1, 1)
+    ((_, rule, summary),) = list(book.summaries(HOME))
+    assert (rule, summary.count, summary.met) == ("gdpr_request", 1, 1)
     assert book.complete(HOME, "kms-uk", "e-2", START) == []  # not open any more
 
 
@@ -106,7 +124,12 @@ def test_metrics_show_time_to_honour_misses_and_the_open_clocks(engine: Engine) 
         lambda subject: HOME,
     )
     folded = fold(routed.fold, lambda key, partition: EMPTY, engine, START)
-    book.written(book.stop(book.start(folded.fresh), START + timedelta(days=1)), {})
+    # The erasure's clock as one waiting for outside work: it stays open.
+    started = [
+        (p, replace(c, stop=Stop.CONFIRMED) if c.type == "erasure.requested" else c)
+        for p, c in book.start(folded.fresh)
+    ]
+    book.written(book.stop(started, START + timedelta(days=1)), {})
     samples = scrape(list(book.metrics([HOME], START + timedelta(days=28))))
     bulk = (("controller", "kms-uk"), ("rule", "bulk_sender_unsubscribe"))
     gdpr = (("controller", "kms-uk"), ("rule", "gdpr_request"))

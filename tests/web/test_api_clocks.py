@@ -87,8 +87,8 @@ def clock(event_id: str, started: datetime, allowed: timedelta, stop: Stop = Sto
 async def test_open_clocks_are_listed_soonest_deadline_first(served: Served) -> None:
     now = datetime.now(UTC)
     served.backend.clocks = [
-        clock("late", now - timedelta(days=40), timedelta(days=31), Stop.ERASED),
-        clock("fresh", now - timedelta(days=1), timedelta(days=30), Stop.ERASED),
+        clock("late", now - timedelta(days=40), timedelta(days=31), Stop.CONFIRMED),
+        clock("fresh", now - timedelta(days=1), timedelta(days=30), Stop.CONFIRMED),
     ]
     reply = await served.api(READ_KEY).get("/v1/deadlines")
     assert reply.status == 200, reply.text
@@ -97,7 +97,7 @@ async def test_open_clocks_are_listed_soonest_deadline_first(served: Served) -> 
     late, fresh = clocks
     assert late["remaining_seconds"] == pytest.approx(-9 * 86_400, abs=60)
     assert fresh["remaining_fraction"] == pytest.approx(29 / 30, abs=0.001)
-    assert fresh["awaiting"] == "erased" and fresh["subject_id"] == "s-fresh"
+    assert fresh["awaiting"] == "confirmed" and fresh["subject_id"] == "s-fresh"
     other = await served.api(READ_KEY).get("/v1/deadlines?rule=bulk_sender_unsubscribe")
     assert other.json()["clocks"] == []
 
@@ -111,7 +111,7 @@ async def test_the_report_merges_the_partitions_summaries(served: Served) -> Non
         0: [("kms-uk", "gdpr_request", one)],
         4: [("kms-uk", "gdpr_request", two)],
     }
-    served.backend.clocks = [clock("open", start, timedelta(days=1), Stop.ERASED)]
+    served.backend.clocks = [clock("open", start, timedelta(days=1), Stop.CONFIRMED)]
     reply = await served.api(READ_KEY).get("/v1/deadlines/report")
     assert reply.status == 200, reply.text
     (row,) = reply.json()["rows"]

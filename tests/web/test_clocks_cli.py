@@ -161,13 +161,13 @@ async def test_open_clocks_and_reconsent_from_the_command_line(
             "gdpr_request",
             START,
             START + timedelta(days=30),
-            Stop.ERASED,
+            Stop.CONFIRMED,
         )
     ]
     urls = ["--url", one.url, "--url", two[1].url]
     assert await asyncio.to_thread(deadlines_main, ["open", *urls]) == 0
     out = capsys.readouterr().out
-    assert "gdpr_request  erasure.requested  e-1  awaiting erased" in out
+    assert "gdpr_request  erasure.requested  e-1  awaiting confirmed" in out
     assert await asyncio.to_thread(reconsent_main, ["acme", *urls, "--json"]) == 0
     listed = orjson.loads(capsys.readouterr().out)
     assert {s["subject_id"] for s in listed["subjects"]} == stale
