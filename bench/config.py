@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-MEASUREMENTS = ("throughput", "latency", "recovery", "timers")
+MEASUREMENTS = ("throughput", "latency", "recovery", "ledger", "timers")
 #: What a run measures unless told (``--only``); the timers' cost runs on request.
-DEFAULT_MEASUREMENTS = MEASUREMENTS[:3]
+DEFAULT_MEASUREMENTS = MEASUREMENTS[:4]
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
@@ -19,8 +19,16 @@ class BenchConfig:
     #: Subjects in the table for the recovery and memory measurement, and holding a consent
     #: with a lifetime in the timers measurement.
     table_subjects: int = 200_000
+    #: Entries of the one subject whose ledger appends are timed at its start and its end.
+    ledger_entries: int = 10_000
     repeat: int = 1
-    systems: tuple[str, ...] = ("transport", "consent-streams", "faust-naive", "quix")
+    systems: tuple[str, ...] = (
+        "transport",
+        "consent-streams",
+        "consent-streams-no-ledger",
+        "faust-naive",
+        "quix",
+    )
     measurements: tuple[str, ...] = DEFAULT_MEASUREMENTS
     #: With the worker's throughput run: the same workload on two worker processes.
     scale_out: bool = True

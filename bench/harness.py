@@ -28,6 +28,9 @@ broker and the same fixed-seed workload:
   recovery    consent-streams only: table recovery time and records/s after a restart with
               an empty data directory, time to ready, and RSS before and after recovery
               with --subjects entries in the table (--subjects 1000000 for the 1M target)
+  ledger      the worker's ledger path in-process (fold, append, RocksDB write): cost per
+              event at the start and at the end of one subject's --ledger-entries entries
+              (the ledger on/off comparison is part of throughput)
   timers      (on request: --only timers) --subjects subjects each holding a consent with a
               13-month lifetime, folded by the worker with timers off, then on: throughput,
               CPU and peak RSS side by side
@@ -122,6 +125,12 @@ def parser() -> argparse.ArgumentParser:
         help=f"subjects in the table for recovery and RSS, and holding lifetimes for the timers "
         f"measurement (default {d.table_subjects:,})",
     )
+    size.add_argument(
+        "--ledger-entries",
+        type=_positive,
+        default=d.ledger_entries,
+        help=f"entries of the subject in the ledger measurement (default {d.ledger_entries:,})",
+    )
     size.add_argument("--seed", type=int, default=d.seed, help="workload seed")
     size.add_argument(
         "--repeat", type=_positive, default=d.repeat, help="runs per measurement; medians reported"
@@ -212,6 +221,7 @@ def config_from(ns: argparse.Namespace) -> BenchConfig:
         event_subjects=ns.event_subjects,
         seed=ns.seed,
         table_subjects=ns.table_subjects,
+        ledger_entries=ns.ledger_entries,
         repeat=ns.repeat,
         systems=ns.systems,
         measurements=ns.only,

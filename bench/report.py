@@ -146,6 +146,21 @@ def throughput_table(results: dict[str, Any]) -> str:
     return _table(headers, rows)
 
 
+def ledger_cost(results: dict[str, Any]) -> str | None:
+    """The worker with the ledger on against off, from the same run (None: not both run)."""
+    on, off = results.get("consent-streams"), results.get("consent-streams-no-ledger")
+    if not on or not off:
+        return None
+    a, b = on["median"], off["median"]
+    ratio = a["events_per_s"] / b["events_per_s"]
+    return (
+        f"Ledger: on {_num(a['events_per_s'])} events/s, off {_num(b['events_per_s'])} "
+        f"(on/off {ratio:.2f}: costs {1 - ratio:.0%} of throughput); CPU s/1k "
+        f"{_num(a['cpu_s_per_1k'], 3)} vs {_num(b['cpu_s_per_1k'], 3)}; peak RSS "
+        f"{_mb(a['peak_rss_mb'])} vs {_mb(b['peak_rss_mb'])}"
+    )
+
+
 def scaleout_table(one: dict[str, Any], two: dict[str, Any]) -> str:
     """The worker with one process and with two, from the same run."""
     a, b = one["median"], two["median"]

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import chart, latency, recovery, report, scaleout, targets, throughput, timers
+from bench import chart, latency, ledger, recovery, report, scaleout, targets, throughput, timers
 from bench.config import BenchConfig
 from bench.reference import Expected, reference_fold
 from bench.systems import CONSENT_STREAMS, SYSTEMS, System
@@ -41,7 +41,7 @@ class Suite:
         return path
 
     def _env(self, key: str) -> dict[str, str] | None:
-        return self.worker_env if key == CONSENT_STREAMS.key and self.worker_env else None
+        return self.worker_env if SYSTEMS[key].is_worker and self.worker_env else None
 
     async def _attempt(
         self, what: str, system: str, step: Callable[[], Awaitable[dict[str, Any]]]
@@ -84,6 +84,7 @@ class Suite:
             "scaleout": None,
             "recovery": None,
             "timers": None,
+            "ledger": None,
             "targets": [],
             "failures": self.failures,
         }
@@ -95,6 +96,8 @@ class Suite:
             await self._latency()
         if "recovery" in cfg.measurements and expected and CONSENT_STREAMS.key in cfg.systems:
             await self._recovery(expected)
+        if "ledger" in cfg.measurements:
+            await self._ledger()
         if "timers" in cfg.measurements:
             await self._timers()
         return self._finish()
@@ -263,6 +266,20 @@ class Suite:
             ),
         )
 
+    async def _ledger(self) -> None:
+        cfg = self.config
+
+        async def measure(i: int) -> ledger.LedgerRun:
+            return ledger.measure(cfg.ledger_entries, workdir=self._dir(f"ledger-{i}"))
+
+        self.results["ledger"] = await self._repeated(
+            "ledger",
+            CONSENT_STREAMS.key,
+            f"appending to one subject's {cfg.ledger_entries:,} entries",
+            measure,
+            ledger.summary,
+        )
+
     async def _timers(self) -> None:
         cfg = self.config
 
@@ -313,6 +330,9 @@ class Suite:
         if results["throughput"]:
             print("\nThroughput (whole workload published first; first consume to last output)")
             print(report.throughput_table(results["throughput"]))
+            cost = report.ledger_cost(results["throughput"])
+            if cost:
+                print(cost)
         if results["scaleout"]:
             print(
                 f"\nScale-out ({scaleout.WORKERS} worker processes on this machine, same workload)"
@@ -328,10 +348,13 @@ class Suite:
         if results["recovery"]:
             print("\nTable recovery after a restart with an empty data directory")
             print(report.recovery_table(results["recovery"]))
+        if results["ledger"]:
+            print("\nAppending to a long ledger (in-process: fold, append, RocksDB write)")
+            print(ledger.summary(results["ledger"]["median"]))
         if results["timers"]:
             print("\nTimers: every subject holds a consent with a lifetime (off, then on)")
             print(report.timers_table(results["timers"]))
-        print("\nTargets (issue 10)")
+        print("\nTargets (issues 10 and 12)")
         print(report.targets_table(results["targets"]))
         print(f"\nResults: {path}" + (f"\nChart:   {picture}" if picture else ""))
         incorrect = [

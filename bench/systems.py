@@ -74,6 +74,13 @@ class System:
     #: None: the consumer's fetch wait is ours to set; else what the system always uses.
     fixed_fetch_wait_ms: int | None
     module: str
+    #: Environment the worker gets on top of the run's (a variant of the worker's settings).
+    settings: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def is_worker(self) -> bool:
+        """This project's worker (in any variant), not a peer."""
+        return self.module == "streams.cli"
 
     def outputs(self, run: Run) -> list[str]:
         if not self.stateful:
@@ -93,7 +100,7 @@ class System:
         extra_env: dict[str, str] | None = None,
     ) -> Child:
         run.data_dir.mkdir(parents=True, exist_ok=True)
-        if self.key == "consent-streams":
+        if self.is_worker:
             watch = (*watch, FIRST_FETCH)
             argv = [sys.executable, "-m", "streams.cli", "worker"]
             env = python_env(
@@ -106,6 +113,7 @@ class System:
                     "CONSENT_SESSION_TIMEOUT": "6",
                     "CONSENT_LOG_LEVEL": "INFO",
                     "CONSENT_FETCH_WAIT_MS": str(fetch_wait_ms),
+                    **dict(self.settings),
                     **(extra_env or {}),
                 }
             )
@@ -133,7 +141,7 @@ class System:
 
     async def first_consume(self, run: Run, child: Child) -> float | None:
         """Wall time the system consumed its first input record, if it can say."""
-        if self.key == "consent-streams":
+        if self.is_worker:
             return child.seen.get(FIRST_FETCH)  # when the worker's line reached us
         found = child.marks.get("first_consume")
         return float(found) if found else None
@@ -141,8 +149,19 @@ class System:
 
 TRANSPORT = System("transport", "transport limit (aiokafka loop)", False, None, "bench.peers.plain")
 CONSENT_STREAMS = System("consent-streams", "consent-streams worker", True, None, "streams.cli")
+#: The same worker without the consent ledger: what the ledger costs, in the same run.
+NO_LEDGER = System(
+    "consent-streams-no-ledger",
+    "consent-streams worker, ledger off",
+    True,
+    None,
+    "streams.cli",
+    (("CONSENT_LEDGER", "false"),),
+)
 FAUST_NAIVE = System(
     "faust-naive", "naive Faust agent", True, FAUST_FETCH_WAIT_MS, "bench.peers.faust_naive"
 )
 QUIX = System("quix", "Quix Streams", True, None, "bench.peers.quix")
-SYSTEMS: dict[str, System] = {s.key: s for s in (TRANSPORT, CONSENT_STREAMS, FAUST_NAIVE, QUIX)}
+SYSTEMS: dict[str, System] = {
+    s.key: s for s in (TRANSPORT, CONSENT_STREAMS, NO_LEDGER, FAUST_NAIVE, QUIX)
+}

@@ -71,6 +71,13 @@ def throughput_checks(results: dict[str, Any]) -> list[Check]:
         out.append(_at_most(target, worker["cpu_s_per_1k"], 0.07, lambda v: f"{v:.3f} s"))
     else:
         out.append(_absent(target, "needs the worker's throughput run"))
+    target = "the ledger costs <= 25% of throughput (issue 12)"
+    off = _median(results, "consent-streams-no-ledger")
+    if worker and off:
+        cost = 1 - worker["events_per_s"] / off["events_per_s"]
+        out.append(_at_most(target, cost, 0.25, lambda v: f"{v:.0%}"))
+    else:
+        out.append(_absent(target, "needs the worker with the ledger on and off"))
     target = "a 2nd worker process adds >= 60%"
     scale = results.get("scaleout")
     if worker and scale:
@@ -143,5 +150,23 @@ def _thousands(value: float) -> str:
     return f"{value / 1000:,.1f}k/s"
 
 
+def ledger_checks(results: dict[str, Any]) -> list[Check]:
+    """Appending stays O(1): an append at entry 10,000 costs what one at entry 1 does (within
+    the noise of a shared machine)."""
+    target = "append at entry 10k <= 1.5x at entry 1 (issue 12)"
+    entry = results.get("ledger")
+    if not entry:
+        return [_absent(target, "no ledger run")]
+    m = entry["median"]
+    check = _at_most(target, m["last_us"] / m["first_us"], 1.5, lambda v: f"{v:.2f}x")
+    measured = f"{m['first_us']:.0f} vs {m['last_us']:.0f} us ({check.measured})"
+    return [Check(target, measured, check.met and m["chain_ok"], check.gap)]
+
+
 def checks(results: dict[str, Any]) -> list[Check]:
-    return [*throughput_checks(results), *latency_checks(results), *recovery_checks(results)]
+    return [
+        *throughput_checks(results),
+        *latency_checks(results),
+        *recovery_checks(results),
+        *ledger_checks(results),
+    ]

@@ -17,6 +17,7 @@ from streams.core.timers import TimerPlan
 from streams.pipeline.batches import BatchPipeline, wall_clock
 from streams.pipeline.clocks import CLOCKS_TABLE, ClockBook
 from streams.pipeline.consumer import BatchHandler, BatchTransport
+from streams.pipeline.ledger_store import LEDGER_TABLE, LEDGER_TOPIC_CONFIG, LedgerStore
 from streams.pipeline.personal import COMPACTION_CONFIGS, KEYS_TABLE, KeysTable, SubjectKeys
 from streams.pipeline.sending import KeyHashes
 from streams.pipeline.stats import EventStats
@@ -59,6 +60,8 @@ class ConsentStreams:
     subjects: Any  # faust Table[bytes, bytes]
     counters: Counters
     keys: SubjectKeys  # seals and opens personal data (the ledger's sealer and opener)
+    ledger: LedgerStore  # declared even when CONSENT_LEDGER=false: its topic stays known
+    pipeline: BatchPipeline
     ticker: Ticker | None = None  # None: timers off, or a policy without clocks
     deadlines: ClockBook | None = None  # legal deadline clocks (streams/pipeline/clocks.py)
 
@@ -131,6 +134,15 @@ def create_app(
         CLOCKS_TABLE, partitions=partitions, key_type=bytes, value_type=bytes
     )
     deadlines = ClockBook(policy, deadline_table)
+    # One entry per accepted event, on its subject's partition (co-partitioned with subjects).
+    ledger_table = app.Table(
+        LEDGER_TABLE,
+        partitions=partitions,
+        key_type=bytes,
+        value_type=bytes,
+        extra_topic_configs=LEDGER_TOPIC_CONFIG,
+    )
+    ledger = LedgerStore(ledger_table)
     hashes = KeyHashes()
     stored_keys = KeysTable(keys_table)
     keys = SubjectKeys(
@@ -158,6 +170,8 @@ def create_app(
         timers=index,
         clock=clock,
         deadlines=deadlines,
+        ledger=ledger if settings.ledger else None,
+        seal=keys.seal,  # personal data sealed under the subject's data key before appending
     )
 
     transport = BatchTransport(app.conf.broker_consumer, app)
@@ -165,7 +179,12 @@ def create_app(
     app.transport = transport
     # Changelog batches straight into the stores.
     use_bulk_recovery(
-        app, subjects, keys_table, deadline_table, *([index.table] if index is not None else [])
+        app,
+        subjects,
+        keys_table,
+        deadline_table,
+        ledger_table,
+        *([index.table] if index is not None else []),
     )
     ticker: Ticker | None = None
     if index is not None:
@@ -195,6 +214,8 @@ def create_app(
         subjects=subjects,
         counters=counters,
         keys=keys,
+        ledger=ledger,
+        pipeline=pipeline,
         ticker=ticker,
         deadlines=deadlines,
     )

@@ -53,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
         ("bench", "run the benchmark harness (see: bench --help)"),
         ("reconsent", "list the subjects a notice change needs asked again (see: --help)"),
         ("deadlines", "deadline clocks: the auditor's report, open clocks (see: --help)"),
+        ("ledger", "check the consent ledger's hash chains (see: ledger verify --help)"),
     ):
         sub = commands.add_parser(name, help=help_text, add_help=False)
         sub.add_argument("rest", nargs=argparse.REMAINDER)
@@ -66,6 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bench.harness import main as bench_main
 
         return bench_main(argv[1:])
+    if argv and argv[0] == "ledger":
+        from streams.ledger_cli import main as ledger_main
+
+        return ledger_main(argv[1:])
     if argv and argv[0] == "token":
         from streams.web.tokens_cli import main as token_main
 

@@ -20,7 +20,13 @@ from streams.web.setup import install_web
 def attach_api(streams: ConsentStreams, settings: Settings) -> None:
     """Serve the API on the worker's own web server (Faust's aiohttp application)."""
     backend = FaustBackend(
-        streams.app, streams.subjects, streams.counters, TopicNames.of(settings), streams.deadlines
+        streams.app,
+        streams.subjects,
+        streams.counters,
+        TopicNames.of(settings),
+        streams.deadlines,
+        ledger=streams.ledger,
+        opener=streams.keys.open,  # personal data opened, or left sealed after erasure
     )
     faust_app: Any = streams.app
     server = cast(web.Application, faust_app.web.web_app)

@@ -228,6 +228,19 @@ def append(head: ChainHead, record: Record) -> Entry:
     return Entry(sequence, head.digest, record, digest)
 
 
+def append_stored(head: ChainHead, record: Record) -> tuple[Entry, bytes]:
+    """:func:`append`, and the entry as :meth:`Entry.to_bytes` stores it, encoded together
+    (the worker appends and stores every entry at once)."""
+    sequence = head.sequence + 1
+    canonical = _canonical(_content(sequence, head.digest, record))
+    digest = hashlib.sha256(canonical).hexdigest()
+    # The stored form is the canonical one with the digest among the sorted keys: just before
+    # "effects" (the first key after it; earlier values cannot hold an unescaped quote).
+    at = canonical.index(b'"effects":')
+    stored = b"".join((canonical[:at], b'"digest":"', digest.encode(), b'",', canonical[at:]))
+    return Entry(sequence, head.digest, record, digest), stored
+
+
 class Instruction(Protocol):
     """What :func:`effects_of` reads of an outbound message (the engine's ``Outbound``)."""
 

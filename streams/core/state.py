@@ -1,11 +1,15 @@
-"""Per-(controller, subject) state: the greatest statement per slot, plus identifiers.
+"""Per-(controller, subject) state: the greatest statement per slot, plus identifiers, and the
+head of the subject's ledger chain.
 
 Stored form (version 3): one version byte, one byte with the number of remembered event
 digests, the digests (8 bytes each, oldest first), then ``[slots, identifiers]`` as JSON.
 Version 4 is the same with ``[slots, identifiers, notices]``: written only when a consent in
 the state was given under a named notice version, so other states keep their version 3 bytes
-(and a worker that predates notice versions refuses a state it would misread). Version 2 (a
-JSON object holding event ids in full) is still read.
+(and a worker that predates notice versions refuses a state it would misread). Version 5 adds
+the ledger's chain head after the digests (its sequence as 8 bytes big-endian, its SHA-256
+digest as 32 raw bytes), with either body: written once the subject has a ledger entry, so
+that head and state are stored in one record. Version 2 (a JSON object holding event ids in
+full) is still read. States without a head (versions 2 to 4) have the genesis head.
 """
 
 from __future__ import annotations
@@ -18,11 +22,14 @@ from typing import Any
 import orjson
 
 from schemas.events import ConsentEvent, Identifiers
+from streams.core.ledger import ChainHead
 from streams.core.statements import GRANT, Statement, consent_scope, placements, slot_key
 
 STATE_VERSION = 3
 #: The version of states that keep the notice version of a consent.
 NOTICES_VERSION = 4
+#: The version of states that keep their ledger chain head.
+CHAINED_VERSION = 5
 #: How many recent event ids a subject remembers to recognise redeliveries.
 SEEN_LIMIT = 64
 #: Bytes of an event id's digest: a false "already seen" is a 64/2**64 chance per event.
@@ -32,6 +39,9 @@ IDENTIFIER_KINDS = tuple(Identifiers.model_fields)
 _SEEN_BYTES = SEEN_LIMIT * DIGEST_SIZE
 _V3 = bytes([STATE_VERSION])
 _V4 = bytes([NOTICES_VERSION])
+_V5 = bytes([CHAINED_VERSION])
+_HEAD_BYTES = 8 + 32  # sequence, digest
+_GENESIS_HEAD = ChainHead()
 _NO_NOTICES: Mapping[str, str] = {}
 _new = tuple.__new__
 
@@ -84,7 +94,7 @@ class SubjectState:
     """Immutable by convention: nothing mutates a state's mappings once it is built, so states
     can be shared, cached and reused (``absorb`` and the engine build new ones)."""
 
-    __slots__ = ("identifiers", "notices", "seen", "slots", "verdicts")
+    __slots__ = ("head", "identifiers", "notices", "seen", "slots", "verdicts")
 
     #: slot key ("scope#slot") -> the greatest statement folded into it
     slots: Mapping[str, Statement]
@@ -97,6 +107,8 @@ class SubjectState:
     #: consent grant slot key -> the notice version its statement was given under (only for
     #: events that named one; the others were given under the version in force at their time)
     notices: Mapping[str, str]
+    #: the last entry of the subject's ledger (sequence 0 and GENESIS: none yet)
+    head: ChainHead
 
     def __init__(
         self,
@@ -105,21 +117,24 @@ class SubjectState:
         seen: bytes = b"",
         verdicts: Verdicts | None = None,
         notices: Mapping[str, str] | None = None,
+        head: ChainHead = _GENESIS_HEAD,
     ) -> None:
         self.slots = {} if slots is None else slots
         self.identifiers = {} if identifiers is None else identifiers
         self.seen = seen
         self.verdicts = {} if verdicts is None else verdicts
         self.notices = _NO_NOTICES if notices is None else notices
+        self.head = head
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SubjectState):
             return NotImplemented
-        return (self.slots, self.identifiers, self.seen, self.notices) == (
+        return (self.slots, self.identifiers, self.seen, self.notices, self.head) == (
             other.slots,
             other.identifiers,
             other.seen,
             other.notices,
+            other.head,
         )
 
     __hash__ = None  # type: ignore[assignment]  # mutable containers inside
@@ -127,7 +142,13 @@ class SubjectState:
     def __repr__(self) -> str:
         return (
             f"SubjectState(slots={self.slots!r}, identifiers=<{len(self.identifiers)}>, "
-            f"seen=<{len(self.seen) // DIGEST_SIZE}>)"
+            f"seen=<{len(self.seen) // DIGEST_SIZE}>, head={self.head.sequence})"
+        )
+
+    def with_head(self, head: ChainHead) -> SubjectState:
+        """The same state, its ledger chain now ending at ``head`` (mappings shared)."""
+        return SubjectState(
+            self.slots, self.identifiers, self.seen, self.verdicts, self.notices, head
         )
 
     def has_seen(self, event_id: str) -> bool:
@@ -208,31 +229,44 @@ class SubjectState:
         seen = self.seen
         if unseen or not remembers(seen, digest):
             seen = (seen + digest)[-_SEEN_BYTES:]
-        return SubjectState(slots, merged, seen, verdicts, notices), changed, gained
+        state = SubjectState(slots, merged, seen, verdicts, notices, self.head)
+        return state, changed, gained
 
     # -- storage ---------------------------------------------------------------------------
 
     def to_bytes(self) -> bytes:
-        seen = self.seen
+        seen, head = self.seen, self.head
         count = bytes([len(seen) // DIGEST_SIZE])
         # Statements (NamedTuples) as arrays.
-        if self.notices:
-            body = (self.slots, self.identifiers, self.notices)
-            return _V4 + count + seen + orjson.dumps(body, default=tuple)
-        return _V3 + count + seen + orjson.dumps((self.slots, self.identifiers), default=tuple)
+        body: tuple[object, ...] = (
+            (self.slots, self.identifiers, self.notices)
+            if self.notices
+            else (self.slots, self.identifiers)
+        )
+        json = orjson.dumps(body, default=tuple)
+        if head.sequence:
+            chained = head.sequence.to_bytes(8, "big") + bytes.fromhex(head.digest)
+            return b"".join((_V5, count, seen, chained, json))
+        return (_V4 if self.notices else _V3) + count + seen + json
 
     @classmethod
     def from_bytes(cls, data: bytes | None) -> SubjectState:
         if not data:
             return EMPTY
-        if data[0] == STATE_VERSION or data[0] == NOTICES_VERSION:
-            end = 2 + data[1] * DIGEST_SIZE
+        version = data[0]
+        if version in (STATE_VERSION, NOTICES_VERSION, CHAINED_VERSION):
+            seen_end = end = 2 + data[1] * DIGEST_SIZE
+            head = _GENESIS_HEAD
+            if version == CHAINED_VERSION:
+                end += _HEAD_BYTES
+                head = _head(data[seen_end:end])
             slots, identifiers, *notices = orjson.loads(data[end:])
             return cls(
                 {key: _new(Statement, value) for key, value in slots.items()},
                 {kind: (at, value) for kind, (at, value) in identifiers.items()},
-                data[2:end],
+                data[2:seen_end],
                 notices=notices[0] if notices else None,
+                head=head,
             )
         return _from_version_2(data)
 
@@ -250,6 +284,19 @@ def _with_notice(
             else:
                 out[key] = notice
     return out
+
+
+def _head(data: bytes) -> ChainHead:
+    sequence = int.from_bytes(data[:8], "big")
+    return ChainHead(sequence, data[8:].hex()) if sequence else _GENESIS_HEAD
+
+
+def head_of(data: bytes | None) -> ChainHead:
+    """The ledger head a stored state carries, without decoding the rest."""
+    if not data or data[0] != CHAINED_VERSION:
+        return _GENESIS_HEAD
+    end = 2 + data[1] * DIGEST_SIZE
+    return _head(data[end : end + _HEAD_BYTES])
 
 
 def _from_version_2(data: bytes) -> SubjectState:

@@ -3,11 +3,12 @@
 1. route (pure): rejects to the dead-letter topic, keyless records (and records published
    with another partitioner) forwarded once to the repartition topic, the rest fold here;
 2. fold (pure) into subject states;
-3. send every output, dead letter and forwarded record, and the batch's data key creations and
-   destructions to the keys changelog, and wait until the broker has them all;
-4. store the data keys, then each changed state once (changelog acknowledged, then the store),
-   with the deadline clocks the batch stopped at step 3 (streams/pipeline/clocks.py) in the
-   same flush;
+3. send every output, dead letter, forwarded record and ledger entry, and the batch's data key
+   creations and destructions to the keys changelog, and wait until the broker has them all;
+4. store the data keys and the ledger entries, then each changed state once (changelog
+   acknowledged, then the store), with the deadline clocks the batch stopped at step 3
+   (streams/pipeline/clocks.py) in the same flush: the states carry the ledger chain heads, so a
+   head is never stored before its entries;
 5. only then may the consumer mark the batch's offsets committable.
 
 A kill at any point before 5 redelivers the batch; the engine's redelivery rule restates what
@@ -28,7 +29,8 @@ from schemas.codec import dead_letter_record
 from streams.core.engine import Engine
 from streams.pipeline.clocks import ClockBook
 from streams.pipeline.consumer import Batches
-from streams.pipeline.fold import Record, Rejected, fold, route
+from streams.pipeline.fold import Record, Rejected, Sealer, fold, keep, route
+from streams.pipeline.ledger_store import LedgerStore
 from streams.pipeline.personal import KeysTable, SubjectKeys
 from streams.pipeline.sending import KeyHashes, Outbox, Producer
 from streams.pipeline.store import SubjectStore
@@ -80,7 +82,11 @@ class BatchPipeline:
         timers: TimerIndex | None = None,
         clock: Callable[[], datetime] = wall_clock,
         deadlines: ClockBook | None = None,
+        ledger: LedgerStore | None = None,  # None: no ledger (CONSENT_LEDGER=false)
+        seal: Sealer = keep,
     ) -> None:
+        self.ledger = ledger
+        self.seal = seal
         self.app = app
         self.engine = engine
         self.store = store
@@ -144,8 +150,15 @@ class BatchPipeline:
         routed = route(fresh, self.engine, place, now=now)
         again = route(forwarded, self.engine, self.place, repartitioned=True, now=now)
         self.keys.forget_pending()  # a batch that failed before step 3 left its changes
+        ledger = self.ledger
         folded = fold(
-            routed.fold + again.fold, self.store.load, self.engine, now, erasure=self.keys
+            routed.fold + again.fold,
+            self.store.load,
+            self.engine,
+            now,
+            erasure=self.keys,
+            ledger=ledger is not None,
+            seal=self.seal,
         )
         deadlines = self.deadlines
         started = deadlines.start(folded.fresh) if deadlines is not None else []
@@ -171,13 +184,19 @@ class BatchPipeline:
         for message in folded.messages:
             await outbox.add(topics[message.destination], message.key, message.value)
             emitted[message.destination] += 1
+        entries = folded.stored
+        if ledger is not None and entries:
+            await ledger.add(entries, outbox)
         # Data keys travel with the outputs: no state that references an entry sealed under a
         # key is stored before the broker has that key (docs/guarantees.md, "Erasure").
         keys = self.keys.take()
         await self.keys_table.send(keys, outbox)
-        # Outputs first: once the broker has them, record the states that caused them.
+        # Outputs, ledger entries and keys first: once the broker has them, record the states
+        # that caused them (and carry the entries' chain heads).
         last = await outbox.sent()
         self.keys_table.write(keys, last)
+        if ledger is not None:
+            ledger.write(entries, last)
         timers = self.timers.stage(folded, self.store.load) if self.timers else {}
         saving = self.producer.outbox()
         if deadlines is not None and started:

@@ -11,11 +11,28 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple, Protocol
 
+import orjson
+
 from schemas.codec import RejectedRecord, decode_event
 from schemas.deadletter import FieldError
 from schemas.events import ConsentEvent
+from streams.core import ledger as ledgers
 from streams.core.engine import Engine, Outbound, subject_key
+from streams.core.ledger import Arrival, Effect, append_stored
 from streams.core.state import SubjectState
+from streams.pipeline.ledger_store import entry_key
+
+#: Headers the HTTP layer sets on what it publishes: the API key's name, the link token kind.
+API_KEY_HEADER = "consent-streams-api-key"
+LINK_HEADER = "consent-streams-link"
+
+#: (state key, partition, record) -> the record to append (personal data sealed, say)
+Sealer = Callable[[bytes, int, ledgers.Record], ledgers.Record]
+
+
+def keep(key: bytes, partition: int, record: ledgers.Record) -> ledgers.Record:
+    """The default sealer: the record as it is."""
+    return record
 
 
 class Record(NamedTuple):
@@ -106,6 +123,9 @@ class Folded:
     folded: list[Admitted] = field(default_factory=list)
     #: the folded records that were not redeliveries (the ones that start deadline clocks)
     fresh: list[Admitted] = field(default_factory=list)
+    #: ledger entries appended, in order, as the ledger table stores them: (partition, entry
+    #: key, entry bytes); bytes only, so that no entry object outlives its append
+    stored: list[tuple[int, bytes, bytes]] = field(default_factory=list)
     duplicates: int = 0
     reject: list[Rejected] = field(default_factory=list)
 
@@ -117,9 +137,13 @@ def fold(
     now: datetime,
     *,
     erasure: Erasure | None = None,
+    ledger: bool = True,
+    seal: Sealer = keep,
 ) -> Folded:
     """Fold a batch into subject states; ``load(key, partition)`` reads a stored state once.
 
+    With ``ledger``, every event that is not a redelivery appends one entry to its subject's
+    ledger (through ``seal``), received at ``now``; the new state carries the new chain head.
     With ``erasure``, an erased address seen again is recognised by its keyed hash, and an
     outcome that shreds destroys the subject's data key (after its own ledger entry is sealed)
     and keeps only keyed hashes of its identifiers.
@@ -135,21 +159,76 @@ def fold(
             if erasure is not None:
                 event = erasure.recognise(state, event)
             outcome = engine.apply(state, event, now)
-            # The event's ledger entry is sealed and appended here, before an erasure below
-            # destroys the key it is sealed under.
+            after = outcome.state
+            appended = None
+            if ledger and not outcome.duplicate:
+                noted = ledgers.Record.of(
+                    event,
+                    received_at=now,
+                    arrival=arrival_of(record),
+                    effects=effects(outcome.messages),
+                )
+                entry, data = append_stored(after.head, seal(key, record.partition, noted))
+                after = after.with_head(entry.head)
+                appended = (record.partition, entry_key(key, entry.sequence), data)
+            # The event's ledger entry is sealed and appended above, before an erasure destroys
+            # the key it is sealed under.
             if outcome.shred and not outcome.duplicate and erasure is not None:
-                erased = erasure.erase(key, record.partition, state, outcome.state, event.event_id)
-                outcome = outcome._replace(state=erased)
+                after = erasure.erase(key, record.partition, state, after, event.event_id)
         except Exception as exc:  # the record is dead-lettered intact; the batch goes on
             reason = f"could not process: {type(exc).__name__}"
             out.reject.append(Rejected(record, [FieldError(loc="", msg=reason)]))
             continue
         out.messages += outcome.messages
-        current[key] = outcome.state
+        current[key] = after
         if outcome.duplicate:
             out.duplicates += 1
         else:
-            out.states[key] = (record.partition, outcome.state)
+            out.states[key] = (record.partition, after)
             out.fresh.append(item)
+        if appended is not None:
+            out.stored.append(appended)
         out.folded.append(item)
     return out
+
+
+def effects(messages: Iterable[Outbound]) -> tuple[Effect, ...]:
+    """:func:`streams.core.ledger.effects_of`, reading each message value once: the engine sends
+    the same value to every destination of a pair, one after the other."""
+    out: list[Effect] = []
+    last: bytes | None = None
+    destinations: list[str] = []
+    value: dict[str, str] = {}
+    for message in messages:
+        if message.value != last:
+            if destinations:
+                out.append(_effect(value, destinations))
+            last, destinations = message.value, []
+            value = orjson.loads(message.value)
+        destinations.append(str(message.destination))
+    if destinations:
+        out.append(_effect(value, destinations))
+    return tuple(out)
+
+
+def _effect(value: dict[str, str], destinations: list[str]) -> Effect:
+    return Effect(
+        value["purpose"],
+        value["channel"],
+        value["action"],
+        value["suppression_id"],
+        tuple(destinations),
+    )
+
+
+def arrival_of(record: Record) -> Arrival:
+    """How ``record`` reached the worker: where it was read, and who published it over HTTP."""
+    api_key = link = None
+    for name, value in record.headers:
+        if value is None:
+            continue
+        if name == API_KEY_HEADER:
+            api_key = value.decode(errors="replace")
+        elif name == LINK_HEADER:
+            link = value.decode(errors="replace")
+    return Arrival(record.topic, record.partition, record.offset, api_key, link)

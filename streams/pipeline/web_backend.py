@@ -8,7 +8,7 @@ Implements the protocol structurally: the pipeline does not import the web layer
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,8 +16,10 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from yarl import URL
 
 from streams.core.clocks import Clock, Summary
-from streams.core.ledger import LedgerView
+from streams.core.ledger import CorruptEntry, Entry, LedgerView, Record
+from streams.core.state import head_of
 from streams.pipeline.clocks import ClockBook
+from streams.pipeline.ledger_store import LedgerStore
 from streams.pipeline.stats import PREFIX, counter, histogram
 from streams.topology import TopicNames, partition_key, partition_of
 
@@ -29,6 +31,15 @@ def _ident(url: URL) -> tuple[str, int]:
     return (url.host or "", url.port or 80)
 
 
+#: (state key, stored record) -> the record to show (personal data opened, say)
+Opener = Callable[[bytes, Record], Record]
+
+
+def as_stored(key: bytes, record: Record) -> Record:
+    """The default opener: the record as stored."""
+    return record
+
+
 class FaustBackend:
     def __init__(
         self,
@@ -37,12 +48,16 @@ class FaustBackend:
         counters: Any,
         topics: TopicNames,
         clocks: ClockBook | None = None,
+        ledger: LedgerStore | None = None,
+        opener: Opener = as_stored,
     ) -> None:
         self.app = app  # faust.App
         self.table = table  # faust Table[bytes, bytes]
         self.counters = counters  # streams.app.Counters
         self.topics = topics
         self.clocks = clocks
+        self.ledger_store = ledger
+        self.opener = opener
 
     @property
     def _changelog(self) -> str:
@@ -112,7 +127,23 @@ class FaustBackend:
         return () if self.clocks is None else self.clocks.summaries(partition)
 
     def ledger(self, key: bytes) -> LedgerView:
-        return LedgerView()  # the ledger store is not wired yet
+        """The stored entries of ``key`` in sequence order, their records opened, and the head
+        kept with its state. Undecodable entries are left out (``ledger verify`` names them)."""
+        store = self.ledger_store
+        if store is None:
+            return LedgerView()
+        entries: list[Entry] = []
+        for data in store.read(key, self.partition_of(key)):
+            try:
+                entries.append(Entry.from_bytes(data))
+            except CorruptEntry:
+                continue
+        head = head_of(self.state(key))
+        return LedgerView(
+            entries=tuple(entries),
+            records=tuple(self.opener(key, entry.record) for entry in entries),
+            head=head if head.sequence else None,
+        )
 
     async def publish(self, records: Sequence[tuple[bytes, bytes, Headers]]) -> None:
         producer = self.app.producer

@@ -17,7 +17,7 @@ for module in ("quixstreams", "matplotlib", "psutil"):
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
-SYSTEMS = ("transport", "consent-streams", "faust-naive", "quix")
+SYSTEMS = ("transport", "consent-streams", "consent-streams-no-ledger", "faust-naive", "quix")
 
 
 def test_harness_measures_every_system_and_checks_their_output(tmp_path: Path) -> None:
@@ -39,6 +39,7 @@ def test_harness_measures_every_system_and_checks_their_output(tmp_path: Path) -
             "--rate=200",
             "--latency-seconds=1",
             "--no-scale-out",  # two more workers: over the time budget
+            "--ledger-entries=1000",
             f"--results-dir={results}",
             f"--workdir={tmp_path / 'work'}",
         ]
@@ -86,6 +87,10 @@ def test_harness_measures_every_system_and_checks_their_output(tmp_path: Path) -
     assert recovery["records_per_s"] > 0 and recovery["rss_mb"] > 0
     assert 0 < recovery["rss_before_mb"] <= recovery["rss_mb"] * 1.5
     assert recovery["write_s"] is not None, "the worker's bulk recovery line was not found"
+
+    ledger = data["ledger"]["median"]
+    assert ledger["chain_ok"] and ledger["entries"] == 1000
+    assert ledger["first_us"] > 0 and ledger["last_us"] > 0
 
     assert data["scaleout"] is None
     verdicts = {c["target"]: c["met"] for c in data["targets"]}

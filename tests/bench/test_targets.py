@@ -15,6 +15,7 @@ def results(**overrides: Any) -> dict[str, Any]:
         "throughput": {
             "transport": run(80_000),
             "consent-streams": run(16_000),
+            "consent-streams-no-ledger": run(18_000),
             "quix": run(4_000),
         },
         "scaleout": run(26_000),
@@ -36,6 +37,9 @@ def results(**overrides: Any) -> dict[str, Any]:
             }
         },
     }
+    base["ledger"] = {
+        "median": {"entries": 10_000, "first_us": 100.0, "last_us": 104.0, "chain_ok": True}
+    }
     base.update(overrides)
     return base
 
@@ -46,8 +50,25 @@ def verdicts(data: dict[str, Any]) -> dict[str, tuple[bool | None, str]]:
 
 def test_every_target_met() -> None:
     found = verdicts(results())
-    assert len(found) == 8
+    assert len(found) == 10
     assert all(met for met, _ in found.values()), found
+
+
+def test_the_ledger_cost_is_checked_against_the_worker_without_it() -> None:
+    costly = results()
+    costly["throughput"]["consent-streams"]["median"]["events_per_s"] = 9_000
+    met, gap = verdicts(costly)["the ledger costs <= 25% of throughput (issue 12)"]
+    assert met is False and gap.startswith("over by 25%")
+    del costly["throughput"]["consent-streams-no-ledger"]
+    met, _ = verdicts(costly)["the ledger costs <= 25% of throughput (issue 12)"]
+    assert met is None
+
+
+def test_appends_must_not_slow_down_with_the_history() -> None:
+    slow = results()
+    slow["ledger"]["median"]["last_us"] = 200.0
+    met, gap = verdicts(slow)["append at entry 10k <= 1.5x at entry 1 (issue 12)"]
+    assert met is False and gap.startswith("over by 0.50x")
 
 
 def test_misses_say_by_how_much() -> None:
