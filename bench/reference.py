@@ -31,6 +31,8 @@ from streams.core.decisions import PairState, Ruling
 from streams.core.engine import Engine, subject_key
 from streams.core.policy import Policy
 from streams.core.state import EMPTY, SubjectState
+from streams.pipeline.personal import SubjectKeys
+from streams.security.shredding import IdentifierHasher, Keyring, new_key
 
 #: (destination, controller, subject_id, purpose, channel, action, suppression_id)
 SuppressionKey = tuple[str, str, str, str, str, str, str]
@@ -83,8 +85,20 @@ def reference_fold(records: Iterable[Record], engine: Engine) -> Expected:
     return out
 
 
+def erasure_rules() -> SubjectKeys:
+    """The worker's erasure rules for identifiers (kept as keyed hashes, matched when imported
+    again), which decide what later messages carry and so their ids; keys in memory only."""
+    return SubjectKeys(
+        Keyring.parse(f"ref:{new_key()}"),
+        IdentifierHasher.parse(new_key()),
+        read=lambda key, partition: None,
+        place=lambda key: 0,
+    )
+
+
 def _fold(records: Iterable[Record], engine: Engine, out: Expected) -> None:
     now = datetime.now(UTC)
+    erasure = erasure_rules()
     for key, value in records:
         try:
             event = decode_event(value, key)
@@ -96,8 +110,14 @@ def _fold(records: Iterable[Record], engine: Engine, out: Expected) -> None:
             out.deadletters.add(value)
             continue
         table_key = subject_key(event.controller, event.subject_id)
-        outcome = engine.apply(out.states.get(table_key, EMPTY), event, now)
-        out.states[table_key] = outcome.state
+        state = out.states.get(table_key, EMPTY)
+        event = erasure.recognise(state, event)
+        outcome = engine.apply(state, event, now)
+        after = outcome.state
+        if outcome.shred and not outcome.duplicate:  # as streams/pipeline/fold.py does
+            after = erasure.erase(table_key.encode(), 0, state, after, event.event_id)
+            erasure.take()
+        out.states[table_key] = after
         out.duplicates += outcome.duplicate
         for message in outcome.messages:
             out.messages += 1

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bench.peers.args import DEADLETTER
+from bench.reference import erasure_rules
 from schemas.codec import RejectedRecord, dead_letter_record, decode_event
 from schemas.deadletter import FieldError
 from schemas.events import ConsentEvent
@@ -59,10 +60,22 @@ def reject(
     return DEADLETTER, key, record
 
 
+_ERASURE = erasure_rules()
+
+
 def fold(
     engine: Engine, event: ConsentEvent, stored: bytes | None
 ) -> tuple[list[Output], bytes | None]:
     """The messages an admitted event calls for, and the state to store (None: unchanged)."""
-    outcome = engine.apply(SubjectState.from_bytes(stored), event, datetime.now(UTC))
+    state = SubjectState.from_bytes(stored)
+    event = _ERASURE.recognise(state, event)
+    outcome = engine.apply(state, event, datetime.now(UTC))
     outputs: list[Output] = [(m.destination.value, m.key, m.value) for m in outcome.messages]
-    return outputs, None if outcome.duplicate else outcome.state.to_bytes()
+    if outcome.duplicate:
+        return outputs, None
+    after = outcome.state
+    if outcome.shred:  # identifiers kept as keyed hashes, as the worker keeps them
+        key = table_key(event)
+        after = _ERASURE.erase(key, 0, state, after, event.event_id)
+        _ERASURE.take()
+    return outputs, after.to_bytes()
