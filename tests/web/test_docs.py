@@ -86,11 +86,6 @@ def test_readme_http_example_runs(worker: Worker) -> None:
 
 @pytest.mark.integration
 @pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
-@pytest.mark.xfail(
-    reason="needs the worker to store its ledger (FaustBackend.ledger is a placeholder until "
-    "the ledger store lands); remove this mark then",
-    strict=True,
-)
 def test_ledger_examples_run(worker: Worker) -> None:
     script = try_it_script() + "\n" + section_script("The ledger against `make run`")
     result = subprocess.run(
