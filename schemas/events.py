@@ -57,9 +57,15 @@ CONSENT_TYPES = frozenset(
     {EventType.CONSENT_GRANTED, EventType.CONSENT_CONFIRMED, EventType.CONSENT_WITHDRAWN}
 )
 # Types the worker's timers emit (a lifetime, a confirmation window or a retention period ran
-# out): each names the purpose it is about. Publishers need not send them.
+# out, a material notice change took effect): each names the purpose it is about. Publishers
+# need not send them.
 TIMER_TYPES = frozenset(
-    {EventType.CONSENT_EXPIRED, EventType.CONFIRMATION_LAPSED, EventType.RETENTION_DUE}
+    {
+        EventType.CONSENT_EXPIRED,
+        EventType.CONFIRMATION_LAPSED,
+        EventType.RETENTION_DUE,
+        EventType.CONSENT_SUPERSEDED,
+    }
 )
 PURPOSE_TYPES = CONSENT_TYPES | TIMER_TYPES
 # Types that apply to every purpose and channel: a purpose or channel on them is a publisher bug.
@@ -123,9 +129,9 @@ class ConsentEvent(BaseModel):
 
     event_id: EventId = Field(description="Unique per logical event; a duplicate is the same event")
     type: EventType = Field(
-        description="consent.expired, confirmation.lapsed and retention.due are emitted by the "
-        "worker's timers (evidence.cause_event_id names the statement they follow from); "
-        "publishers need not send them"
+        description="consent.expired, confirmation.lapsed, retention.due and consent.superseded "
+        "are emitted by the worker's timers (evidence.cause_event_id names the statement they "
+        "follow from); publishers need not send them"
     )
     occurred_at: AwareDatetime = Field(
         description="Event time, RFC 3339 with offset; at most 5 minutes in the future",

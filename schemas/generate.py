@@ -170,7 +170,7 @@ def asyncapi() -> dict[str, Any]:
             "ConsentEvent",
             "Consent, opt-out and privacy-right events published by any service, and the "
             "events the worker's timers emit (consent.expired, confirmation.lapsed, "
-            "retention.due).",
+            "retention.due, consent.superseded).",
         ),
         "consentNotifications": _channel(
             NOTIFICATIONS_TOPIC,

@@ -19,6 +19,7 @@ class EventType(StrEnum):
     CONSENT_EXPIRED = "consent.expired"
     CONFIRMATION_LAPSED = "confirmation.lapsed"
     RETENTION_DUE = "retention.due"
+    CONSENT_SUPERSEDED = "consent.superseded"  # a material notice change took effect
 
 
 class Channel(StrEnum):

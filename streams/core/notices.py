@@ -69,6 +69,33 @@ def reconsent_required(
     return superseded_by(notices, purpose, now, version=version, given_at=given_at) is not None
 
 
+def next_material(
+    notices: Sequence[NoticeVersion],
+    purpose: str,
+    *,
+    version: str | None = None,
+    given_at: datetime | None = None,
+) -> NoticeVersion | None:
+    """The first version after the consent (as :func:`reconsent_required` places it) that
+    changes ``purpose`` materially: the consent stops counting at its effective date. None
+    while no listed version does."""
+    since = _since(notices, version, given_at)
+    return next((n for n in notices if since < n.effective and purpose in n.material), None)
+
+
+def _since(
+    notices: Sequence[NoticeVersion], version: str | None, given_at: datetime | None
+) -> datetime:
+    since = None
+    if version is not None:
+        since = next((n.effective for n in notices if n.version == version), None)
+    if since is None:
+        if given_at is None:
+            raise ValueError(f"notice version {version!r} is unknown and no consent time was given")
+        since = given_at
+    return since
+
+
 def superseded_by(
     notices: Sequence[NoticeVersion],
     purpose: str,
@@ -79,13 +106,7 @@ def superseded_by(
 ) -> NoticeVersion | None:
     """The latest version in force at ``now`` that changed ``purpose`` materially after the
     consent was given (see :func:`reconsent_required`); None while the consent still counts."""
-    since = None
-    if version is not None:
-        since = next((n.effective for n in notices if n.version == version), None)
-    if since is None:
-        if given_at is None:
-            raise ValueError(f"notice version {version!r} is unknown and no consent time was given")
-        since = given_at
+    since = _since(notices, version, given_at)
     found = None
     for notice in notices:
         if since < notice.effective <= now and purpose in notice.material:

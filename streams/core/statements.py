@@ -21,7 +21,9 @@ scope                  what it holds
 
 and the slot inside the scope is ``g`` (grant; a confirmation is one too), ``f`` (confirmation),
 ``d`` (denial), ``r`` (restriction: a request or a lift), ``x`` (an expiry, in a consent scope),
-``l`` (a lapsed confirmation window, in a consent scope) or ``e`` (a retention end). A
+``l`` (a lapsed confirmation window, in a consent scope), ``n`` (a material notice change took
+effect, in a consent scope: it moves the subject's clock and decides nothing else) or ``e`` (a
+retention end). A
 statement is stored as the array ``[at, rank, event_id, type]``: event time in microseconds
 since the epoch (UTC), ``1`` for a denial or a restriction request and ``0`` otherwise, the
 event id and the event type's name.
@@ -42,6 +44,7 @@ CONFIRMED: Final = "f"
 RESTRICTION: Final = "r"
 EXPIRY: Final = "x"
 LAPSE: Final = "l"
+SUPERSEDED: Final = "n"
 RETENTION_END: Final = "e"
 
 RESTRICTION_SCOPE: Final = "r"
@@ -64,6 +67,7 @@ RANK: dict[str, int] = {
     EventType.CONSENT_EXPIRED: 0,
     EventType.CONFIRMATION_LAPSED: 0,
     EventType.RETENTION_DUE: 0,
+    EventType.CONSENT_SUPERSEDED: 0,
 }
 
 DENIAL_REASON: dict[str, Reason] = {
@@ -158,6 +162,8 @@ def placements(event: ConsentEvent) -> tuple[str, ...]:
     if kind is EventType.CONSENT_EXPIRED or kind is EventType.CONFIRMATION_LAPSED:
         slot = EXPIRY if kind is EventType.CONSENT_EXPIRED else LAPSE
         return (slot_key(consent_scope(event.purpose or ANY, event.channel or ANY), slot),)
+    if kind is EventType.CONSENT_SUPERSEDED:
+        return (slot_key(consent_scope(event.purpose or ANY, event.channel or ANY), SUPERSEDED),)
     if kind is EventType.RETENTION_DUE:
         return (slot_key(retention_scope(event.purpose or ANY), RETENTION_END),)
     return (slot_key(RESTRICTION_SCOPE, RESTRICTION),)

@@ -6,7 +6,10 @@ From a subject's state and the policy, :func:`due_work` lists every clock still 
 - ``reminder``: ``renewal_reminder`` before that, the controller is told (a notification);
 - ``lapse``: a double opt-in still waiting ends ``confirmation_window`` after the request;
 - ``retention``: a purpose's retention of all its data ends ``period`` after its anchor, for the
-  anchors the state knows (see :data:`KNOWN_ANCHORS`), unless that end is already recorded.
+  anchors the state knows (see :data:`KNOWN_ANCHORS`), unless that end is already recorded;
+- ``notice``: a consent in force stops counting at the effective date of the first later notice
+  version that changes its purpose materially, unless the subject's clock (its latest event
+  time) is already there: then the worker has decided it with the event that moved the clock.
 
 Each item has a deterministic id (kind, controller, subject, purpose, channel, the cause's event
 id and the due time), so the same state gives the same items and a re-fired item is a duplicate
@@ -27,7 +30,8 @@ from typing import Any, NamedTuple
 from schemas.notifications import NotificationKind
 from schemas.vocabulary import EventType, Reason
 from streams.core.calendars import zone
-from streams.core.decisions import ControllerPlan, PairPlan, ends_at
+from streams.core.decisions import ControllerPlan, PairPlan, ends_at, subject_clock
+from streams.core.notices import next_material
 from streams.core.periods import Period
 from streams.core.policy import Controller, Policy, Purpose
 from streams.core.retention import Anchor, RetentionRule, retention_due
@@ -51,16 +55,18 @@ class Kind(StrEnum):
     REMINDER = "reminder"
     LAPSE = "lapse"
     RETENTION = "retention"
+    NOTICE = "notice"
 
 
 _EXPIRY, _REMINDER, _LAPSE = Kind.EXPIRY.value, Kind.REMINDER.value, Kind.LAPSE.value
-_RETENTION = Kind.RETENTION.value
+_RETENTION, _NOTICE = Kind.RETENTION.value, Kind.NOTICE.value
 
 #: The event each kind folds as (a reminder is a notification, not an event).
 EVENT_TYPE: dict[Kind, EventType] = {
     Kind.EXPIRY: EventType.CONSENT_EXPIRED,
     Kind.LAPSE: EventType.CONFIRMATION_LAPSED,
     Kind.RETENTION: EventType.RETENTION_DUE,
+    Kind.NOTICE: EventType.CONSENT_SUPERSEDED,
 }
 
 #: Retention anchors the state can place in time. The subject's last contact (or activity, or
@@ -113,6 +119,10 @@ class ControllerClocks(NamedTuple):
     pairs: tuple[PairPlan, ...]  # pairs with a lifetime or a confirmation window
     retained: tuple[_Retained, ...]
     zone: tzinfo
+    renewed: tuple[PairPlan, ...]  # pairs whose purpose a notice version changed materially
+
+    def any(self) -> bool:
+        return bool(self.pairs or self.retained or self.renewed)
 
 
 class TimerPlan:
@@ -126,11 +136,11 @@ class TimerPlan:
 
     def any(self) -> bool:
         """Whether the policy has a clock at all (otherwise nothing is ever due)."""
-        return any(c.pairs or c.retained for c in self.clocks.values())
+        return any(c.any() for c in self.clocks.values())
 
     def runs_clocks(self, controller: str) -> bool:
         clocks = self.clocks.get(controller)
-        return clocks is not None and bool(clocks.pairs or clocks.retained)
+        return clocks is not None and clocks.any()
 
     def due_work(self, controller: str, subject_id: str, state: SubjectState) -> list[Due]:
         """Every clock still running for the subject, in policy order."""
@@ -140,6 +150,8 @@ class TimerPlan:
         out = list(_consent_clocks(clocks.pairs, controller, subject_id, state))
         if clocks.retained:
             out += _retention_clocks(clocks, controller, subject_id, state)
+        if clocks.renewed:
+            out += _notice_clocks(clocks.renewed, controller, subject_id, state)
         return out
 
 
@@ -158,7 +170,7 @@ def _compile(controller: Controller, plan: ControllerPlan) -> ControllerClocks:
         if not rule.data and rule.anchor in KNOWN_ANCHORS
     )
     where = zone(controller.jurisdiction) if controller.jurisdiction is not None else UTC
-    return ControllerClocks(pairs, retained, where)
+    return ControllerClocks(pairs, retained, where, plan.renewed)
 
 
 @functools.cache
@@ -234,8 +246,49 @@ def _retention_clocks(
         )
 
 
+def _notice_clocks(
+    pairs: tuple[PairPlan, ...], controller: str, subject_id: str, state: SubjectState
+) -> Iterator[Due]:
+    """One item per consent statement a later material notice change will supersede (a grant
+    for every channel is one consent: its event names no channel)."""
+    clock = subject_clock(state)
+    slots, seen = state.slots, set()
+    for pair in pairs:
+        if pair.verdict_of(state)[0] is not Reason.CONSENT:
+            continue  # only a consent in force can stop counting (as PairPlan.reconsidered)
+        grant, slot = None, ""
+        for key in pair.grant_slots:
+            found = slots.get(key)
+            if found is not None and (grant is None or found > grant):
+                grant, slot = found, key
+        if grant is None or slot in seen:
+            continue
+        seen.add(slot)
+        notice = next_material(
+            pair.notices, pair.name, version=state.notices.get(slot), given_at=grant.occurred_at
+        )
+        if notice is None:
+            continue
+        at = to_micros(notice.effective)
+        if at <= clock:
+            continue  # decided already, when an event moved the subject's clock past it
+        channel = slot.partition("#")[0].rpartition("|")[2]
+        yield Due(
+            at,
+            _NOTICE,
+            controller,
+            subject_id,
+            pair.name,
+            None if channel == ANY else channel,
+            grant.event_id,
+            at,
+            f"notice_version {notice.version}",
+        )
+
+
 def due_event(item: Due) -> dict[str, Any]:
-    """The input event an expiry, lapse or retention end becomes (JSON-ready, contract 1.2)."""
+    """The input event an expiry, lapse, retention end or notice change becomes (JSON-ready,
+    contract 1.2)."""
     event: dict[str, Any] = {
         "event_id": item.id,
         "type": EVENT_TYPE[Kind(item.kind)].value,

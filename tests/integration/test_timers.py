@@ -25,6 +25,8 @@ LIFETIME = 6  # seconds: offers
 REMINDER = 3  # seconds before the expiry
 WINDOW = 3  # seconds: newsletter's confirmation window
 RETENTION = 3  # seconds after the last contact: enquiries
+#: noticed's second notice version, changing offers materially, takes effect during the module.
+NOTICE_AT = (datetime.now(UTC) + timedelta(seconds=10)).replace(microsecond=0)
 
 POLICY = f"""
 [controllers.clocked]
@@ -66,6 +68,24 @@ destinations = ["crm"]
 period = "PT{RETENTION}S"
 anchor = "last_contact"
 action = "erase"
+
+[controllers.noticed]
+name = "Noticed BV"
+
+[[controllers.noticed.notices]]
+version = "v1"
+effective = 2026-01-01
+
+[[controllers.noticed.notices]]
+version = "v2"
+effective = {NOTICE_AT.isoformat()}
+material = ["offers"]
+
+[controllers.noticed.purposes.offers]
+legal_basis = "consent"
+categories = ["direct_marketing"]
+channels = ["email"]
+destinations = ["email"]
 """
 
 
@@ -229,3 +249,31 @@ async def test_retention_end_fires_and_erases_the_purposes_data(clocked: Pipelin
     assert erase["caused_by_event_id"] == due["event_id"]
     # The decision follows: enquiries (legitimate interest) stays allowed; only the data goes.
     assert (decision["action"], decision["reason"]) == ("allow", "legitimate_interest")
+
+
+async def test_a_material_notice_change_suppresses_at_its_effective_date(
+    clocked: Pipeline,
+) -> None:
+    """No event of the subject's after the change: the timer tells the destination."""
+    subject = unique("subject")
+    given = min(wall(), NOTICE_AT - timedelta(seconds=2))  # under v1, a few seconds before v2
+    grant = event("consent.granted", "noticed", subject, given, purpose="offers")
+    email = clocked.topics.suppressions[Destination.EMAIL]
+    wait = (NOTICE_AT - wall()).total_seconds()
+    async with reader(clocked) as r:
+        await send(clocked, grant)
+        await r.until(lambda r: len(of(r, email, subject)) >= 2, timeout=max(wait, 0) + 30)
+    allow, suppress = of(r, email, subject)
+    assert (allow["action"], allow["caused_by_event_id"]) == ("allow", grant["event_id"])
+    assert (suppress["action"], suppress["reason"]) == ("suppress", "reconsent_required")
+    assert suppress["caused_by_event_id"] == grant["event_id"]  # the consent that stopped counting
+    assert datetime.fromisoformat(suppress["effective_at"]) == NOTICE_AT
+    assert datetime.fromisoformat(suppress["emitted_at"]) >= NOTICE_AT  # not before the date
+    [superseded] = [
+        e for e in of(r, clocked.topics.events, subject) if e["type"] == "consent.superseded"
+    ]
+    assert datetime.fromisoformat(superseded["occurred_at"]) == NOTICE_AT
+    assert superseded["evidence"] == {
+        "cause_event_id": grant["event_id"],
+        "rule": "notice_version v2",
+    }
