@@ -27,6 +27,7 @@ def attach_api(streams: ConsentStreams, settings: Settings) -> None:
         streams.deadlines,
         ledger=streams.ledger,
         opener=streams.keys.open,  # personal data opened, or left sealed after erasure
+        ticker=streams.ticker,
     )
     faust_app: Any = streams.app
     server = cast(web.Application, faust_app.web.web_app)

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
 import orjson
 from faust.types import TP
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from streams.core.engine import subject_key
 from streams.core.state import SubjectState
@@ -33,6 +34,7 @@ from streams.core.statements import to_micros
 from streams.core.timers import Due, Kind, TimerPlan, due_event, notification
 from streams.pipeline.fold import Folded
 from streams.pipeline.sending import Outbox, Producer
+from streams.pipeline.stats import PREFIX
 from streams.pipeline.store import SubjectStore
 from streams.topology import TopicNames
 
@@ -130,6 +132,20 @@ class TimerIndex:
 
     def size(self, partition: int) -> int:
         return sum(1 for _ in self._scan(partition))
+
+    def census(self, partition: int) -> tuple[dict[str, int], int | None]:
+        """Items of ``partition`` per kind, and the earliest due time (microseconds): a scan
+        of the partition's index (what a scrape costs)."""
+        counts: dict[str, int] = defaultdict(int)
+        first: int | None = None
+        for key, value in self._scan(partition):
+            if first is None:
+                first = int.from_bytes(key[:8], "big") - _SHIFT
+            try:
+                counts[decode(value).kind] += 1
+            except (TypeError, ValueError):
+                counts["unreadable"] += 1
+        return counts, first
 
     # -- the store under the table (RocksDB, or memory in small setups) -------------------
 
@@ -257,6 +273,49 @@ class Ticker:
             return  # revoked meanwhile: the new owner fires what is left (duplicates at most)
         removals: list[Write] = [(key, None) for key, _ in due]
         await self.index.write({partition: removals}, self.producer().outbox())
+
+
+def timer_metrics(ticker: Ticker, partitions: Iterable[int], now: datetime) -> Iterator[Metric]:
+    """The timers on /metrics: indexed clocks per kind and the oldest overdue one's age (read
+    from the index of ``partitions``), fired and dropped items (since this worker started)."""
+    indexed = GaugeMetricFamily(
+        PREFIX + "timers_indexed",
+        "Clocks in the timer index of this worker's active partitions, by kind.",
+        labels=["kind"],
+    )
+    counts: dict[str, int] = dict.fromkeys((k.value for k in Kind), 0)
+    oldest: int | None = None
+    for partition in partitions:
+        found, first = ticker.index.census(partition)
+        for kind, n in found.items():
+            counts[kind] = counts.get(kind, 0) + n
+        if first is not None and (oldest is None or first < oldest):
+            oldest = first
+    for kind, n in sorted(counts.items()):
+        indexed.add_metric([kind], n)
+    yield indexed
+    late = 0.0 if oldest is None else max((to_micros(now) - oldest) / 1e6, 0.0)
+    yield GaugeMetricFamily(
+        PREFIX + "timers_oldest_overdue_seconds",
+        "How long the earliest clock in the index has been past due and not fired (0: none is "
+        "due). Normally under CONSENT_TIMER_INTERVAL plus a publish.",
+        value=late,
+    )
+    fired = CounterMetricFamily(
+        PREFIX + "timers_fired",
+        "Due items published (events onto the input topic, reminders onto the notification "
+        "topic), by kind, since this worker started.",
+        labels=["kind"],
+    )
+    for kind, n in sorted(ticker.fired.items()):
+        fired.add_metric([kind], n)
+    yield fired
+    yield CounterMetricFamily(
+        PREFIX + "timers_dropped",
+        "Due items removed unfired (stale: a renewal, a confirmation or a newer contact moved "
+        "them; or unreadable), since this worker started.",
+        value=ticker.dropped,
+    )
 
 
 def _dumps(value: dict[str, Any]) -> bytes:

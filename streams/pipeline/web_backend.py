@@ -21,6 +21,7 @@ from streams.core.state import head_of
 from streams.pipeline.clocks import ClockBook
 from streams.pipeline.ledger_store import LedgerStore
 from streams.pipeline.stats import PREFIX, counter, histogram
+from streams.pipeline.timers import Ticker, timer_metrics
 from streams.topology import TopicNames, partition_key, partition_of
 
 #: Kafka record headers as (name, value) pairs (the web layer's ``Headers``, structurally).
@@ -50,6 +51,7 @@ class FaustBackend:
         clocks: ClockBook | None = None,
         ledger: LedgerStore | None = None,
         opener: Opener = as_stored,
+        ticker: Ticker | None = None,
     ) -> None:
         self.app = app  # faust.App
         self.table = table  # faust Table[bytes, bytes]
@@ -58,6 +60,7 @@ class FaustBackend:
         self.clocks = clocks
         self.ledger_store = ledger
         self.opener = opener
+        self.ticker = ticker  # None: timers off
 
     @property
     def _changelog(self) -> str:
@@ -209,7 +212,12 @@ class FaustBackend:
         for topic, partition, behind in self.consumer_lag():
             lag.add_metric([topic, str(partition)], behind)
         yield lag
+        # Open clocks and the timer index are read only while no partition is moving (the
+        # tables are co-partitioned: the same partitions).
+        if self.clocks is None and self.ticker is None:
+            return
+        owned = self.active_partitions() if self.settled() else []
         if self.clocks is not None:
-            # Open clocks are read from the table only while no partition is moving.
-            owned = self.active_partitions() if self.settled() else []
             yield from self.clocks.metrics(owned, datetime.now(UTC))
+        if self.ticker is not None:
+            yield from timer_metrics(self.ticker, owned, self.ticker.clock())

@@ -6,6 +6,7 @@ are neither functions nor keywords must be exported sample names)."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -14,8 +15,11 @@ import pytest
 import yaml
 from prometheus_client.metrics_core import Metric
 
+from streams.core.engine import Engine
 from streams.core.policy import load_policy
+from streams.core.timers import TimerPlan
 from streams.pipeline.clocks import ClockBook
+from streams.pipeline.timers import Ticker, TimerIndex
 from streams.pipeline.web_backend import FaustBackend
 from streams.settings import Settings
 from streams.topology import TopicNames
@@ -44,13 +48,17 @@ def exported() -> set[str]:
     table = SimpleNamespace(changelog_topic=SimpleNamespace(get_topic_name=lambda: "changelog"))
     from streams.app import Counters
 
-    backend = FaustBackend(
-        app,
-        table,
-        Counters(),
-        TopicNames.of(Settings.from_env({})),
-        ClockBook(load_policy()),
+    policy = load_policy()
+    timers = SimpleNamespace(
+        data=SimpleNamespace(data={}),
+        partitions=1,
+        changelog_topic=SimpleNamespace(get_topic_name=lambda: "timers"),
     )
+    engine = Engine(policy)
+    index = TimerIndex(timers, TimerPlan(policy, engine.plans))
+    names = TopicNames.of(Settings.from_env({}))
+    ticker = Ticker(app, index, None, names, lambda: None, lambda: datetime.now(UTC))  # type: ignore[arg-type]
+    backend = FaustBackend(app, table, Counters(), names, ClockBook(policy), ticker=ticker)
     backend.ready = lambda: False  # type: ignore[method-assign]
     backend.settled = lambda: False  # type: ignore[method-assign]
     names: set[str] = set()
@@ -103,6 +111,7 @@ def test_the_rules_cover_risk_and_misses() -> None:
         "consent_streams_deadline_overdue_clocks",
         "consent_streams_deadline_missed_total",
     } <= named
+    assert "consent_streams_timers_oldest_overdue_seconds" in named
     at_risk = next(r for r in rules() if r["alert"] == "ConsentDeadlineAtRisk")
     assert at_risk["expr"].rstrip().endswith("< 0.2")
 

@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.vocabulary import Destination
+from tests.support.http import Api
 from tests.support.kafka import TopicReader, event_record, produce, unique
 from tests.support.pipeline import Pipeline, pipeline_for
 
@@ -276,4 +278,34 @@ async def test_a_material_notice_change_suppresses_at_its_effective_date(
     assert superseded["evidence"] == {
         "cause_event_id": grant["event_id"],
         "rule": "notice_version v2",
+    }
+
+
+async def test_metrics_show_indexed_and_fired_clocks_and_how_late_they_are(
+    clocked: Pipeline,
+) -> None:
+    subject = unique("subject")
+    grant = event("consent.granted", "clocked", subject, wall(), purpose="offers")
+    email = clocked.topics.suppressions[Destination.EMAIL]
+    api = Api(clocked.worker.url, None)
+    async with reader(clocked) as r:
+        await send(clocked, grant)
+        await r.until(lambda r: len(of(r, email, subject)) >= 1, timeout=30)
+        indexed = timer_samples((await api.get("/metrics")).text)
+        await r.until(lambda r: len(of(r, email, subject)) >= 2, timeout=LIFETIME + 30)
+    assert indexed[("consent_streams_timers_indexed", "expiry")] >= 1  # this grant's, at least
+    assert ("consent_streams_timers_indexed", "notice") in indexed
+    found = timer_samples((await api.get("/metrics")).text)
+    assert found[("consent_streams_timers_fired_total", "expiry")] >= 1
+    assert found[("consent_streams_timers_fired_total", "reminder")] >= 1
+    # The ticker keeps up: nothing waits long past its due time.
+    assert 0 <= found[("consent_streams_timers_oldest_overdue_seconds", "")] < 5
+
+
+def timer_samples(text: str) -> dict[tuple[str, str], float]:
+    return {
+        (sample.name, sample.labels.get("kind", "")): sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name.startswith("consent_streams_timers")
+        for sample in family.samples
     }

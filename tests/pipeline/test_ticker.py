@@ -18,7 +18,7 @@ from streams.core.policy import parse_policy
 from streams.core.state import EMPTY, SubjectState
 from streams.core.timers import TimerPlan
 from streams.pipeline.fold import Folded
-from streams.pipeline.timers import Ticker, TimerIndex
+from streams.pipeline.timers import Ticker, TimerIndex, timer_metrics
 from streams.settings import Settings
 from streams.topology import TopicNames, partition_of
 from tests.support.core import POLICY_TOML
@@ -210,3 +210,31 @@ async def test_a_revocation_while_firing_leaves_the_items_to_the_new_owner(
     await world.ticker.tick()
     assert len(world.broker.on(world.names.events)) == 2  # published once
     assert world.indexed() == ["expiry", "reminder", "retention"]  # not removed: fired again
+
+
+def samples(world: World) -> dict[tuple[str, str], float]:
+    families = timer_metrics(world.ticker, world.ticker.active(), world.now)
+    return {
+        (s.name, s.labels.get("kind", "")): s.value for family in families for s in family.samples
+    }
+
+
+async def test_metrics_count_indexed_and_fired_clocks_and_the_oldest_overdue(
+    engine: Engine,
+) -> None:
+    world = World(engine)
+    await world.fold(**grant(1, 0))
+    found = samples(world)
+    indexed = {kind: n for (name, kind), n in found.items() if name.endswith("timers_indexed")}
+    assert indexed == {"expiry": 1, "reminder": 1, "retention": 1, "lapse": 0, "notice": 0}
+    assert found[("consent_streams_timers_oldest_overdue_seconds", "")] == 0  # nothing due
+    world.now = T0 + timedelta(minutes=3, seconds=30)  # reminder 90 s late, expiry 30 s
+    assert samples(world)[("consent_streams_timers_oldest_overdue_seconds", "")] == 90
+    await world.ticker.tick()
+    found = samples(world)
+    assert found[("consent_streams_timers_fired_total", "reminder")] == 1
+    assert found[("consent_streams_timers_fired_total", "expiry")] == 1
+    assert found[("consent_streams_timers_indexed", "expiry")] == 0
+    assert found[("consent_streams_timers_indexed", "retention")] == 1
+    assert found[("consent_streams_timers_oldest_overdue_seconds", "")] == 0  # retention at 09:05
+    assert found[("consent_streams_timers_dropped_total", "")] == 0
