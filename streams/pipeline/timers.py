@@ -4,8 +4,9 @@ The index is a changelogged table (``timers``) on the subjects' partitions, keye
 then item id, so a scan from the start of a partition's store finds exactly what is due. A
 batch writes it right after the subject states it follows from (changelog acknowledged, then
 the store), before the batch's offsets may be committed: items the new states need are put,
-items the old states needed and the new ones do not are deleted. A redelivered event (a
-duplicate) puts its subject's items again: a kill between the states and the index loses
+items the old states needed and the new ones do not are deleted (the old state's items are
+remembered from the batch that staged it, if that state is the one stored). A redelivered event
+(a duplicate) puts its subject's items again: a kill between the states and the index loses
 nothing.
 
 The ticker runs every ``timer_interval`` seconds on the partitions this worker owns (never
@@ -35,7 +36,7 @@ from streams.core.timers import Due, Kind, TimerPlan, due_event, notification
 from streams.pipeline.fold import Folded
 from streams.pipeline.sending import Outbox, Producer
 from streams.pipeline.stats import PREFIX
-from streams.pipeline.store import SubjectStore
+from streams.pipeline.store import CACHE_MAX, SubjectStore
 from streams.topology import TopicNames
 
 log = logging.getLogger("consent_streams")
@@ -48,6 +49,8 @@ _SHIFT = 2**63
 FIRE_MAX = 1000
 _KEY_SIZE = 8 + 16  # due time, item id
 _FIRST = b"\x00"  # below every index key; Faust's offset entry is not one (its size differs)
+#: Subjects whose due work the index remembers between batches (as many as the state cache).
+MEMO_MAX = CACHE_MAX
 
 Write = tuple[bytes, bytes | None]  # (index key, item or None to delete)
 
@@ -67,9 +70,14 @@ def decode(value: bytes) -> Due:
 class TimerIndex:
     """The ``timers`` table, written below Faust as the subject store writes its table."""
 
-    def __init__(self, table: Any, plan: TimerPlan) -> None:
+    def __init__(self, table: Any, plan: TimerPlan, memo_max: int = MEMO_MAX) -> None:
         self.table = table  # faust Table[bytes, bytes], raw keys and values
         self.plan = plan
+        #: subject key -> (the state last staged, its index keys and items): the next batch
+        #: of the subject finds its old state's due work here instead of computing it again
+        #: (only if the old state it loads is that very object).
+        self.memo: dict[bytes, tuple[SubjectState, dict[bytes, Due]]] = {}
+        self.memo_max = memo_max
 
     @property
     def changelog(self) -> str:
@@ -85,11 +93,21 @@ class TimerIndex:
         """Index writes a batch calls for, per partition; ``load`` must still give the states
         as they were before the batch (call this before the states are stored)."""
         writes: dict[int, list[Write]] = defaultdict(list)
+        memo = self.memo
         for key, (partition, after) in folded.states.items():
             if not self.plan.runs_clocks(key.partition(b"/")[0].decode()):
                 continue  # nothing ever due: not even the old state needs reading
-            before = {index_key(i): i for i in self.work(key, load(key, partition))}
+            old = load(key, partition)
+            known = memo.pop(key, None)
+            if known is not None and known[0] is old:
+                before = known[1]
+            else:
+                before = {index_key(i): i for i in self.work(key, old)}
             now = {index_key(i): i for i in self.work(key, after)}
+            if self.memo_max:
+                if len(memo) >= self.memo_max:
+                    del memo[next(iter(memo))]  # oldest first, as the state cache
+                memo[key] = (after, now)
             out = writes[partition]
             out += [(k, encode(i)) for k, i in now.items() if k not in before]
             out += [(k, None) for k in before if k not in now]

@@ -119,3 +119,30 @@ def test_an_unreadable_entry_is_handed_back_for_removal(index: TimerIndex) -> No
     index.table.data.data[index_key(item)] = b'["from", "another", "version"]'
     partition = partition_of(b"s-1", PARTITIONS)
     assert index.due(partition, NOW) == [(index_key(item), None)]
+
+
+def test_the_old_states_items_are_remembered_only_for_the_state_that_was_stored(
+    engine: Engine, index: TimerIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch whose states never reached the store (the broker failed; the batch comes again)
+    must not diff against what it staged: the items would never be written."""
+    grant = record(1, "consent.granted", purpose="offers", channel="email")
+    stored: dict[bytes, SubjectState] = {}
+    index.stage(batch(engine, stored, grant), lambda key, _: stored.get(key, EMPTY))  # lost
+    retried = batch(engine, stored, grant)
+    writes = index.stage(retried, lambda key, _: stored.get(key, EMPTY))
+    assert sorted(decode(v).kind for items in writes.values() for _, v in items if v) == [
+        "expiry",
+        "reminder",
+        "retention",
+    ]
+    stored.update({k: s for k, (_, s) in retried.states.items()})
+    computed: list[SubjectState] = []
+    work = index.work
+    monkeypatch.setattr(
+        index, "work", lambda key, state: computed.append(state) or work(key, state)
+    )
+    renewal = batch(engine, stored, record(2, "consent.granted", purpose="offers", channel="email"))
+    writes = index.stage(renewal, lambda key, _: stored.get(key, EMPTY))
+    assert computed == [s for _, s in renewal.states.values()]  # the old state's: remembered
+    assert sum(v is None for items in writes.values() for _, v in items) == 3
