@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
-from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -80,6 +79,11 @@ class _Slot(MutableMapping[str, bytes]):
             raise KeyError(slot)
         return value
 
+    def get(self, slot: str, default: Any = None) -> Any:
+        # What DataKeys reads: without a KeyError raised and caught for every new subject.
+        value = self._keys._value(self._key, self._partition)
+        return default if value is None else value
+
     def __setitem__(self, slot: str, value: bytes) -> None:
         self._keys._changed(self._key, self._partition, value)
 
@@ -94,7 +98,7 @@ class _Slot(MutableMapping[str, bytes]):
 
 
 class _Known(DataKeys):
-    """A subject's current data key, already unwrapped: what :class:`FieldCipher` seals with."""
+    """A subject's current data key, already unwrapped: what :class:`FieldCipher` binds."""
 
     def __init__(self, generation: int, key: bytes) -> None:  # no store: nothing to read
         self._generation, self._key = generation, key
@@ -127,9 +131,9 @@ class SubjectKeys:
         self.cache_max = cache_max
         self._pending: Changes = {}
         self._cache: dict[bytes, bytes | None] = {}
-        #: key -> (the stored value it was unwrapped from, the data key): valid while that
+        #: key -> (the stored value it was unwrapped from, sealing under it): valid while that
         #: value is the subject's (a shred or a rewrap stores another)
-        self._unwrapped: dict[bytes, tuple[bytes | None, _Known]] = {}
+        self._unwrapped: dict[bytes, tuple[bytes | None, Callable[[bytes], str]]] = {}
 
     # -- what the fold and the readers call --------------------------------------------------
 
@@ -137,12 +141,10 @@ class SubjectKeys:
         """``record`` with keyed hashes of its identifiers and its personal data sealed under
         the subject's current data key (made when the subject has none, or was erased)."""
         personal = record.personal
+        hashes = None
         if isinstance(personal, Personal) and personal.identifiers:
             hashes = {k: self.identifier_hash(k, v) for k, v in personal.identifiers.items()}
-            record = replace(record, identifier_hashes={**record.identifier_hashes, **hashes})
-        controller, subject_id = _subject(key)
-        cipher = FieldCipher(self._current(key, partition, controller, subject_id), self._random)
-        return seal(record, partial(cipher.seal, controller, subject_id, FIELD))
+        return seal(record, self._sealer(key, partition), hashes)
 
     def open(self, key: bytes, record: Record) -> Record:
         """``record`` with its personal data opened; still :class:`Sealed` when the data key is
@@ -242,16 +244,19 @@ class SubjectKeys:
             del cache[next(iter(cache))]
         cache[key] = value
 
-    def _current(self, key: bytes, partition: int, controller: str, subject_id: str) -> DataKeys:
-        """The subject's current data key, unwrapped once per stored value (sealing is hot)."""
+    def _sealer(self, key: bytes, partition: int) -> Callable[[bytes], str]:
+        """Sealing under the subject's current data key, unwrapped and bound once per stored
+        value (sealing is hot: a subject's events in a batch share it)."""
         value = self._value(key, partition)
         known = self._unwrapped.get(key)
         if known is None or known[0] is not value:
+            controller, subject_id = _subject(key)
             keys = self._data_keys(key, partition)
             # A key wrapped by an older KEK moves to the newest as its subject is written to.
             keys.rewrap(controller, subject_id)
             generation, data_key = keys.current(controller, subject_id)  # made if none
-            known = (self._value(key, partition), _Known(generation, data_key))
+            cipher = FieldCipher(_Known(generation, data_key), self._random)
+            known = (self._value(key, partition), cipher.sealer(controller, subject_id, FIELD))
             if len(self._unwrapped) >= self.cache_max:
                 self._unwrapped.clear()
             self._unwrapped[key] = known

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import os
 import re
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 import orjson
 from cryptography.exceptions import InvalidTag
@@ -48,6 +48,12 @@ def unb64(text: str) -> bytes:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError):
         raise KeyMaterialError("not base64url") from None
+
+
+@lru_cache(maxsize=16)
+def _kek_cipher(kek: bytes) -> AESGCM:
+    """The AES-GCM object of a key-encryption key (few, used for every data key)."""
+    return AESGCM(kek)
 
 
 def new_key() -> str:
@@ -90,7 +96,7 @@ class Keyring:
     def wrap(self, data_key: bytes, context: bytes, random: Random = os.urandom) -> str:
         kid, kek = self.keys[0]
         nonce = random(NONCE_BYTES)
-        return f"{kid}:{b64(nonce + AESGCM(kek).encrypt(nonce, data_key, context))}"
+        return f"{kid}:{b64(nonce + _kek_cipher(kek).encrypt(nonce, data_key, context))}"
 
     def unwrap(self, wrapped: str, context: bytes) -> bytes:
         kid, _, blob = wrapped.partition(":")
@@ -99,7 +105,7 @@ class Keyring:
             raise KeyMaterialError(f"data key wrapped by unknown key-encryption key {kid!r}")
         raw = unb64(blob)
         try:
-            return AESGCM(kek).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], context)
+            return _kek_cipher(kek).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], context)
         except InvalidTag:
             raise KeyMaterialError("wrapped data key does not open (altered or moved)") from None
 
@@ -198,11 +204,22 @@ class FieldCipher:
         self._random = random
 
     def seal(self, controller: str, subject_id: str, field: str, plaintext: bytes) -> str:
+        return self.sealer(controller, subject_id, field)(plaintext)
+
+    def sealer(self, controller: str, subject_id: str, field: str) -> Callable[[bytes], str]:
+        """:meth:`seal` for one field of one subject under its current data key, bound once
+        (the key, its cipher and the associated data); keep it only while that key is current."""
         generation, key = self.keys.current(controller, subject_id)
-        nonce = self._random(NONCE_BYTES)
+        aead = AESGCM(key)
         aad = _context("field", controller, subject_id, field, generation)
-        sealed = AESGCM(key).encrypt(nonce, plaintext, aad)
-        return f"{_FORMAT}.{generation}.{b64(nonce + sealed)}"
+        prefix = f"{_FORMAT}.{generation}."
+        random = self._random
+
+        def seal(plaintext: bytes) -> str:
+            nonce = random(NONCE_BYTES)
+            return prefix + b64(nonce + aead.encrypt(nonce, plaintext, aad))
+
+        return seal
 
     def open(self, controller: str, subject_id: str, field: str, token: str) -> bytes:
         """The plaintext; :class:`Shredded` once the subject's key is destroyed."""
@@ -238,7 +255,7 @@ class IdentifierHasher:
 
     def digest(self, kind: str, value: str) -> str:
         material = _context(kind, normalise(kind, value))
-        return hmac.new(self._key, material, hashlib.sha256).hexdigest()
+        return hmac.digest(self._key, material, "sha256").hex()  # one-shot: same as hmac.new
 
     def digests(self, identifiers: Mapping[str, str]) -> dict[str, str]:
         return {kind: self.digest(kind, value) for kind, value in sorted(identifiers.items())}
