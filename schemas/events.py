@@ -76,8 +76,13 @@ UNSCOPED_TYPES = frozenset(
         EventType.ERASURE_REQUESTED,
         EventType.RESTRICTION_REQUESTED,
         EventType.RESTRICTION_LIFTED,
+        EventType.ACCESS_REQUESTED,
+        EventType.ACCESS_FULFILLED,
     }
 )
+# Types that run a deadline clock and decide nothing: an access or portability request, and
+# its fulfilment, which names the request (``request_id``) and stops the request's clock.
+ACCESS_TYPES = frozenset({EventType.ACCESS_REQUESTED, EventType.ACCESS_FULFILLED})
 
 
 def _type_rules() -> list[JsonValue]:
@@ -103,6 +108,11 @@ def _type_rules() -> list[JsonValue]:
             "else": absent("objection"),
         },
         {"if": of(EventType.PRIVACY_SIGNAL), "then": present("signal"), "else": absent("signal")},
+        {
+            "if": of(EventType.ACCESS_FULFILLED),
+            "then": present("request_id"),
+            "else": absent("request_id"),
+        },
     ]
 
 
@@ -131,7 +141,9 @@ class ConsentEvent(BaseModel):
     type: EventType = Field(
         description="consent.expired, confirmation.lapsed, retention.due and consent.superseded "
         "are emitted by the worker's timers (evidence.cause_event_id names the statement they "
-        "follow from); publishers need not send them"
+        "follow from); publishers need not send them. access.requested (an access or "
+        "portability request) and access.fulfilled (its export handed over; since 1.3.0) run a "
+        "deadline clock and change no decision"
     )
     occurred_at: AwareDatetime = Field(
         description="Event time, RFC 3339 with offset; at most 5 minutes in the future",
@@ -160,6 +172,11 @@ class ConsentEvent(BaseModel):
     )
     evidence: dict[str, Any] | None = Field(
         default=None, description="Proof of consent (form, IP hash, wording shown...)"
+    )
+    request_id: EventId | None = Field(
+        default=None,
+        description="Required for access.fulfilled, not allowed otherwise: the event_id of the "
+        "access.requested it fulfils (same subject and controller) (since 1.3.0)",
     )
     schema_version: Literal[1] = SCHEMA_VERSION
 
@@ -212,6 +229,12 @@ class ConsentEvent(BaseModel):
                 "signal is required for privacy.signal"
                 if self.signal is None
                 else f"signal is only allowed for privacy.signal, not {self.type.value}"
+            )
+        if (self.type is EventType.ACCESS_FULFILLED) != (self.request_id is not None):
+            problems.append(
+                "request_id is required for access.fulfilled"
+                if self.request_id is None
+                else f"request_id is only allowed for access.fulfilled, not {self.type.value}"
             )
         if problems:
             raise ValueError("; ".join(problems))

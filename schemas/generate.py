@@ -21,7 +21,7 @@ from schemas.suppressions import SuppressionMessage
 from schemas.topics import DEADLETTER_TOPIC, EVENTS_TOPIC, NOTIFICATIONS_TOPIC, SUPPRESSION_TOPICS
 
 HERE = Path(__file__).parent
-CONTRACT_VERSION = "1.2.0"
+CONTRACT_VERSION = "1.3.0"
 MODELS: dict[str, type[BaseModel]] = {
     "consent-event": ConsentEvent,
     "suppression-message": SuppressionMessage,

@@ -20,6 +20,10 @@ class EventType(StrEnum):
     CONFIRMATION_LAPSED = "confirmation.lapsed"
     RETENTION_DUE = "retention.due"
     CONSENT_SUPERSEDED = "consent.superseded"  # a material notice change took effect
+    # A subject's access (GDPR Art 15) or portability (Art 20) request, and its fulfilment
+    # (the export handed over): they run a deadline clock and decide nothing (contract 1.3).
+    ACCESS_REQUESTED = "access.requested"
+    ACCESS_FULFILLED = "access.fulfilled"
 
 
 class Channel(StrEnum):

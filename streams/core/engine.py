@@ -14,7 +14,7 @@ from typing import NamedTuple
 from orjson import OPT_UTC_Z, dumps
 
 from schemas.deadletter import FieldError
-from schemas.events import ConsentEvent
+from schemas.events import ACCESS_TYPES, ConsentEvent
 from schemas.vocabulary import Action, Channel, Destination, EventType, Reason
 from streams.core.admission import policy_errors
 from streams.core.decisions import (
@@ -68,6 +68,7 @@ _REASON = {reason: reason.value for reason in Reason}
 _SUPPRESSED = PairState.SUPPRESSED
 _SUPPRESS = Action.SUPPRESS
 _ERASURE = EventType.ERASURE_REQUESTED
+_ACCESS = ACCESS_TYPES
 
 
 class Engine:
@@ -108,6 +109,13 @@ class Engine:
         """Fold an admitted event into ``state``; the messages its changes require."""
         plan = self.plans[event.controller]
         digest = event_digest(event.event_id)
+        if event.type in _ACCESS:
+            # Runs a deadline clock (the pipeline's) and decides nothing: only remembered, so
+            # that a redelivery is known; its identifiers are in the ledger, not the state.
+            if remembers(state.seen, digest):
+                return Outcome(state, (), True)
+            after = state.with_statement(Statement.of(event), (), None, digest, unseen=True)[0]
+            return Outcome(after, (), False)
         if remembers(state.seen, digest):
             if event.type is _ERASURE:  # said again in full, and the data key destroyed again
                 erasure = Statement.of(event)

@@ -84,6 +84,8 @@ class Record:
     notice_version: str | None = None
     source: str | None = None
     jurisdiction: str | None = None
+    #: the access request an ``access.fulfilled`` fulfils (contract 1.3)
+    request_id: str | None = None
     arrival: Arrival = Arrival()
     personal: Personal | Sealed = Personal()
     #: identifier kind -> keyed hash; survives erasure so a re-imported address is recognised
@@ -115,6 +117,7 @@ class Record:
             notice_version=event.notice_version,
             source=event.source,
             jurisdiction=event.jurisdiction,
+            request_id=event.request_id,
             arrival=arrival,
             personal=Personal(identifiers, event.evidence),
             identifier_hashes=dict(identifier_hashes or {}),
@@ -133,6 +136,7 @@ class Record:
             "channel": self.channel,
             "objection": self.objection,
             "signal": self.signal,
+            "request_id": self.request_id,
         }
         # Validated once more, but against its own time: a ledger outlives the skew window.
         return ConsentEvent.model_validate(
@@ -228,6 +232,7 @@ def seal(
         notice_version=record.notice_version,
         source=record.source,
         jurisdiction=record.jurisdiction,
+        request_id=record.request_id,
         arrival=record.arrival,
         personal=Sealed(encrypt(orjson.dumps(plain, option=orjson.OPT_SORT_KEYS))),
         identifier_hashes=hashes,
@@ -384,7 +389,7 @@ def _canonical(content: Mapping[str, Any]) -> bytes:
 
 def _content(sequence: int, previous: str, record: Record) -> dict[str, Any]:
     personal = record.personal
-    return {
+    content = {
         "v": LEDGER_VERSION,
         "sequence": sequence,
         "previous": previous,
@@ -419,6 +424,9 @@ def _content(sequence: int, previous: str, record: Record) -> dict[str, Any]:
             for e in record.effects
         ],
     }
+    if record.request_id is not None:  # only then: entries without one keep their digests
+        content["request_id"] = record.request_id
+    return content
 
 
 def _record(raw: dict[str, Any]) -> Record:
@@ -438,6 +446,7 @@ def _record(raw: dict[str, Any]) -> Record:
         notice_version=_opt(_str, raw["notice_version"]),
         source=_opt(_str, raw["source"]),
         jurisdiction=_opt(_str, raw["jurisdiction"]),
+        request_id=_opt(_str, raw.get("request_id")),
         arrival=Arrival(
             _opt(_str, arrival["topic"]),
             _opt(_int, arrival["partition"]),

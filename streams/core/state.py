@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from schemas.events import ConsentEvent, Identifiers
+from schemas.events import ACCESS_TYPES, ConsentEvent, Identifiers
 from streams.core.ledger import ChainHead
 from streams.core.statements import GRANT, Statement, consent_scope, placements, slot_key
 
@@ -188,7 +188,7 @@ class SubjectState:
         after, changed, _ = self.with_statement(
             statement,
             placements(event),
-            event.identifiers,
+            None if event.type in ACCESS_TYPES else event.identifiers,  # kept in the ledger
             event_digest(event.event_id),
             notice=event.notice_version,
         )

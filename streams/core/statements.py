@@ -19,6 +19,8 @@ scope                  what it holds
 ``t|purpose``          retention ends (``retention.due``)
 =====================  ================================================================
 
+Access requests and their fulfilments (``access.*``) have no slot: they decide nothing.
+
 and the slot inside the scope is ``g`` (grant; a confirmation is one too), ``f`` (confirmation),
 ``d`` (denial), ``r`` (restriction: a request or a lift), ``x`` (an expiry, in a consent scope),
 ``l`` (a lapsed confirmation window, in a consent scope), ``n`` (a material notice change took
@@ -34,7 +36,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Final, NamedTuple
 
-from schemas.events import ConsentEvent
+from schemas.events import ACCESS_TYPES, ConsentEvent
 from schemas.vocabulary import Channel, EventType, Reason
 
 # Slots inside a scope, and scopes (stored: see the module docstring before changing one).
@@ -68,6 +70,8 @@ RANK: dict[str, int] = {
     EventType.CONFIRMATION_LAPSED: 0,
     EventType.RETENTION_DUE: 0,
     EventType.CONSENT_SUPERSEDED: 0,
+    EventType.ACCESS_REQUESTED: 0,
+    EventType.ACCESS_FULFILLED: 0,
 }
 
 DENIAL_REASON: dict[str, Reason] = {
@@ -166,4 +170,6 @@ def placements(event: ConsentEvent) -> tuple[str, ...]:
         return (slot_key(consent_scope(event.purpose or ANY, event.channel or ANY), SUPERSEDED),)
     if kind is EventType.RETENTION_DUE:
         return (slot_key(retention_scope(event.purpose or ANY), RETENTION_END),)
+    if kind in ACCESS_TYPES:  # decides nothing: no slot
+        return ()
     return (slot_key(RESTRICTION_SCOPE, RESTRICTION),)

@@ -36,6 +36,7 @@ def entry_out(entry: Entry, record: Record) -> LedgerEntryOut:
         notice_version=record.notice_version,
         source=record.source,
         jurisdiction=record.jurisdiction,
+        request_id=record.request_id,
         arrival=ArrivalOut(
             topic=arrival.topic,
             partition=arrival.partition,

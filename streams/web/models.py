@@ -192,6 +192,9 @@ class LedgerEntryOut(_Out):
     notice_version: str | None
     source: str | None
     jurisdiction: str | None
+    request_id: str | None = Field(
+        default=None, description="For access.fulfilled: the access request it fulfils"
+    )
     arrival: ArrivalOut
     shredded: bool = Field(
         description="The subject's personal data was erased: identifiers and evidence are "

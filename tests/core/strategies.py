@@ -46,6 +46,8 @@ def events(draw: st.DrawFn, subject_id: str = "subject-1") -> ConsentEvent:
         data["objection"] = draw(st.sampled_from([o.value for o in Objection]))
     elif type_ == "privacy.signal":
         data["signal"] = draw(st.sampled_from([s.value for s in Signal]))
+    elif type_ == "access.fulfilled":  # names a request, known or not
+        data["request_id"] = draw(st.sampled_from("abcdefghijklmnop")) + "0"
     # Few distinct values, so identifiers are gained, repeated and changed.
     data["identifiers"] = draw(
         st.none()

@@ -196,3 +196,22 @@ def test_a_changed_address_is_sent_again_and_redeliveries_keep_their_ids(
     assert [m.suppression_id for _, m in messages(again)] == [
         m.suppression_id for _, m in new_address
     ]
+
+
+def test_access_requests_and_fulfilments_decide_nothing_and_send_nothing(
+    engine: Engine, event: MakeEvent
+) -> None:
+    withdrawn = event("unsubscribed", 1, purpose="offers", identifiers={"email": "a@example.com"})
+    before, _ = run(engine, [withdrawn])
+    asked = event("access.requested", 2, identifiers={"email": "new@example.com"})
+    done = event("access.fulfilled", 3, request_id=asked.event_id)
+    after, outcomes = run(engine, [asked, done], before)
+    assert [o.messages for o in outcomes] == [(), ()]
+    assert not any(o.duplicate for o in outcomes)
+    # The same slots and identifiers (the new address is in the ledger, not sent on), but
+    # both are remembered, so a redelivery is known.
+    assert (after.slots, after.identifiers) == (before.slots, before.identifiers)
+    assert after.has_seen(asked.event_id) and after.has_seen(done.event_id)
+    assert engine.decide_all(after, "acme") == engine.decide_all(before, "acme")
+    _, [again] = run(engine, [done], after)
+    assert (again.duplicate, again.messages, again.state) == (True, (), after)

@@ -90,6 +90,24 @@ def test_entries_round_trip_through_bytes(event: MakeEvent) -> None:
     assert verify_stored([e.to_bytes() for e in entries]) == []
 
 
+def test_a_fulfilment_keeps_the_request_it_names_and_other_entries_their_bytes(
+    event: MakeEvent,
+) -> None:
+    requested = event("access.requested", 0, event_id="ask-1")
+    done = event("access.fulfilled", 1, request_id="ask-1")
+    entries = chain_of([requested, done])
+    decoded = [Entry.from_bytes(e.to_bytes()) for e in entries]
+    assert decoded == entries and decoded[1].record.request_id == "ask-1"
+    assert decoded[1].record.event() == done.model_copy(
+        update={"identifiers": None, "source": None, "evidence": None}
+    )
+    assert verify_stored([e.to_bytes() for e in entries]) == []
+    # Only an entry with a request_id stores one: the others are stored as before 1.3.
+    assert b"request_id" not in entries[0].to_bytes()
+    edited = replace(entries[1], record=replace(entries[1].record, request_id="ask-2"))
+    assert kinds(verify_chain([entries[0], edited])) == {(2, Problem.ALTERED)}
+
+
 def test_an_edited_entry_is_named(event: MakeEvent) -> None:
     entries = five(event)
     forged = replace(entries[2].record, source="someone-else")

@@ -166,6 +166,12 @@ def valid_records(draw: st.DrawFn) -> dict[str, Any]:
         record["signal"] = draw(st.sampled_from([s.value for s in Signal]))
     elif draw(st.integers(0, 3)) == 0:
         record["signal"] = None
+    if type_ == "access.fulfilled":
+        record["request_id"] = draw(
+            st.one_of(_VALID_TEXT, _around(128).filter(lambda t: 0 < len(t) <= 128))
+        )
+    elif draw(st.integers(0, 3)) == 0:
+        record["request_id"] = None
     record.update(
         draw(
             st.fixed_dictionaries(
@@ -212,6 +218,7 @@ _WILD: dict[str, st.SearchStrategy[Any]] = {
     "jurisdiction": _optional(st.sampled_from(["SE", "US-CA", "se", "SWE", "US-CAL1", "X"])),
     "notice_version": _optional(_around(128)),
     "evidence": _optional(st.dictionaries(st.text(max_size=5), _ANY_JSON, max_size=3)),
+    "request_id": _optional(st.one_of(_around(128), _text(0, 130))),
     "schema_version": st.sampled_from([1, 1.0, True, False, 0, 2, "1", None, 1.5]),
     "extra": st.just("x"),
 }

@@ -90,6 +90,7 @@ def grant_entry(served: Served, subject: str) -> dict[str, Any]:
         "notice_version": "2026-01",
         "source": "signup-form",
         "jurisdiction": None,
+        "request_id": None,
         "arrival": {
             "topic": None,
             "partition": None,
