@@ -2,10 +2,12 @@
 each one was honoured.
 
 Every opt-out (``unsubscribed``, ``consent.withdrawn``, ``objection.raised``,
-``privacy.signal``) and request (``erasure.requested``, ``restriction.requested``) starts a
-:class:`Clock` at its ``occurred_at``. Of the rules that apply to it (see :func:`applicable`),
-the one that runs out first is its deadline. The pipeline stops the clock once it is honoured
-and records it in a :class:`Summary` per controller and rule. Pure: times come in as arguments.
+``privacy.signal``) and request (``erasure.requested``, ``restriction.requested``,
+``access.requested``) starts a :class:`Clock` at its ``occurred_at``. Of the rules that apply to
+it (see :func:`applicable`), the one that runs out first is its deadline. The pipeline stops the
+clock once it is honoured (an access request: once an ``access.fulfilled`` names it, see
+:func:`fulfils`) and records it in a :class:`Summary` per controller and rule. Pure: times come
+in as arguments.
 """
 
 from __future__ import annotations
@@ -38,7 +40,11 @@ OPT_OUTS = frozenset(
         EventType.PRIVACY_SIGNAL,
     }
 )
-REQUESTS = frozenset({EventType.ERASURE_REQUESTED, EventType.RESTRICTION_REQUESTED})
+REQUESTS = frozenset(
+    {EventType.ERASURE_REQUESTED, EventType.RESTRICTION_REQUESTED, EventType.ACCESS_REQUESTED}
+)
+#: Requests answered outside the worker: their clock stays open until confirmed.
+CONFIRMED_REQUESTS = frozenset({EventType.ACCESS_REQUESTED})
 #: The GDPR and the UK GDPR: the controllers' jurisdictions where one month applies.
 GDPR_HOMES = frozenset({Jurisdiction.SE, Jurisdiction.NL, Jurisdiction.GB})
 #: Subjects' countries (event ``jurisdiction``) where the GDPR or the UK GDPR protects them.
@@ -60,8 +66,8 @@ class Stop(StrEnum):
     #: data key, which travel with them).
     SENT = "sent"
     #: Work outside the worker is confirmed (``ClockBook.complete``): an access export handed
-    #: over, a destination's acknowledgement. The clock stays open until then. Nothing in the
-    #: contract starts such a clock yet.
+    #: over (``access.fulfilled``), later a destination's acknowledgement. The clock stays open
+    #: until then.
     CONFIRMED = "confirmed"
 
 
@@ -153,7 +159,9 @@ def applicable(
     - any opt-out or request under the GDPR (controller in SE, NL or GB, or subject in the
       EEA or the UK): one month (art. 12(3)); withdrawals and signals included, as the outer
       bound of "without undue delay";
-    - requests and objections: the controller's own ``requests`` promise.
+    - requests and objections: the controller's own ``requests`` promise;
+    - an access request from a subject in the US, or at a US controller: 45 calendar days
+      (CCPA request to know, read for every US subject as the GPC rule is).
     """
     kind = event.type
     if kind not in OPT_OUTS and kind not in REQUESTS:
@@ -174,6 +182,9 @@ def applicable(
         found.append((rule.value, rule, Jurisdiction.CA))
     if kind is EventType.PRIVACY_SIGNAL and event.signal is Signal.GPC:
         rule = LegalDeadline.CCPA_OPT_OUT
+        found.append((rule.value, rule, Jurisdiction.US))
+    if kind is EventType.ACCESS_REQUESTED and in_us:
+        rule = LegalDeadline.CCPA_REQUEST_TO_KNOW
         found.append((rule.value, rule, Jurisdiction.US))
     if home in GDPR_HOMES or country in GDPR_COUNTRIES:
         calendar = home if home in GDPR_HOMES else _ours(country)
@@ -233,8 +244,28 @@ def _clock(
         return None
     # The earliest; the first listed on a tie.
     name, when = min(deadlines, key=lambda item: item[1])
+    stop = Stop.CONFIRMED if event.type in CONFIRMED_REQUESTS else Stop.SENT
     return Clock(
-        event.controller, event.subject_id, event.event_id, event.type.value, name, start, when
+        event.controller,
+        event.subject_id,
+        event.event_id,
+        event.type.value,
+        name,
+        start,
+        when,
+        stop,
+    )
+
+
+def fulfils(event: ConsentEvent, clock: Clock) -> bool:
+    """Whether ``event`` stops ``clock`` (one waiting for confirmation): an ``access.fulfilled``
+    naming the clock's access request, for the same subject at the same controller."""
+    return (
+        event.type is EventType.ACCESS_FULFILLED
+        and clock.type == EventType.ACCESS_REQUESTED.value
+        and event.request_id == clock.event_id
+        and event.controller == clock.controller
+        and event.subject_id == clock.subject_id
     )
 
 

@@ -76,6 +76,9 @@ class LegalDeadline(StrEnum):
     CCPA_OPT_OUT = "ccpa_opt_out"
     #: GDPR art. 12(3): access, erasure and the other rights answered within one month.
     GDPR_REQUEST = "gdpr_request"
+    #: CCPA s. 1798.130(a)(2) and regulations s. 7021(b): a request to know answered within
+    #: 45 calendar days (the Virginia, Colorado and Connecticut laws give the same).
+    CCPA_REQUEST_TO_KNOW = "ccpa_request_to_know"
 
 
 LEGAL_DEADLINES: dict[LegalDeadline, DeadlineRule] = {
@@ -90,6 +93,11 @@ LEGAL_DEADLINES: dict[LegalDeadline, DeadlineRule] = {
         end_of_day=True,
         to_business_day=True,
         note="GDPR art. 12(3), counted as EU Regulation 1182/71 counts a month",
+    ),
+    LegalDeadline.CCPA_REQUEST_TO_KNOW: DeadlineRule(
+        within=Period.parse("P45D"),
+        end_of_day=True,
+        note="CCPA s. 1798.130(a)(2): 45 calendar days to answer a request to know",
     ),
 }
 

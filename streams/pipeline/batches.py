@@ -162,6 +162,7 @@ class BatchPipeline:
         )
         deadlines = self.deadlines
         started = deadlines.start(folded.fresh) if deadlines is not None else []
+        fulfilled = deadlines.fulfilments(folded.folded) if deadlines is not None else []
 
         outbox = self.producer.outbox()
         if folded.reject:
@@ -199,9 +200,10 @@ class BatchPipeline:
             ledger.write(entries, last)
         timers = self.timers.stage(folded, self.store.load) if self.timers else {}
         saving = self.producer.outbox()
-        if deadlines is not None and started:
-            # Honoured: the broker has every instruction the batch caused.
-            stopped = deadlines.stop(started, self.clock())
+        if deadlines is not None and (started or fulfilled):
+            # Honoured: the broker has every instruction the batch caused; an access request
+            # when its fulfilment is folded.
+            stopped = deadlines.stop(started, self.clock(), fulfilled)
             await deadlines.stage(stopped, saving)
             flushed = await self.store.save(folded.states, saving)  # states and clocks at once
             deadlines.written(stopped, flushed)

@@ -28,7 +28,9 @@ from prometheus_client.metrics_core import (
     Metric,
 )
 
-from streams.core.clocks import Clock, ClockRules, Stop, Summary
+from schemas.events import ConsentEvent
+from schemas.vocabulary import EventType
+from streams.core.clocks import Clock, ClockRules, Stop, Summary, fulfils
 from streams.core.policy import Policy
 from streams.pipeline.fold import Admitted
 from streams.pipeline.sending import Outbox
@@ -117,47 +119,85 @@ class ClockBook:
                 started.append((record.partition, clock))
         return started
 
-    def stop(self, started: list[tuple[int, Clock]], honoured_at: datetime) -> list[Write]:
+    def fulfilments(self, folded: Iterable[Admitted]) -> list[tuple[int, ConsentEvent]]:
+        """The batch's ``access.fulfilled`` events with their partitions, redeliveries
+        included: completing is idempotent (a clock closes once), and a redelivery completes
+        a clock whose closing a crash lost."""
+        return [
+            (record.partition, event)
+            for _, event, record in folded
+            if event.type is EventType.ACCESS_FULFILLED
+        ]
+
+    def stop(
+        self,
+        started: list[tuple[int, Clock]],
+        honoured_at: datetime,
+        fulfilled: Iterable[tuple[int, ConsentEvent]] = (),
+    ) -> list[Write]:
         """Close every clock stopped by sending (the broker has the batch's outputs at
-        ``honoured_at``); keep the others open. The records to store, in order."""
+        ``honoured_at``) and every open clock a fulfilment in the batch names (honoured at the
+        fulfilment's ``occurred_at``, whether the clock started in this batch or before); keep
+        the others open. The records to store, in order."""
         summaries: dict[tuple[int, str, str], Summary] = {}
-        writes: list[Write] = []
+        waiting: dict[bytes, tuple[int, Clock]] = {}
         for partition, clock in started:
-            if clock.stop is not Stop.SENT:
-                value = orjson.dumps(clock.to_json())
-                writes.append(
-                    (partition, open_key(partition, clock.controller, clock.event_id), value)
-                )
+            if clock.stop is Stop.SENT:
+                self._close(summaries, partition, clock, honoured_at)
+            else:
+                waiting[open_key(partition, clock.controller, clock.event_id)] = (partition, clock)
+        writes: list[Write] = []
+        closed: set[bytes] = set()
+        for partition, event in fulfilled:
+            assert event.request_id is not None  # the contract requires it
+            key = open_key(partition, event.controller, event.request_id)
+            found = waiting.get(key)
+            named = found[1] if found else None if key in closed else self._open(partition, key)
+            # None: not open here (fulfilled already, or an unknown request): nothing to close
+            if named is None or not fulfils(event, named):
                 continue
-            place = (partition, clock.controller, clock.rule)
-            summary = summaries.get(place)
-            if summary is None:
-                summary = self.summary(*place)
-            summaries[place] = summary.record(clock, honoured_at)
-            self.stats.observe(clock, honoured_at)
+            if found is None:
+                writes.append((partition, key, None))
+                closed.add(key)
+            else:
+                del waiting[key]
+            self._close(summaries, partition, named, event.occurred_at)
+        for key, (partition, clock) in waiting.items():
+            writes.append((partition, key, orjson.dumps(clock.to_json())))
         for (partition, controller, rule), summary in summaries.items():
             value = orjson.dumps(summary.to_json())
             writes.append((partition, summary_key(partition, controller, rule), value))
         return writes
 
+    def _close(
+        self,
+        summaries: dict[tuple[int, str, str], Summary],
+        partition: int,
+        clock: Clock,
+        honoured_at: datetime,
+    ) -> None:
+        place = (partition, clock.controller, clock.rule)
+        summary = summaries.get(place)
+        if summary is None:
+            summary = self.summary(*place)
+        summaries[place] = summary.record(clock, honoured_at)
+        self.stats.observe(clock, honoured_at)
+
     def complete(
         self, partition: int, controller: str, event_id: str, honoured_at: datetime
     ) -> list[Write]:
-        """Close an open clock whose work outside the decision is done (an erasure carried
-        out; later, a destination's acknowledgement). Nothing when it is not open here."""
-        raw = self._get(partition, open_key(partition, controller, event_id))
-        if raw is None:
+        """Close an open clock whose work outside the decision is done (later, a
+        destination's acknowledgement). Nothing when it is not open here."""
+        key = open_key(partition, controller, event_id)
+        clock = self._open(partition, key)
+        if clock is None:
             return []
-        clock = Clock.from_json(orjson.loads(raw))
-        summary = self.summary(partition, controller, clock.rule).record(clock, honoured_at)
-        self.stats.observe(clock, honoured_at)
+        summaries: dict[tuple[int, str, str], Summary] = {}
+        self._close(summaries, partition, clock, honoured_at)
+        place, summary = next(iter(summaries.items()))
         return [
-            (partition, open_key(partition, controller, event_id), None),
-            (
-                partition,
-                summary_key(partition, controller, clock.rule),
-                orjson.dumps(summary.to_json()),
-            ),
+            (partition, key, None),
+            (partition, summary_key(*place), orjson.dumps(summary.to_json())),
         ]
 
     async def stage(self, writes: list[Write], outbox: Outbox) -> None:
@@ -183,6 +223,10 @@ class ClockBook:
                 store.set_persisted_offset(TP(topic, partition), offset)
 
     # -- reads (this worker's active partitions) ----------------------------------------------
+
+    def _open(self, partition: int, key: bytes) -> Clock | None:
+        raw = self._get(partition, key)
+        return None if raw is None else Clock.from_json(orjson.loads(raw))
 
     def summary(self, partition: int, controller: str, rule: str) -> Summary:
         raw = self._get(partition, summary_key(partition, controller, rule))

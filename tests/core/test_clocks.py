@@ -19,6 +19,7 @@ from streams.core.clocks import (
     bucket_bound,
     bucket_of,
     clock_for,
+    fulfils,
 )
 from streams.core.policy import Controller, Policy, load_policy
 
@@ -110,6 +111,76 @@ def test_a_subject_in_the_eea_brings_the_gdpr_to_a_controller_without_a_jurisdic
     clock = clock_for(found, us_controller())
     assert clock is not None and clock.rule == "gdpr_request"
     assert clock.deadline == FRIDAY.replace(month=12)  # exact month, no calendar to round on
+
+
+def test_an_access_request_runs_the_gdpr_month_and_waits_for_its_fulfilment() -> None:
+    clock = clock_for(event("access.requested", controller="hms-se"), SEEDS.controllers["hms-se"])
+    assert clock is not None
+    # The export is handed over outside the worker: the clock stays open until confirmed.
+    assert (clock.rule, clock.type, clock.stop) == (
+        "gdpr_request",
+        "access.requested",
+        Stop.CONFIRMED,
+    )
+    assert clock.deadline == datetime(2026, 12, 7, 23, tzinfo=UTC)  # as for an erasure
+
+
+@pytest.mark.parametrize(
+    ("controller", "rule", "deadline"),
+    [
+        # "within four weeks at the latest": before the month.
+        ("hms-contact-nl", "promise_requests", FRIDAY + timedelta(weeks=4)),
+        # "within thirty (30) days": Sunday 6 December, 10:00, before the month ends on
+        # Monday the 7th (midnight in London).
+        ("sms-tech", "promise_requests", FRIDAY + timedelta(days=30)),
+        # "within a reasonable time" and no promise: the law's month.
+        ("kms-uk", "gdpr_request", datetime(2026, 12, 8, tzinfo=UTC)),
+    ],
+)
+def test_an_access_request_runs_against_a_promise_shorter_than_the_month(
+    controller: str, rule: str, deadline: datetime
+) -> None:
+    found = clock_for(event("access.requested", controller), SEEDS.controllers[controller])
+    assert found is not None
+    assert (found.rule, found.deadline, found.stop) == (rule, deadline, Stop.CONFIRMED)
+
+
+def test_an_access_request_in_the_us_has_45_calendar_days() -> None:
+    found = event("access.requested", jurisdiction="US-CA")
+    names = [name for name, _, _ in applicable(found, us_controller())]
+    assert names == ["ccpa_request_to_know"]
+    clock = clock_for(found, us_controller())
+    assert clock is not None and clock.rule == "ccpa_request_to_know"
+    # 45 calendar days after Friday 6 November is Monday 21 December, to midnight in New York.
+    assert clock.deadline == datetime(2026, 12, 22, 5, tzinfo=UTC)
+    # A US subject at a UK controller: both apply, and the GDPR month runs out first.
+    both = event("access.requested", controller="kms-uk", jurisdiction="US-NY")
+    assert [n for n, _, _ in applicable(both, SEEDS.controllers["kms-uk"])] == [
+        "ccpa_request_to_know",
+        "gdpr_request",
+    ]
+    found_both = clock_for(both, SEEDS.controllers["kms-uk"])
+    assert found_both is not None and found_both.rule == "gdpr_request"
+
+
+def test_an_access_request_no_law_covers_and_a_fulfilment_start_no_clock() -> None:
+    assert clock_for(event("access.requested", jurisdiction="JP"), us_controller()) is None
+    fulfilled = event("access.fulfilled", controller="hms-se", request_id="e-access.requested")
+    assert clock_for(fulfilled, SEEDS.controllers["hms-se"]) is None
+
+
+def test_a_fulfilment_stops_only_the_access_request_it_names() -> None:
+    hms = SEEDS.controllers["hms-se"]
+    requested = clock_for(event("access.requested", controller="hms-se"), hms)
+    assert requested is not None
+    done = event("access.fulfilled", controller="hms-se", request_id="e-access.requested")
+    assert fulfils(done, requested)
+    assert not fulfils(done.model_copy(update={"request_id": "e-other"}), requested)
+    assert not fulfils(done.model_copy(update={"subject_id": "s-2"}), requested)
+    erasure = clock_for(event("erasure.requested", controller="hms-se"), hms)
+    assert erasure is not None
+    assert not fulfils(done.model_copy(update={"request_id": erasure.event_id}), erasure)
+    assert not fulfils(event("access.requested", controller="hms-se"), requested)
 
 
 def test_grants_and_lifts_start_no_clock() -> None:
@@ -205,6 +276,7 @@ KINDS = [
     ("privacy.signal", {"signal": "gpc"}),
     ("erasure.requested", {}),
     ("restriction.requested", {}),
+    ("access.requested", {}),
 ]
 
 

@@ -17,7 +17,7 @@ from streams.core.engine import Engine
 from streams.core.policy import load_policy
 from streams.core.state import EMPTY
 from streams.pipeline.clocks import ClockBook
-from streams.pipeline.fold import Record, fold, route
+from streams.pipeline.fold import Folded, Record, fold, route
 
 START = datetime(2026, 11, 2, 9, tzinfo=UTC)  # a Monday
 HOME = 3
@@ -100,6 +100,77 @@ def test_a_clock_waiting_for_outside_work_stays_open_until_confirmed(engine: Eng
     ((_, rule, summary),) = list(book.summaries(HOME))
     assert (rule, summary.count, summary.met) == ("gdpr_request", 1, 1)
     assert book.complete(HOME, "kms-uk", "e-2", START) == []  # not open any more
+
+
+def folded_batch(engine: Engine, *records: Record) -> Folded:
+    routed = route(records, engine, lambda subject: HOME)
+    return fold(routed.fold, lambda key, partition: EMPTY, engine, START)
+
+
+def settle(book: ClockBook, folded: Folded, honoured_at: datetime) -> None:
+    started = book.start(folded.fresh)
+    book.written(book.stop(started, honoured_at, book.fulfilments(folded.folded)), {})
+
+
+def test_an_access_request_stays_open_until_a_fulfilment_names_it(engine: Engine) -> None:
+    book = ClockBook(engine.policy)
+    requested = folded_batch(engine, record(1, "access.requested"))
+    assert requested.messages == []  # decides nothing, sends nothing
+    settle(book, requested, START + timedelta(minutes=2))
+    (clock,) = book.open_clocks(HOME)
+    assert (clock.event_id, clock.rule, clock.stop) == ("e-1", "gdpr_request", Stop.CONFIRMED)
+    assert list(book.summaries(HOME)) == []
+    # An unknown request, and one of another subject, close nothing.
+    other = folded_batch(
+        engine,
+        record(2, "access.fulfilled", request_id="e-9"),
+        record(3, "access.fulfilled", subject="s-2", request_id="e-1"),
+    )
+    assert other.messages == [] and len(other.fresh) == 2  # accepted and recorded
+    settle(book, other, START + timedelta(minutes=3))
+    assert [c.event_id for c in book.open_clocks(HOME)] == ["e-1"]
+    done = folded_batch(engine, record(4, "access.fulfilled", request_id="e-1"))
+    settle(book, done, START + timedelta(days=40))  # folded late: honoured when handed over
+    assert list(book.open_clocks(HOME)) == []
+    ((_, rule, summary),) = list(book.summaries(HOME))
+    assert (rule, summary.count, summary.met, summary.missed) == ("gdpr_request", 1, 1, 0)
+    assert summary.worst_seconds == 3 * 60  # from the request's to the fulfilment's time
+    # The fulfilment again (a redelivery, or another one): nothing more is counted.
+    settle(book, done, START + timedelta(days=41))
+    ((_, _, again),) = list(book.summaries(HOME))
+    assert again == summary
+
+
+def test_a_request_and_its_fulfilment_in_one_batch_close_the_clock(engine: Engine) -> None:
+    book = ClockBook(engine.policy)
+    batch = folded_batch(
+        engine,
+        record(1, "access.requested"),
+        record(2, "access.requested", subject="s-2"),
+        record(3, "access.fulfilled", request_id="e-1"),
+        record(4, "access.fulfilled", subject="s-2", request_id="e-2"),
+    )
+    settle(book, batch, START + timedelta(minutes=5))
+    assert list(book.open_clocks(HOME)) == []
+    ((_, _, summary),) = list(book.summaries(HOME))
+    assert (summary.count, summary.met) == (2, 2)  # one summary record, both counted
+
+
+def test_a_redelivered_fulfilment_closes_a_clock_whose_closing_was_lost(engine: Engine) -> None:
+    book = ClockBook(engine.policy)
+    settle(book, folded_batch(engine, record(1, "access.requested")), START)
+    done = folded_batch(engine, record(2, "access.fulfilled", request_id="e-1"))
+    book.stop([], START, book.fulfilments(done.folded))  # computed, never stored: a crash
+    assert len(list(book.open_clocks(HOME))) == 1
+    # Redelivered, the event is a duplicate of the stored state: it still completes.
+    seen = done.states[next(iter(done.states))][1]
+    routed = route([record(2, "access.fulfilled", request_id="e-1")], engine, lambda s: HOME)
+    again = fold(routed.fold, lambda key, partition: seen, engine, START)
+    assert again.duplicates == 1 and again.fresh == []
+    settle(book, again, START + timedelta(hours=1))
+    assert list(book.open_clocks(HOME)) == []
+    ((_, _, summary),) = list(book.summaries(HOME))
+    assert summary.count == 1
 
 
 def scrape(metrics: list[Metric]) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
