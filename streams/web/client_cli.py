@@ -3,6 +3,10 @@
 The API key comes from the environment (CONSENT_API_KEY) or a file (--key-file), never from
 the command line, where other users of the machine could read it in the process list.
 Exports hold personal data: files written with -o are readable by their owner only.
+
+``export --fulfils <request event id>`` answers an access request: once the export is written,
+it publishes ``access.fulfilled`` naming the request over ``POST /v1/events``, which stops the
+request's deadline clock (docs/clocks.md).
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import os
 import sys
 import urllib.error
 import urllib.request
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -24,6 +30,8 @@ KEY_VARIABLE = "CONSENT_API_KEY"
 URL_VARIABLE = "CONSENT_API_URL"
 DEFAULT_URL = f"http://127.0.0.1:{DEFAULT_WEB_PORT}"
 TIMEOUT = 30.0
+#: The contract's longest event id (schemas/events.py).
+MAX_EVENT_ID = 128
 
 
 class Failed(Exception):
@@ -79,7 +87,34 @@ def parser_for(command: str) -> argparse.ArgumentParser:
     )
     _common(parser)
     parser.add_argument("--html", action="store_true", help="the readable page instead of JSON")
+    parser.add_argument(
+        "--fulfils",
+        metavar="REQUEST_EVENT_ID",
+        type=_request_id,
+        help="the event_id of the access.requested this export answers: once the export is "
+        "written, publish access.fulfilled for it (the key then also needs scope write)",
+    )
     return parser
+
+
+def _request_id(value: str) -> str:
+    if not 1 <= len(value) <= MAX_EVENT_ID:
+        raise argparse.ArgumentTypeError(f"an event id has 1 to {MAX_EVENT_ID} characters")
+    return value
+
+
+def fulfilment(args: argparse.Namespace, now: datetime) -> dict[str, str]:
+    """The ``access.fulfilled`` event for the request ``--fulfils`` names, handed over at
+    ``now``. A new id per run: a fulfilment of a request already fulfilled changes nothing."""
+    return {
+        "event_id": f"access-fulfilled-{uuid.uuid4().hex}",
+        "type": "access.fulfilled",
+        "occurred_at": now.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "controller": args.controller,
+        "subject_id": args.subject,
+        "request_id": args.fulfils,
+        "source": "consent-streams export",
+    }
 
 
 def api_key(key_file: Path | None) -> str:
@@ -106,8 +141,12 @@ def path_for(command: str, args: argparse.Namespace) -> str:
     return f"{subject}/export?format={'html' if args.html else 'json'}"
 
 
-def fetch(url: str, key: str) -> bytes:
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"})
+def fetch(url: str, key: str, sent: bytes | None = None) -> bytes:
+    """GET ``url``, or POST ``sent`` (JSON) to it."""
+    headers = {"Authorization": f"Bearer {key}"}
+    if sent is not None:
+        headers["Content-Type"] = "application/json"
+    request = urllib.request.Request(url, data=sent, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
             body: bytes = response.read()
@@ -151,7 +190,25 @@ def main(command: str, argv: list[str]) -> int:
         key = api_key(args.key_file)
         body = fetch(args.url.rstrip("/") + path_for(command, args), key)
         write(body, args.output)
+        if getattr(args, "fulfils", None):
+            publish_fulfilment(args, key)
     except Failed as exc:
         print(f"consent-streams {command}: {exc}", file=sys.stderr)
         return exc.code
     return 0
+
+
+def publish_fulfilment(args: argparse.Namespace, key: str) -> None:
+    """Publish ``access.fulfilled`` for the request the export answered (it is written)."""
+    event = fulfilment(args, datetime.now(UTC))
+    try:
+        fetch(args.url.rstrip("/") + "/v1/events", key, orjson.dumps(event))
+    except Failed as exc:
+        raise Failed(
+            f"the export is written, but access.fulfilled for request {args.fulfils} was not "
+            f"published ({exc}); publish it, or run the export again"
+        ) from None
+    print(
+        f"published access.fulfilled {event['event_id']} for request {args.fulfils}",
+        file=sys.stderr,
+    )

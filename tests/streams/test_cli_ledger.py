@@ -12,11 +12,13 @@ from pathlib import Path
 import orjson
 import pytest
 
+from schemas.codec import decode_event
 from streams.cli import main as cli_main
 from streams.security.receipts import ReceiptSigner, new_receipt_key, public_part
 from streams.settings import Settings, SettingsError
+from streams.web.backend import API_KEY_HEADER
 from tests.support.fake_backend import Served, serve
-from tests.support.keys import EXPORT_KEY, READ_KEY, WRITE_KEY
+from tests.support.keys import ALL_KEY, EXPORT_KEY, READ_KEY, WRITE_KEY
 from tests.web.test_api_ledger import granted_then_withdrawn
 
 
@@ -138,3 +140,37 @@ async def test_useful_errors(
     with pytest.raises(SystemExit):
         cli_main(["proof", "--help"])
     assert "CONSENT_API_KEY" in capsys.readouterr().out
+
+
+async def test_an_export_that_fulfils_a_request_publishes_access_fulfilled_after_writing(
+    served: Served,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    subject, _, _ = granted_then_withdrawn(served)
+    out = tmp_path / "export.json"
+    argv = ["export", "--url", served.url, "--controller", "sms-tech", "--subject", subject]
+    argv += ["-o", str(out), "--fulfils", "ask-7"]
+    assert await run(argv, {"CONSENT_API_KEY": ALL_KEY}, monkeypatch) == 0
+    assert orjson.loads(out.read_bytes())["subject_id"] == subject
+    ((key, value, headers),) = served.backend.published
+    event = decode_event(value)
+    assert (key, event.type, event.request_id) == (subject.encode(), "access.fulfilled", "ask-7")
+    assert (event.controller, event.subject_id) == ("sms-tech", subject)
+    assert headers == ((API_KEY_HEADER, b"admin"),)  # published like any API write
+    assert f"published access.fulfilled {event.event_id} for request ask-7" in (
+        capsys.readouterr().err
+    )
+
+    # A key without scope write: the export is written, the fulfilment is not published.
+    out.unlink()
+    assert await run(argv, {"CONSENT_API_KEY": EXPORT_KEY}, monkeypatch) == 1
+    assert out.exists() and len(served.backend.published) == 1
+    err = capsys.readouterr().err
+    assert "the export is written, but access.fulfilled for request ask-7 was not" in err
+    assert "403: insufficient_scope" in err
+    # A request id the contract refuses is a usage error, before anything is asked.
+    with pytest.raises(SystemExit) as refused:
+        cli_main([*argv[:-1], "x" * 129])
+    assert refused.value.code == 2 and "1 to 128 characters" in capsys.readouterr().err
