@@ -1,9 +1,11 @@
 """Clocks end to end on the embedded broker: opt-outs and requests with old event times are
-honoured and reported as met or missed (API, CLI, /metrics, across a restart), and a material
-notice change lists a subject for reconsent and, once its clock passes the change, suppresses."""
+honoured and reported as met or missed (API, CLI, /metrics, across a restart), an access
+request stays open until its fulfilment, and a material notice change lists a subject for
+reconsent and, once its clock passes the change, suppresses."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,18 +14,34 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from streams.cli import main as cli_main
 from streams.web.clocks_cli import gather_report
 from tests.support.http import event
 from tests.support.kafka import TopicReader, event_record, produce, unique
-from tests.support.keys import API_ENV, READ_KEY
+from tests.support.keys import ALL_KEY, API_ENV, READ_KEY, WRITE_KEY
 from tests.support.notices import RECONSENT_POLICY
 from tests.support.waiting import eventually
 from tests.support.worker import Worker, make_worker
 
 pytestmark = pytest.mark.integration
 
-# The reconsent controller, with a jurisdiction so that the GDPR month applies to it too.
+# The reconsent controller, with a jurisdiction so that the GDPR month applies to it too; and
+# one that promises to answer requests within four weeks, for the access requests.
 POLICY = RECONSENT_POLICY.replace('name = "Acme AB"', 'name = "Acme AB"\njurisdiction = "GB"')
+POLICY += """
+[controllers.archive]
+name = "Archive BV"
+jurisdiction = "NL"
+
+[controllers.archive.promises.requests]
+within = "P4W"
+
+[controllers.archive.purposes.news]
+legal_basis = "consent"
+categories = ["direct_marketing"]
+channels = ["email"]
+destinations = ["email"]
+"""
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +65,8 @@ async def publish(worker: Worker, *events: dict[str, Any]) -> None:
     await produce(worker.bootstrap, worker.topics.events, [event_record(e) for e in events])
 
 
-def row(report: dict[str, Any], rule: str) -> dict[str, Any]:
-    found = [r for r in report["rows"] if (r["controller"], r["rule"]) == ("acme", rule)]
+def row(report: dict[str, Any], rule: str, controller: str = "acme") -> dict[str, Any]:
+    found = [r for r in report["rows"] if (r["controller"], r["rule"]) == (controller, rule)]
     return found[0] if found else {"count": 0, "open": 0}
 
 
@@ -57,11 +75,11 @@ async def report_of(worker: Worker) -> dict[str, Any]:
     return reply.json() if reply.status == 200 else {"rows": []}
 
 
-def samples(text: str) -> dict[tuple[str, str], float]:
+def samples(text: str, controller: str = "acme") -> dict[tuple[str, str], float]:
     found = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if sample.labels.get("controller") == "acme":
+            if sample.labels.get("controller") == controller:
                 found[(sample.name, sample.labels.get("rule", ""))] = sample.value
     return found
 
@@ -112,6 +130,74 @@ async def test_late_and_timely_opt_outs_and_requests_are_met_or_missed(
     kept = row(again, "bulk_sender_unsubscribe")
     assert (kept["count"], kept["met"], kept["missed"]) == (2, 1, 1)
     assert (row(again, "gdpr_request")["count"], row(again, "gdpr_request")["met"]) == (1, 1)
+
+
+async def test_an_access_request_is_open_until_fulfilled_once(
+    worker: Worker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    subject = unique("asker")
+    asked = event("access.requested", "archive", subject, occurred_at=ago(days=2))
+    await publish(worker, asked)
+
+    async def listed() -> list[dict[str, Any]]:
+        reply = await worker.api(READ_KEY).get("/v1/deadlines?controller=archive")
+        return reply.json().get("clocks", []) if reply.status == 200 else []
+
+    (clock,) = await eventually(listed, lambda clocks: len(clocks) == 1)
+    assert (clock["event_id"], clock["type"], clock["rule"], clock["awaiting"]) == (
+        asked["event_id"],
+        "access.requested",
+        "promise_requests",  # four weeks: before the GDPR month
+        "confirmed",
+    )
+    assert 0.9 < clock["remaining_fraction"] < 0.95  # two days of four weeks gone
+    metrics = samples((await worker.api(None).get("/metrics")).text, "archive")
+    assert metrics[("consent_streams_deadline_open_clocks", "promise_requests")] == 1
+    assert metrics[("consent_streams_deadline_overdue_clocks", "promise_requests")] == 0
+
+    # Handed over a day later, reported over the API: closed, honoured within the promise.
+    done = event(
+        "access.fulfilled",
+        "archive",
+        subject,
+        occurred_at=ago(days=1),
+        request_id=asked["event_id"],
+    )
+    assert (await worker.api(WRITE_KEY).post("/v1/events", json=done)).status == 202
+
+    async def promise() -> dict[str, Any]:
+        return row(await report_of(worker), "promise_requests", "archive")
+
+    honoured = await eventually(promise, lambda found: found["count"] == 1)
+    assert (honoured["met"], honoured["missed"], honoured["open"]) == (1, 0, 0)
+    assert 86_400 * 0.99 < honoured["worst_seconds"] < 86_400 * 1.01  # request to hand-over
+    assert await listed() == []
+
+    # The fulfilment redelivered, then a second request of the subject (on its partition, so
+    # folded after the redelivery): the first clock is counted once.
+    again = event("access.requested", "archive", subject, occurred_at=ago(hours=1))
+    await publish(worker, done, again)
+    await eventually(listed, lambda clocks: [c["event_id"] for c in clocks] == [again["event_id"]])
+    assert await promise() == {**honoured, "open": 1}
+
+    # The second is answered with the export command, which publishes its fulfilment.
+    argv = ["export", "--url", worker.url, "--controller", "archive", "--subject", subject]
+    argv += ["-o", str(tmp_path / "export.json"), "--fulfils", again["event_id"]]
+    monkeypatch.setenv("CONSENT_API_KEY", ALL_KEY)
+    assert await asyncio.to_thread(cli_main, argv) == 0
+    closed = await eventually(promise, lambda found: found["count"] == 2)
+    assert (closed["met"], closed["open"]) == (2, 0)
+    assert await listed() == []
+
+    # Both requests and both fulfilments are in the subject's ledger, each once.
+    exported = await worker.api(ALL_KEY).get(f"/v1/controllers/archive/subjects/{subject}/export")
+    ledger = [(e["type"], e["request_id"]) for e in exported.json()["ledger"]]
+    assert ledger == [
+        ("access.requested", None),
+        ("access.fulfilled", asked["event_id"]),
+        ("access.requested", None),
+        ("access.fulfilled", again["event_id"]),
+    ]
 
 
 async def test_a_notice_change_lists_the_subject_and_its_next_event_suppresses(
