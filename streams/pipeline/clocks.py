@@ -1,5 +1,6 @@
 """Deadline clocks in the worker: started when an opt-out or a request folds, stopped when the
-broker has acknowledged every instruction the batch caused, kept in the ``clocks`` table.
+broker has acknowledged every instruction the batch caused (an access request: when an
+``access.fulfilled`` naming it folds), kept in the ``clocks`` table.
 
 The table is co-partitioned with the subjects: partition ``p`` holds, under keys that start
 with ``p``, one :class:`~streams.core.clocks.Summary` per (controller, rule) of the clocks
