@@ -7,6 +7,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from schemas.events import PURPOSE_TYPES
 from schemas.vocabulary import Channel, EventType, Objection, Signal
 
 TYPES = [member.value for member in EventType]
@@ -149,11 +150,11 @@ def valid_records(draw: st.DrawFn) -> dict[str, Any]:
         "controller": draw(_VALID_SLUGS),
         "subject_id": draw(_VALID_TEXT.filter(lambda t: t not in (".", ".."))),
     }
-    if type_.startswith("consent."):
+    if type_ in PURPOSE_TYPES:
         record["purpose"] = draw(_VALID_SLUGS)
     elif type_ == "unsubscribed" and draw(st.booleans()):
         record["purpose"] = draw(st.none() | _VALID_SLUGS)
-    if type_.startswith("consent.") or type_ == "unsubscribed":
+    if type_ in PURPOSE_TYPES or type_ == "unsubscribed":
         if draw(st.booleans()):
             record["channel"] = draw(st.none() | st.sampled_from([c.value for c in Channel]))
     elif draw(st.booleans()):
