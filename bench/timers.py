@@ -73,7 +73,7 @@ def grants(policy: Policy, subjects: int, seed: int, now: datetime) -> Workload:
             "identifiers": {"email": f"{subject}@example.org"},
         }
         records.append((subject.encode(), orjson.dumps(event)))
-    spec = WorkloadSpec(events=subjects, subjects=subjects, seed=seed, duplicate_rate=0)
+    spec = WorkloadSpec(events=subjects, subjects=subjects, seed=seed)
     return Workload(spec, records)
 
 

@@ -1,17 +1,26 @@
-"""Seeded inputs for ``consent.events``, in two profiles.
+"""Seeded inputs for ``consent.events``: one draw, configured by a :class:`Profile`.
 
-**Realistic** (:func:`generate`, the benchmarks' default): subjects belong to the controllers of
-the shipped policy; events cover every event type, carry identifiers and provenance like real
-publishers send them (~200 bytes each), and the stream has the untidiness of production:
-redeliveries, late (out-of-order) events and a few malformed records. Every valid record is keyed
-by its ``subject_id``, as the contract asks publishers to do.
+Every stream is drawn the same way: subjects over the policy's controllers (some hot), an event
+type from the profile's mix, a purpose and channel the type asks for (from the purposes the
+subject's events meet on), an event time, identifiers and provenance; then each record is a new
+event, a redelivery of a recent record or a malformed record, keyed by the subject id or not.
+The profile says how much of each:
 
-**Contested** (:func:`contested`, the resilience and integration tests'): few distinct minutes
-(equal event times are common), subject ids shared by two controllers, a few purposes per subject
-so that events meet on the same pairs, keyless records and many redeliveries, shuffled. It
-stresses what the oracle (:mod:`bench.reference`) judges rather than what production looks like.
+**Realistic** (:data:`REALISTIC`, the benchmarks' default): subjects belong to the controllers of
+the shipped policy in their shares, a tenth of them get a third of the traffic, events cover
+every event type with identifiers and provenance like real publishers send them (~260 bytes
+each), times run through the day before ``now`` in publication order, with ~1 % redeliveries,
+~5 % late (out-of-order) events and ~0.5 % malformed records. Every record is keyed by its
+``subject_id``, as the contract asks publishers to do.
 
-The two draw in different orders; each is fixed by its seed (the realistic one by its day too).
+**Contested** (:data:`CONTESTED`, the resilience and integration tests', via :func:`contested`):
+subject ids shared by two controllers, three purposes per subject so that events meet on the
+same pairs, a mix that favours statements that interact, times on a few instants (equal event
+times are common, some written with another offset), subjects' addresses that change, many
+redeliveries and keyless records, shuffled. It stresses what the oracle (:mod:`bench.reference`)
+judges rather than what production looks like.
+
+The records depend on the spec only (and, for a profile without a fixed start, on the UTC day).
 """
 
 from __future__ import annotations
@@ -20,25 +29,29 @@ import gc
 import itertools
 import random
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
 
-from schemas.vocabulary import Category, Channel, EventType, LegalBasis, Objection, Signal
-from streams.core.policy import Controller, Policy, load_policy
+from schemas.vocabulary import Category, EventType, LegalBasis, Objection, Signal
+from streams.core.policy import Controller, Policy, Purpose, load_policy
 
-#: (controller, share of subjects, jurisdiction)
-CONTROLLERS: tuple[tuple[str, float, str], ...] = (
-    ("hms-se", 0.35, "SE"),
-    ("kms-uk", 0.30, "GB"),
-    ("hms-contact-nl", 0.20, "NL"),
-    ("sms-tech", 0.15, "GB"),
+Record = tuple[bytes | None, bytes]
+#: (event type, weight)
+Mix = tuple[tuple[EventType, float], ...]
+
+#: (controller, share of subjects) in the shipped policy.
+CONTROLLERS: tuple[tuple[str, float], ...] = (
+    ("hms-se", 0.35),
+    ("kms-uk", 0.30),
+    ("hms-contact-nl", 0.20),
+    ("sms-tech", 0.15),
 )
 
-TYPE_MIX: tuple[tuple[EventType, float], ...] = (
+TYPE_MIX: Mix = (
     (EventType.CONSENT_GRANTED, 0.30),
     (EventType.CONSENT_CONFIRMED, 0.08),
     (EventType.CONSENT_WITHDRAWN, 0.14),
@@ -48,6 +61,19 @@ TYPE_MIX: tuple[tuple[EventType, float], ...] = (
     (EventType.ERASURE_REQUESTED, 0.01),
     (EventType.RESTRICTION_REQUESTED, 0.015),
     (EventType.RESTRICTION_LIFTED, 0.015),
+)
+
+#: Grants against withdrawals, restrictions against lifts, confirmations for double opt-in.
+CONTESTED_MIX: Mix = (
+    (EventType.CONSENT_GRANTED, 22),
+    (EventType.CONSENT_CONFIRMED, 12),
+    (EventType.CONSENT_WITHDRAWN, 12),
+    (EventType.UNSUBSCRIBED, 9),
+    (EventType.OBJECTION_RAISED, 4),
+    (EventType.PRIVACY_SIGNAL, 5),
+    (EventType.ERASURE_REQUESTED, 1),
+    (EventType.RESTRICTION_REQUESTED, 7),
+    (EventType.RESTRICTION_LIFTED, 12),
 )
 
 SOURCES = ("preference-centre", "crm", "email-service", "mobile-app", "support-desk", "web")
@@ -61,18 +87,74 @@ MALFORMED_KINDS = (
     "key-mismatch",
     "unknown-type",
 )
+CONTESTED_T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
+_PLUS_TWO = timezone(timedelta(hours=2))
 
-Record = tuple[bytes | None, bytes]
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """How a stream is drawn, apart from its size and seed."""
+
+    #: Controllers and their shares of the subjects; None: every controller of the policy, alike.
+    controllers: tuple[tuple[str, float], ...] | None = CONTROLLERS
+    #: Controllers that share one subject id (each pair is a subject of its own).
+    shared_ids: int = 1
+    #: The hot subjects (this share of them) get ``hot_traffic`` of the events.
+    hot_subjects: float = 0.1
+    hot_traffic: float = 0.33
+    #: Purposes a subject's events name, drawn once per subject; None: all its controller's.
+    purposes_per_subject: int | None = None
+    mix: Mix = TYPE_MIX
+    #: Event times run from ``start`` (None: ``spread`` and an hour before ``now``) over
+    #: ``spread`` in publication order, as multiples of ``grain`` after ``start``.
+    start: datetime | None = None
+    spread: timedelta = timedelta(days=1)
+    grain: timedelta = timedelta(milliseconds=1)
+    #: Late events: up to ``late_by`` before their subject's latest event time.
+    late_rate: float = 0.05
+    late_by: timedelta = timedelta(hours=6)
+    #: Event times written with a +02:00 offset instead of Z (the same instant).
+    offset_rate: float = 0.0
+    #: Emails that are one of the subject's other addresses (identifiers gained and changed).
+    address_churn: float = 0.0
+    duplicate_rate: float = 0.01
+    malformed_rate: float = 0.005
+    keyless_rate: float = 0.0
+    #: Publish the records in random order instead of as drawn.
+    shuffle: bool = False
+
+
+REALISTIC = Profile()
+CONTESTED = Profile(
+    controllers=None,
+    shared_ids=2,
+    hot_traffic=0.0,
+    purposes_per_subject=3,
+    mix=CONTESTED_MIX,
+    start=CONTESTED_T0,
+    spread=timedelta(minutes=20),
+    grain=timedelta(seconds=30),
+    late_rate=0.1,
+    late_by=timedelta(minutes=10),
+    offset_rate=0.2,
+    address_churn=0.5,
+    duplicate_rate=0.15,
+    malformed_rate=0.0,
+    keyless_rate=0.2,
+    shuffle=True,
+)
 
 
 @dataclass(frozen=True, slots=True)
 class WorkloadSpec:
-    events: int = 200_000
-    subjects: int = 20_000
+    events: int = 200_000  # records published, redeliveries and malformed ones included
+    subjects: int = 20_000  # (controller, subject) pairs
     seed: int = 20261122
-    duplicate_rate: float = 0.01
-    late_rate: float = 0.05
-    malformed_rate: float = 0.005
+    profile: Profile = REALISTIC
+    #: Starts subject and event ids; ``event_prefix``, if given, replaces it for event ids (the
+    #: same subjects, new events).
+    prefix: str = ""
+    event_prefix: str | None = None
 
 
 @dataclass(slots=True)
@@ -80,6 +162,17 @@ class Workload:
     spec: WorkloadSpec
     records: list[Record]
     kinds: Counter[str] = field(default_factory=Counter)
+    #: The value of each distinct valid event, at its first delivery.
+    distinct: list[bytes] = field(default_factory=list)
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """The distinct valid events (what the oracle decides over)."""
+        return [orjson.loads(value) for value in self.distinct]
+
+    @property
+    def duplicates(self) -> int:
+        return self.kinds["duplicate"]
 
     @property
     def size_bytes(self) -> int:
@@ -102,8 +195,9 @@ def rfc3339(moment: datetime) -> str:
 @dataclass(slots=True)
 class _Subject:
     id: str
-    controller: str
-    jurisdiction: str
+    number: int
+    controller: Controller
+    purposes: list[Purpose]
     email: str
     last_at: datetime | None = None
 
@@ -111,55 +205,66 @@ class _Subject:
 class _Generator:
     def __init__(self, spec: WorkloadSpec, policy: Policy, now: datetime) -> None:
         self.spec = spec
+        self.profile = spec.profile
         self.policy = policy
         self.rng = random.Random(spec.seed)
         self.now = now
-        # Event times span the day before ``now``, in publication order (late ones excepted).
-        self.start = now - timedelta(days=1, hours=1)
-        self.step = timedelta(days=1) / max(1, spec.events)
+        self.start = self.profile.start or now - self.profile.spread - timedelta(hours=1)
+        self.step = self.profile.spread / max(1, spec.events)
         self.subjects = self._subjects()
-        self.hot = max(1, len(self.subjects) // 10)
-        self.types = [t for t, _ in TYPE_MIX]
-        self.type_weights = list(itertools.accumulate(w for _, w in TYPE_MIX))
+        self.hot = max(1, int(len(self.subjects) * self.profile.hot_subjects))
+        self.types = [t for t, _ in self.profile.mix]
+        self.type_weights = list(itertools.accumulate(w for _, w in self.profile.mix))
+        self.event_prefix = spec.prefix if spec.event_prefix is None else spec.event_prefix
 
     def _subjects(self) -> list[_Subject]:
-        names = [c for c, _, _ in CONTROLLERS]
-        weights = [w for _, w, _ in CONTROLLERS]
-        places = {c: j for c, _, j in CONTROLLERS}
-        out = []
-        for i in range(self.spec.subjects):
-            controller = self.rng.choices(names, weights)[0]
-            subject_id = f"subj-{i:07d}"
-            out.append(_Subject(subject_id, controller, places[controller], f"p{i}@example.org"))
+        profile, rng = self.profile, self.rng
+        shares = profile.controllers or tuple((c, 1.0) for c in sorted(self.policy.controllers))
+        out: list[_Subject] = []
+        for number in range(-(-self.spec.subjects // profile.shared_ids)):
+            subject_id = f"{self.spec.prefix}s{number:07d}"
+            left = list(shares)
+            for _ in range(min(profile.shared_ids, len(left), self.spec.subjects - len(out))):
+                name, _ = left.pop(rng.choices(range(len(left)), [w for _, w in left])[0])
+                controller = self.policy.controllers[name]
+                purposes = sorted(controller.purposes.values(), key=lambda p: p.name)
+                if profile.purposes_per_subject is not None:
+                    purposes = rng.sample(
+                        purposes, min(profile.purposes_per_subject, len(purposes))
+                    )
+                email = f"{subject_id}@example.org"
+                out.append(_Subject(subject_id, number, controller, purposes, email))
         return out
 
     def subject(self) -> _Subject:
-        # A tenth of the subjects get a third of the traffic.
-        if self.rng.random() < 0.33:
+        if self.rng.random() < self.profile.hot_traffic:
             return self.subjects[self.rng.randrange(self.hot)]
         return self.subjects[self.rng.randrange(len(self.subjects))]
 
-    def occurred_at(self, index: int, subject: _Subject) -> tuple[datetime, bool]:
+    def occurred_at(self, index: int, subject: _Subject) -> tuple[str, bool]:
+        profile, rng = self.profile, self.rng
         at = self.start + self.step * index
-        late = subject.last_at is not None and self.rng.random() < self.spec.late_rate
+        late = subject.last_at is not None and rng.random() < profile.late_rate
         if late:
             assert subject.last_at is not None
-            at = subject.last_at - timedelta(seconds=self.rng.uniform(1, 6 * 3600))
+            at = subject.last_at - timedelta(
+                seconds=rng.uniform(1, profile.late_by.total_seconds())
+            )
+        at = self.start + (at - self.start) // profile.grain * profile.grain
         subject.last_at = max(at, subject.last_at or at)
-        return at, late
+        if rng.random() < profile.offset_rate:
+            return at.astimezone(_PLUS_TWO).isoformat(timespec="milliseconds"), late
+        return rfc3339(at), late
 
-    def scope(self, kind: EventType, controller: Controller) -> dict[str, Any]:
-        purposes = list(controller.purposes.values())
+    def scope(self, kind: EventType, purposes: Sequence[Purpose]) -> dict[str, Any]:
         rng = self.rng
+        consented = [p for p in purposes if p.legal_basis is LegalBasis.CONSENT]
         if kind in (EventType.CONSENT_GRANTED, EventType.CONSENT_WITHDRAWN):
-            consented = [p for p in purposes if p.legal_basis is LegalBasis.CONSENT]
-            pool = consented if consented and rng.random() < 0.75 else purposes
-            purpose = rng.choice(pool)
+            purpose = rng.choice(consented if consented and rng.random() < 0.75 else purposes)
             channel = rng.choice(purpose.channels) if rng.random() < 0.6 else None
             return {"purpose": purpose.name, "channel": channel}
         if kind is EventType.CONSENT_CONFIRMED:
             double = [p for p in purposes if p.double_opt_in]
-            consented = [p for p in purposes if p.legal_basis is LegalBasis.CONSENT]
             purpose = rng.choice(double or consented or purposes)
             return {"purpose": purpose.name, "channel": purpose.channels[0]}
         if kind is EventType.UNSUBSCRIBED:
@@ -169,48 +274,53 @@ class _Generator:
                 return {"purpose": purpose.name, "channel": rng.choice(purpose.channels)}
             return {"channel": rng.choice(["email", "email", "email", "phone"])}
         if kind is EventType.OBJECTION_RAISED:
-            return {
-                "objection": rng.choice(["direct_marketing", "profiling", "legitimate_interest"])
-            }
+            return {"objection": rng.choice(list(Objection))}
         if kind is EventType.PRIVACY_SIGNAL:
-            return {"signal": "gpc" if rng.random() < 0.7 else "dnt"}
+            return {"signal": Signal.GPC if rng.random() < 0.7 else Signal.DNT}
         return {}
 
     def event(self, index: int) -> tuple[dict[str, Any], _Subject, bool]:
         rng = self.rng
         subject = self.subject()
-        controller = self.policy.controllers[subject.controller]
+        controller = subject.controller
         kind = rng.choices(self.types, cum_weights=self.type_weights)[0]
         at, late = self.occurred_at(index, subject)
         event: dict[str, Any] = {
-            "event_id": f"{index:08d}-{rng.getrandbits(32):08x}",
+            "event_id": f"{self.event_prefix}{index:08d}-{rng.getrandbits(32):08x}",
             "type": kind.value,
-            "occurred_at": rfc3339(at),
-            "controller": subject.controller,
+            "occurred_at": at,
+            "controller": controller.id,
             "subject_id": subject.id,
         }
-        event.update({k: v for k, v in self.scope(kind, controller).items() if v is not None})
+        event.update({k: v for k, v in self.scope(kind, subject.purposes).items() if v is not None})
         identifiers: dict[str, str] = {}
         if rng.random() < 0.7:
-            identifiers["email"] = subject.email
+            email = subject.email
+            if rng.random() < self.profile.address_churn:
+                email = f"{subject.id}.{rng.randrange(3)}@example.org"
+            identifiers["email"] = email
         if rng.random() < 0.2:
-            identifiers["crm_id"] = f"CRM{int(subject.id[5:]):08d}"
+            identifiers["crm_id"] = f"CRM{subject.number:08d}"
         if kind is EventType.PRIVACY_SIGNAL or rng.random() < 0.1:
             identifiers["cookie_id"] = f"ck-{rng.getrandbits(48):012x}"
         if identifiers:
             event["identifiers"] = identifiers
         event["source"] = rng.choice(SOURCES)
-        if rng.random() < 0.5:
-            event["jurisdiction"] = subject.jurisdiction
-        if kind is EventType.CONSENT_GRANTED and rng.random() < 0.4:
-            event["notice_version"] = "2023-03-30"
+        if controller.jurisdiction is not None and rng.random() < 0.5:
+            event["jurisdiction"] = controller.jurisdiction
+        if kind is EventType.CONSENT_GRANTED and controller.notices and rng.random() < 0.4:
+            # The version in force: an older one would start a notice clock.
+            event["notice_version"] = controller.notices[-1].version
             event["evidence"] = {"form": "signup", "ip_hash": f"{rng.getrandbits(64):016x}"}
         return event, subject, late
+
+    def key(self, subject: _Subject) -> bytes | None:
+        return None if self.rng.random() < self.profile.keyless_rate else subject.id.encode()
 
     def malformed(self, index: int) -> tuple[str, Record]:
         event, subject, _ = self.event(index)
         kind = self.rng.choice(MALFORMED_KINDS)
-        key: bytes | None = subject.id.encode()
+        key = self.key(subject)
         if kind == "truncated-json":
             return kind, (key, orjson.dumps(event)[: self.rng.randrange(10, 60)])
         if kind == "missing-field":
@@ -221,7 +331,7 @@ class _Generator:
             event.update(type="consent.granted", purpose="no-such-purpose")
             event.pop("channel", None)
         elif kind == "wrong-channel":
-            purpose = next(iter(self.policy.controllers[subject.controller].purposes.values()))
+            purpose = subject.purposes[0]
             event.update(type="consent.granted", purpose=purpose.name, channel="post")
             if "post" in purpose.channels:
                 event["channel"] = "web"
@@ -237,7 +347,8 @@ class _Generator:
 def generate(
     spec: WorkloadSpec, policy: Policy | None = None, now: datetime | None = None
 ) -> Workload:
-    """The records to publish, in order: the same spec on the same (UTC) day, the same records."""
+    """The records to publish, in order: the same spec (on the same UTC day unless the profile
+    fixes its start), the same records."""
     if now is None:
         now = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     gen = _Generator(spec, policy or load_policy(), now)
@@ -247,34 +358,68 @@ def generate(
         _fill(gen, workload)
     finally:
         gc.enable()
+    if spec.profile.shuffle:
+        gen.rng.shuffle(workload.records)
     return workload
 
 
 def _fill(gen: _Generator, workload: Workload) -> None:
-    spec = workload.spec
+    spec, profile = workload.spec, workload.spec.profile
     recent: list[Record] = []
     rng = gen.rng
     for index in range(spec.events):
         roll = rng.random()
-        if roll < spec.duplicate_rate and recent:
+        if roll < profile.duplicate_rate and recent:
             # A redelivery of a recent record: same key, same bytes.
             workload.records.append(rng.choice(recent))
             workload.kinds["duplicate"] += 1
             continue
-        if roll < spec.duplicate_rate + spec.malformed_rate:
+        if roll < profile.duplicate_rate + profile.malformed_rate:
             kind, record = gen.malformed(index)
             workload.records.append(record)
             workload.kinds[f"malformed:{kind}"] += 1
             continue
         event, subject, late = gen.event(index)
-        record = (subject.id.encode(), orjson.dumps(event))
+        record = (gen.key(subject), orjson.dumps(event))
         workload.records.append(record)
+        workload.distinct.append(record[1])
         workload.kinds[event["type"]] += 1
-        if late:
-            workload.kinds["late"] += 1
+        workload.kinds["late"] += late
+        workload.kinds["keyless"] += record[0] is None
         recent.append(record)
         if len(recent) > 2000:
             del recent[:1000]
+    workload.kinds += Counter()  # drop the zero counts
+
+
+def contested(
+    policy: Policy,
+    seed: int,
+    *,
+    events: int,
+    subjects: int,
+    duplicate_ratio: float = 0.15,
+    keyless_ratio: float = 0.2,
+    prefix: str = "",
+    event_prefix: str | None = None,
+) -> Workload:
+    """About ``events`` distinct events of the contested profile over ``subjects``
+    (controller, subject) pairs of every controller, and ``duplicate_ratio`` as many again
+    redelivered. Everything depends on ``seed`` only."""
+    profile = replace(
+        CONTESTED,
+        duplicate_rate=duplicate_ratio / (1 + duplicate_ratio),
+        keyless_rate=keyless_ratio,
+    )
+    spec = WorkloadSpec(
+        events=events + round(events * duplicate_ratio),
+        subjects=subjects,
+        seed=seed,
+        profile=profile,
+        prefix=prefix,
+        event_prefix=event_prefix,
+    )
+    return generate(spec, policy)
 
 
 def probe_event(
@@ -291,135 +436,3 @@ def probe_event(
         **scope,
     }
     return subject_id.encode(), orjson.dumps(event)
-
-
-# -- the contested profile ---------------------------------------------------------------------
-
-CONTESTED_T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
-_PLUS_TWO = timezone(timedelta(hours=2))
-
-#: Contested weights favour the statements that interact: grants against withdrawals,
-#: restrictions and lifts, and confirmations for double opt-in purposes.
-CONTESTED_WEIGHTS: dict[str, int] = {
-    "consent.granted": 22,
-    "consent.confirmed": 12,
-    "consent.withdrawn": 12,
-    "unsubscribed": 9,
-    "objection.raised": 4,
-    "privacy.signal": 5,
-    "erasure.requested": 1,
-    "restriction.requested": 7,
-    "restriction.lifted": 12,
-}
-
-
-@dataclass(frozen=True)
-class ContestedWorkload:
-    seed: int
-    events: tuple[dict[str, Any], ...]  # distinct logical events
-    records: tuple[Record, ...]  # arrival order: shuffled, with redelivered duplicates
-
-    @property
-    def duplicates(self) -> int:
-        return len(self.records) - len(self.events)
-
-
-def contested(
-    policy: Policy,
-    seed: int,
-    *,
-    events: int,
-    subjects: int,
-    duplicate_ratio: float = 0.15,
-    keyless_ratio: float = 0.2,
-    prefix: str = "",
-    event_prefix: str | None = None,
-) -> ContestedWorkload:
-    """``events`` distinct events over ``subjects`` (controller, subject) pairs of every controller.
-
-    Subject ids are shared by two controllers each, times fall on a few minutes (equal event
-    times are common), a share of records has no key, and ``duplicate_ratio`` of the events is
-    published twice. Everything depends on ``seed`` only. ``prefix`` starts subject and event
-    ids; ``event_prefix``, if given, replaces it for event ids (same subjects, new events).
-    """
-    rng = random.Random(seed)
-    controllers = sorted(policy.controllers)
-    owners = [
-        (controllers[k % len(controllers)], f"{prefix}s{k // 2:04d}") for k in range(subjects)
-    ]
-    focus = {owner: _focus(policy, owner[0], rng) for owner in owners}
-    types = list(CONTESTED_WEIGHTS)
-    weights = list(CONTESTED_WEIGHTS.values())
-    out: list[dict[str, Any]] = []
-    for n in range(events):
-        owner = rng.choice(owners)
-        type_ = rng.choices(types, weights)[0]
-        event_id = f"{prefix if event_prefix is None else event_prefix}e{n:06d}"
-        out.append(_event(policy, rng, event_id, type_, owner, focus[owner]))
-    records = [_record(e, rng, keyless_ratio) for e in out]
-    records += [
-        _record(rng.choice(out), rng, keyless_ratio) for _ in range(int(events * duplicate_ratio))
-    ]
-    rng.shuffle(records)
-    return ContestedWorkload(seed, tuple(out), tuple(records))
-
-
-def _focus(policy: Policy, controller: str, rng: random.Random) -> list[str]:
-    """A few purposes per subject, so that its events meet on the same pairs."""
-    purposes = sorted(policy.controllers[controller].purposes)
-    return rng.sample(purposes, k=min(3, len(purposes)))
-
-
-def _event(
-    policy: Policy,
-    rng: random.Random,
-    event_id: str,
-    type_: str,
-    owner: tuple[str, str],
-    focus: Sequence[str],
-) -> dict[str, Any]:
-    controller_id, subject_id = owner
-    controller = policy.controllers[controller_id]
-    moment = CONTESTED_T0 + timedelta(minutes=rng.randrange(20), seconds=rng.choice((0, 0, 0, 30)))
-    event: dict[str, Any] = {
-        "event_id": event_id,
-        "type": type_,
-        # The same instant is sometimes written with another offset.
-        "occurred_at": (moment if rng.random() < 0.8 else moment.astimezone(_PLUS_TWO))
-        .isoformat()
-        .replace("+00:00", "Z"),
-        "controller": controller_id,
-        "subject_id": subject_id,
-    }
-    if type_.startswith("consent."):
-        purpose = controller.purposes[rng.choice(focus)]
-        event["purpose"] = purpose.name
-        if rng.random() < 0.6:
-            event["channel"] = rng.choice(purpose.channels).value
-    elif type_ == "unsubscribed":
-        marketing = [
-            name
-            for name in focus
-            if controller.purposes[name].has_category(Category.DIRECT_MARKETING)
-        ]
-        if marketing and rng.random() < 0.6:
-            purpose = controller.purposes[rng.choice(marketing)]
-            event["purpose"] = purpose.name
-            if rng.random() < 0.7:
-                event["channel"] = rng.choice(purpose.channels).value
-        elif rng.random() < 0.5:
-            event["channel"] = rng.choice(list(Channel)).value
-    elif type_ == "objection.raised":
-        event["objection"] = rng.choice(list(Objection)).value
-    elif type_ == "privacy.signal":
-        event["signal"] = rng.choice(list(Signal)).value
-    if rng.random() < 0.3:
-        event["identifiers"] = {"email": f"{subject_id}.{rng.randrange(3)}@example.org"}
-    if rng.random() < 0.2:
-        event["source"] = rng.choice(("crm", "web-form", "email-platform"))
-    return event
-
-
-def _record(event: Mapping[str, Any], rng: random.Random, keyless_ratio: float) -> Record:
-    key = None if rng.random() < keyless_ratio else str(event["subject_id"]).encode()
-    return key, orjson.dumps(event)

@@ -13,8 +13,8 @@ from pydantic import ValidationError
 
 from bench.reference import Pair, final_pairs, told_right
 from bench.workload import CONTESTED_T0 as T0
-from bench.workload import ContestedWorkload as Workload
 from bench.workload import Record as RawRecord
+from bench.workload import Workload
 from bench.workload import contested as generate
 from schemas.suppressions import SuppressionMessage
 from schemas.vocabulary import Destination
