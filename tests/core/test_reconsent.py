@@ -15,34 +15,10 @@ from schemas.vocabulary import Channel, Reason
 from streams.core.engine import Engine
 from streams.core.policy import parse_policy
 from streams.core.state import EMPTY, NOTICES_VERSION, STATE_VERSION, SubjectState
+from tests.support.notices import reconsent_policy
 
-POLICY = """
-[controllers.acme]
-name = "Acme AB"
-
-[[controllers.acme.notices]]
-version = "v1"
-effective = 2026-01-01
-
-[[controllers.acme.notices]]
-version = "v2"
-effective = 2026-11-10
-material = ["offers"]
-
-[controllers.acme.purposes.offers]
-legal_basis = "consent"
-categories = ["direct_marketing"]
-channels = ["email"]
-destinations = ["email", "crm"]
-
-[controllers.acme.purposes.tips]
-legal_basis = "consent"
-categories = ["direct_marketing"]
-channels = ["email"]
-destinations = ["email"]
-"""
-ENGINE = Engine(parse_policy(POLICY))
 CHANGE = datetime(2026, 11, 10, tzinfo=UTC)
+ENGINE = Engine(parse_policy(reconsent_policy(CHANGE.date())))
 BEFORE = CHANGE - timedelta(days=5)
 LATER = CHANGE + timedelta(days=5)
 

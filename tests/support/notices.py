@@ -3,7 +3,7 @@ states stored in the in-memory backend for the reconsent listing."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from schemas.events import ConsentEvent
 from streams.core.engine import Engine, subject_key
@@ -11,7 +11,14 @@ from streams.core.policy import load_policy
 from streams.core.state import EMPTY
 from tests.support.fake_backend import Served
 
-RECONSENT_POLICY = """
+
+def reconsent_policy(change: date) -> str:
+    """The policy, its second notice version (materially changing ``offers``) effective on
+    ``change``."""
+    return _RECONSENT_POLICY.replace("effective = CHANGE", f"effective = {change.isoformat()}")
+
+
+_RECONSENT_POLICY = """
 [controllers.acme]
 name = "Acme AB"
 
@@ -21,7 +28,7 @@ effective = 2026-01-01
 
 [[controllers.acme.notices]]
 version = "v2"
-effective = 2026-06-01
+effective = CHANGE
 material = ["offers"]
 
 [controllers.acme.purposes.offers]
@@ -36,6 +43,7 @@ categories = ["direct_marketing"]
 channels = ["email"]
 destinations = ["email"]
 """
+RECONSENT_POLICY = reconsent_policy(date(2026, 6, 1))
 BEFORE = datetime(2026, 5, 1, tzinfo=UTC)
 AFTER = datetime(2026, 7, 1, tzinfo=UTC)
 
