@@ -20,6 +20,7 @@ from schemas.vocabulary import Destination
 from tests.support.http import Api
 from tests.support.kafka import TopicReader, event_record, produce, unique
 from tests.support.pipeline import Pipeline, pipeline_for
+from tests.support.timers import clocked_policy, timers_on
 
 pytestmark = pytest.mark.integration
 
@@ -30,27 +31,9 @@ RETENTION = 3  # seconds after the last contact: enquiries
 #: noticed's second notice version, changing offers materially, takes effect during the module.
 NOTICE_AT = (datetime.now(UTC) + timedelta(seconds=10)).replace(microsecond=0)
 
-POLICY = f"""
-[controllers.clocked]
-name = "Clocked AB"
-
-[controllers.clocked.purposes.offers]
-legal_basis = "consent"
-categories = ["direct_marketing"]
-channels = ["email"]
-destinations = ["email"]
-consent_lifetime = "PT{LIFETIME}S"
-renewal_reminder = "PT{REMINDER}S"
-
-[controllers.clocked.purposes.newsletter]
-legal_basis = "consent"
-categories = ["direct_marketing"]
-channels = ["email"]
-destinations = ["email"]
-double_opt_in = true
-confirmation_window = "PT{WINDOW}S"
-consent_lifetime = "PT1H"
-
+POLICY = (
+    clocked_policy(LIFETIME, WINDOW, reminder=REMINDER)
+    + f"""
 [controllers.kept]
 name = "Kept Ltd"
 
@@ -89,20 +72,13 @@ categories = ["direct_marketing"]
 channels = ["email"]
 destinations = ["email"]
 """
+)
 
 
 @pytest.fixture(scope="module")
 def clocked(bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
     tmp: Path = tmp_path_factory.mktemp("timers")
-    policy = tmp / "policy.toml"
-    policy.write_text(POLICY)
-    running = pipeline_for(
-        bootstrap,
-        tmp,
-        CONSENT_POLICY_FILE=str(policy),
-        CONSENT_TIMERS="true",
-        CONSENT_TIMER_INTERVAL="0.2",
-    )
+    running = pipeline_for(bootstrap, tmp, **timers_on(tmp, POLICY, 0.2))
     try:
         running.worker.start()
         yield running

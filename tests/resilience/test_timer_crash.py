@@ -24,6 +24,7 @@ from tests.resilience.cluster import read_to_end
 from tests.resilience.harness import Publisher, recovery_pipeline, start
 from tests.resilience.report import FULL, Report
 from tests.support.kafka import TopicReader, event_record, unique
+from tests.support.timers import clocked_policy, timers_on
 
 pytestmark = [pytest.mark.integration, pytest.mark.resilience]
 
@@ -31,26 +32,6 @@ PART = ("timers", "timers (killed while due)")
 SUBJECTS = 400 if FULL else 60
 LIFETIME = 8  # seconds
 SPREAD = 4.0  # due times spread over this many seconds
-POLICY = f"""
-[controllers.clocked]
-name = "Clocked AB"
-
-[controllers.clocked.purposes.offers]
-legal_basis = "consent"
-categories = ["direct_marketing"]
-channels = ["email"]
-destinations = ["email"]
-consent_lifetime = "PT{LIFETIME}S"
-
-[controllers.clocked.purposes.newsletter]
-legal_basis = "consent"
-categories = ["direct_marketing"]
-channels = ["email"]
-destinations = ["email"]
-double_opt_in = true
-confirmation_window = "PT{LIFETIME}S"
-consent_lifetime = "PT1H"
-"""
 #: purpose -> (the timer event it ends in, the last instruction the destination must have)
 #: (a lapse erases the sign-up's data, then restates the decision: the last message is a decision)
 ENDS = {
@@ -62,14 +43,8 @@ ENDS = {
 async def test_a_kill_while_timers_are_due_skips_nothing_and_doubles_nothing(
     bootstrap: str, tmp_path: Path, report: Report
 ) -> None:
-    policy = tmp_path / "policy.toml"
-    policy.write_text(POLICY)
     pipeline = recovery_pipeline(
-        bootstrap,
-        tmp_path,
-        CONSENT_POLICY_FILE=str(policy),
-        CONSENT_TIMERS="true",
-        CONSENT_TIMER_INTERVAL="0.1",
+        bootstrap, tmp_path, **timers_on(tmp_path, clocked_policy(LIFETIME, LIFETIME), 0.1)
     )
     topics = pipeline.topics
     email = next(iter(t for d, t in topics.suppressions.items() if d.value == "email"))
