@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import chart, latency, ledger, recovery, report, scaleout, targets, throughput, timers
+from bench import chart, latency, ledger, recovery, report, targets, throughput, timers
 from bench.config import BenchConfig
 from bench.reference import Expected, reference_fold
 from bench.systems import CONSENT_STREAMS, SYSTEMS, System
@@ -141,29 +141,36 @@ class Suite:
                 self.log(f"  {summary(found)}")
         return {"median": report.median_of(runs), "runs": runs} if runs else None
 
-    async def _throughput(self, workload: Workload, expected: Expected) -> None:
+    def _drain(
+        self, system: System, workload: Workload, expected: Expected, name: str, workers: int = 1
+    ) -> Callable[[int], Awaitable[Any]]:
+        """The throughput measurement of ``system`` (``workers`` processes), for run ``i``."""
         cfg = self.config
-        for key in cfg.systems:
+
+        def measure(i: int) -> Awaitable[Any]:
+            return throughput.measure(
+                system,
+                workload,
+                expected,
+                workdir=self._dir(f"{name}-{i}"),
+                fetch_wait_ms=cfg.throughput_fetch_wait_ms,
+                partitions=cfg.partitions,
+                bootstrap=cfg.bootstrap,
+                log=self.log,
+                extra_env=self._env(system.key),
+                workers=workers,
+            )
+
+        return measure
+
+    async def _throughput(self, workload: Workload, expected: Expected) -> None:
+        for key in self.config.systems:
             system = SYSTEMS[key]
-
-            def measure(i: int, system: System = system) -> Awaitable[Any]:
-                return throughput.measure(
-                    system,
-                    workload,
-                    expected,
-                    workdir=self._dir(f"throughput-{system.key}-{i}"),
-                    fetch_wait_ms=cfg.throughput_fetch_wait_ms,
-                    partitions=cfg.partitions,
-                    bootstrap=cfg.bootstrap,
-                    log=self.log,
-                    extra_env=self._env(system.key),
-                )
-
             found = await self._repeated(
                 "throughput",
                 key,
                 system.label,
-                measure,
+                self._drain(system, workload, expected, f"throughput-{system.key}"),
                 lambda r: (
                     f"{r['events_per_s']:,.0f} events/s, {r['cpu_s_per_1k']:.3f} CPU s/1k, "
                     f"peak RSS {r['peak_rss_mb']:,.0f} MB; {r['verdict']}"
@@ -173,25 +180,12 @@ class Suite:
                 self.results["throughput"][key] = found
 
     async def _scaleout(self, workload: Workload, expected: Expected) -> None:
-        cfg = self.config
-
-        def measure(i: int) -> Awaitable[Any]:
-            return scaleout.measure(
-                CONSENT_STREAMS,
-                workload,
-                expected,
-                workdir=self._dir(f"scaleout-{i}"),
-                fetch_wait_ms=cfg.throughput_fetch_wait_ms,
-                partitions=cfg.partitions,
-                bootstrap=cfg.bootstrap,
-                log=self.log,
-                extra_env=self._env(CONSENT_STREAMS.key),
-            )
-
+        workers = throughput.SCALE_OUT_WORKERS
+        measure = self._drain(CONSENT_STREAMS, workload, expected, "scaleout", workers)
         self.results["scaleout"] = await self._repeated(
             "scale-out",
             CONSENT_STREAMS.key,
-            f"{CONSENT_STREAMS.label}, {scaleout.WORKERS} processes",
+            f"{CONSENT_STREAMS.label}, {workers} processes",
             measure,
             lambda r: (
                 f"{r['events_per_s']:,.0f} events/s, {r['cpu_s_per_1k']:.3f} CPU s/1k; "
@@ -335,7 +329,8 @@ class Suite:
                 print(cost)
         if results["scaleout"]:
             print(
-                f"\nScale-out ({scaleout.WORKERS} worker processes on this machine, same workload)"
+                f"\nScale-out ({throughput.SCALE_OUT_WORKERS} worker processes on this machine, "
+                "same workload)"
             )
             worker = results["throughput"][CONSENT_STREAMS.key]
             print(report.scaleout_table(worker, results["scaleout"]))

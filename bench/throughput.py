@@ -1,7 +1,10 @@
-"""Throughput: the whole workload published first, then one system drains it.
+"""Throughput: the whole workload published first, then one system drains it; and scale-out,
+the same with several worker processes on the same machine.
 
 Events/s is measured from the system's first consume to its last output record (producer
-timestamps on the same machine); CPU is the system's process tree over that window.
+timestamps on the same machine); CPU is the system's process tree over that window (summed over
+the processes). The report sets scale-out beside the one-worker figure of the same run: the
+percentage the added workers add.
 """
 
 from __future__ import annotations
@@ -10,18 +13,22 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from bench.kafka import Progress, Seen, cluster, create_topics, publish, read_all
-from bench.processes import Child, Monitor
+from bench.processes import Child, Monitor, serves_ready
 from bench.reference import Expected, Verdict, compare, dead_letter_payload, suppression_key
 from bench.systems import Run, System
 from bench.workload import Workload
+from streams.broker import free_port
 
 Log = Callable[[str], None]
 MB = 1024 * 1024
+#: Worker processes in the scale-out run.
+SCALE_OUT_WORKERS = 2
+READY_TIMEOUT = 120.0
 
 
 class SystemFailed(RuntimeError):
@@ -130,6 +137,17 @@ def window(first: float | None, seen: list[Seen], watch: Watch) -> tuple[float, 
     return start, last
 
 
+async def _all_ready(runs: list[Run], children: list[Child]) -> None:
+    deadline = time.time() + READY_TIMEOUT
+    for run, child in zip(runs, children, strict=True):
+        while not await asyncio.to_thread(serves_ready, run.web_port):
+            if child.exited:
+                raise SystemFailed(f"a worker exited before it was ready:\n{child.tail()}")
+            if time.time() > deadline:
+                raise SystemFailed(f"workers not ready after {READY_TIMEOUT:.0f} s")
+            await asyncio.sleep(0.25)
+
+
 async def measure(
     system: System,
     workload: Workload,
@@ -141,33 +159,59 @@ async def measure(
     bootstrap: str | None,
     log: Log,
     extra_env: dict[str, str] | None = None,
+    workers: int = 1,
 ) -> ThroughputRun:
+    """One process drains the workload published before it starts; or, for scale-out, ``workers``
+    processes of one application (one consumer group, each its own data directory and web port)
+    are started on the empty input topic and the workload is published once all answer
+    ``/ready``, so that the group has settled into one assignment before the first record is
+    consumed (a rebalance mid-run would measure the group join, not the added capacity). CPU and
+    RSS are summed over the processes; the broker's CPU is given for one process only."""
     inputs = len(workload.records)
     target = expected.outputs if system.stateful else inputs
+    label = system.key if workers == 1 else f"{system.key} x{workers}"
     async with cluster(bootstrap) as found:
         run = Run(found.bootstrap, workdir, partitions)
         await create_topics(found.bootstrap, run.public_topics + system.outputs(run), partitions)
-        await publish(found.bootstrap, run.events_topic, workload.records)
+        if workers == 1:
+            await publish(found.bootstrap, run.events_topic, workload.records)
         wait = system.fetch_wait(fetch_wait_ms)
-        child = system.launch(run, wait, log_name="throughput.log", extra_env=extra_env)
+        # The same application and topics; its own data directory and web port per worker.
+        runs = [run] + [
+            replace(run, workdir=workdir / f"worker-{n + 1}", web_port=free_port())
+            for n in range(1, workers)
+        ]
+        children = []
+        for n, each in enumerate(runs):
+            each.workdir.mkdir(parents=True, exist_ok=True)
+            log_name = "throughput.log" if workers == 1 else f"scaleout-{n + 1}.log"
+            children.append(system.launch(each, wait, log_name=log_name, extra_env=extra_env))
         with contextlib.ExitStack() as stack:
-            monitor = stack.enter_context(Monitor(child.pid))
-            broker = stack.enter_context(Monitor(found.broker_pid)) if found.broker_pid else None
+            monitors = [stack.enter_context(Monitor(child.pid)) for child in children]
+            broker = (
+                stack.enter_context(Monitor(found.broker_pid))
+                if found.broker_pid and workers == 1
+                else None
+            )
             try:
+                since = None
+                if workers > 1:
+                    await _all_ready(runs, children)
+                    since = time.time()
+                    await publish(found.bootstrap, run.events_topic, workload.records)
                 seen, watch = await wait_for_outputs(
-                    run,
-                    system.outputs(run),
-                    target,
-                    child,
-                    log,
-                    system.key,
+                    run, system.outputs(run), target, children[0], log, label, since=since
                 )
             finally:
-                child.stop()
-        first = await system.first_consume(run, child)
+                for child in children:
+                    child.stop()
+        firsts = [
+            await system.first_consume(each, c) for each, c in zip(runs, children, strict=True)
+        ]
     if not seen:
-        raise SystemFailed(f"{system.key}: no output:\n{child.tail()}")
-    first, last = window(first, seen, watch)
+        raise SystemFailed(f"{label}: no output:\n{children[0].tail()}")
+    known = [f for f in firsts if f is not None]
+    first, last = window(min(known) if known else None, seen, watch)
     seconds = max(last - first, 1e-3)
     per_1k = inputs / 1000
     verdict = verify(system, run, seen, expected, inputs)
@@ -177,8 +221,8 @@ async def measure(
         outputs=len(seen),
         seconds=round(seconds, 3),
         events_per_s=round(inputs / seconds, 1),
-        cpu_s_per_1k=round(monitor.cpu_between(first, last) / per_1k, 4),
-        peak_rss_mb=round(monitor.peak_rss / MB, 1),
+        cpu_s_per_1k=round(sum(m.cpu_between(first, last) for m in monitors) / per_1k, 4),
+        peak_rss_mb=round(sum(m.peak_rss for m in monitors) / MB, 1),
         broker_cpu_s_per_1k=(
             round(broker.cpu_between(first, last) / per_1k, 4) if broker is not None else None
         ),
