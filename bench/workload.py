@@ -32,13 +32,15 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import orjson
 
-from schemas.vocabulary import Category, EventType, LegalBasis, Objection, Signal
+from schemas.events import PURPOSE_TYPES
+from schemas.vocabulary import Category, Channel, EventType, LegalBasis, Objection, Signal
 from streams.core.policy import Controller, Policy, Purpose, load_policy
 
+T = TypeVar("T")
 Record = tuple[bytes | None, bytes]
 #: (event type, weight)
 Mix = tuple[tuple[EventType, float], ...]
@@ -192,6 +194,69 @@ def rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+class Draws(Protocol):
+    """Where the choices of an event's shape come from: a seeded ``random.Random`` in the
+    streams, Hypothesis in the property tests (it shrinks only what it drew itself)."""
+
+    def chance(self, p: float) -> bool: ...
+
+    def pick(self, options: Sequence[T]) -> T: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Seeded:
+    rng: random.Random
+
+    def chance(self, p: float) -> bool:
+        return self.rng.random() < p
+
+    def pick(self, options: Sequence[T]) -> T:
+        return self.rng.choice(options)
+
+
+#: An unsubscribe without a purpose: mostly email (the contract's default), sometimes the phone.
+UNSUBSCRIBE_CHANNELS = (Channel.EMAIL, Channel.EMAIL, Channel.EMAIL, Channel.PHONE)
+
+
+def scope(
+    kind: EventType,
+    purposes: Sequence[Purpose],
+    draws: Draws,
+    requests: Sequence[str] = ("no-such-request",),
+) -> dict[str, Any]:
+    """The fields the contract gives an event of ``kind`` besides the common ones, chosen among
+    ``purposes`` (those the subject's events meet on): a purpose and perhaps one of its channels
+    for consents and the timers' types (mostly consent purposes; mostly double opt-in ones for a
+    confirmation), a marketing purpose or a channel for an unsubscribe, the objection, the signal,
+    the access request a fulfilment names (one of ``requests``, event ids known or not); nothing
+    for erasures, restrictions and access requests."""
+    if kind in PURPOSE_TYPES:
+        consented = [p for p in purposes if p.legal_basis is LegalBasis.CONSENT]
+        pool = consented if consented and draws.chance(0.75) else purposes
+        if kind is EventType.CONSENT_CONFIRMED:
+            double = [p for p in purposes if p.double_opt_in]
+            pool = double if double and draws.chance(0.9) else pool
+        purpose = draws.pick(pool)
+        if draws.chance(0.6):
+            return {"purpose": purpose.name, "channel": draws.pick(purpose.channels)}
+        return {"purpose": purpose.name}
+    if kind is EventType.UNSUBSCRIBED:
+        marketing = [p for p in purposes if p.has_category(Category.DIRECT_MARKETING)]
+        if marketing and draws.chance(0.5):
+            purpose = draws.pick(marketing)
+            if draws.chance(0.8):
+                return {"purpose": purpose.name, "channel": draws.pick(purpose.channels)}
+            return {"purpose": purpose.name}
+        return {"channel": draws.pick(UNSUBSCRIBE_CHANNELS)} if draws.chance(0.9) else {}
+    if kind is EventType.OBJECTION_RAISED:
+        return {"objection": draws.pick(list(Objection))}
+    if kind is EventType.PRIVACY_SIGNAL:
+        return {"signal": Signal.GPC if draws.chance(0.7) else Signal.DNT}
+    if kind is EventType.ACCESS_FULFILLED:
+        return {"request_id": draws.pick(requests)}
+    return {}
+
+
 @dataclass(slots=True)
 class _Subject:
     id: str
@@ -208,6 +273,7 @@ class _Generator:
         self.profile = spec.profile
         self.policy = policy
         self.rng = random.Random(spec.seed)
+        self.draws = Seeded(self.rng)
         self.now = now
         self.start = self.profile.start or now - self.profile.spread - timedelta(hours=1)
         self.step = self.profile.spread / max(1, spec.events)
@@ -256,29 +322,6 @@ class _Generator:
             return at.astimezone(_PLUS_TWO).isoformat(timespec="milliseconds"), late
         return rfc3339(at), late
 
-    def scope(self, kind: EventType, purposes: Sequence[Purpose]) -> dict[str, Any]:
-        rng = self.rng
-        consented = [p for p in purposes if p.legal_basis is LegalBasis.CONSENT]
-        if kind in (EventType.CONSENT_GRANTED, EventType.CONSENT_WITHDRAWN):
-            purpose = rng.choice(consented if consented and rng.random() < 0.75 else purposes)
-            channel = rng.choice(purpose.channels) if rng.random() < 0.6 else None
-            return {"purpose": purpose.name, "channel": channel}
-        if kind is EventType.CONSENT_CONFIRMED:
-            double = [p for p in purposes if p.double_opt_in]
-            purpose = rng.choice(double or consented or purposes)
-            return {"purpose": purpose.name, "channel": purpose.channels[0]}
-        if kind is EventType.UNSUBSCRIBED:
-            marketing = [p for p in purposes if p.has_category(Category.DIRECT_MARKETING)]
-            if marketing and rng.random() < 0.5:
-                purpose = rng.choice(marketing)
-                return {"purpose": purpose.name, "channel": rng.choice(purpose.channels)}
-            return {"channel": rng.choice(["email", "email", "email", "phone"])}
-        if kind is EventType.OBJECTION_RAISED:
-            return {"objection": rng.choice(list(Objection))}
-        if kind is EventType.PRIVACY_SIGNAL:
-            return {"signal": Signal.GPC if rng.random() < 0.7 else Signal.DNT}
-        return {}
-
     def event(self, index: int) -> tuple[dict[str, Any], _Subject, bool]:
         rng = self.rng
         subject = self.subject()
@@ -292,7 +335,7 @@ class _Generator:
             "controller": controller.id,
             "subject_id": subject.id,
         }
-        event.update({k: v for k, v in self.scope(kind, subject.purposes).items() if v is not None})
+        event.update(scope(kind, subject.purposes, self.draws))
         identifiers: dict[str, str] = {}
         if rng.random() < 0.7:
             email = subject.email

@@ -1,55 +1,58 @@
 """Hypothesis strategies: admitted events over the test policy, with collisions on purpose.
 
-The vocabulary (event types, objections, signals) is the contract's, as in the seeded workloads
-(:mod:`tests.resilience.workload`); shrinking needs Hypothesis' own draws, not a seeded generator.
+An event's shape (which fields its type carries, which purposes and channels) is drawn by the
+one generator's :func:`bench.workload.scope`, its choices made by Hypothesis: shrinking needs
+Hypothesis' own draws, not a seeded ``random.Random``. Ids, identifiers and times come from
+small pools here, so that they collide.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from hypothesis import strategies as st
 
+from bench.workload import scope
 from schemas.events import ConsentEvent
-from schemas.vocabulary import EventType, Objection, Signal
-from tests.support.core import NOW, T0
+from schemas.vocabulary import EventType
+from streams.core.policy import parse_policy
+from tests.support.core import NOW, POLICY_TOML, T0
 
+T = TypeVar("T")
+
+ACME = parse_policy(POLICY_TOML, "test-policy.toml").controllers["acme"]
 # (purpose, its channels) of controller acme in the test policy.
-PURPOSES = {
-    "newsletter": ["email", "sms"],
-    "offers": ["email", "sms"],
-    "customer-marketing": ["email", "post"],
-    "personalisation": ["web"],
-    "analytics": ["web"],
-    "orders": ["email", "post"],
-    "bookkeeping": ["post"],
-}
+PURPOSES = {name: [c.value for c in p.channels] for name, p in ACME.purposes.items()}
+
+# What an access.fulfilled names: event ids the draws below may give a request, or not.
+REQUESTS = [f"{letter}0" for letter in "abcdefghijklmnop"]
 
 # Few distinct minutes, so equal event times (tie-breaks) are common.
 minutes = st.integers(min_value=0, max_value=6)
 
 
+class Drawn:
+    """The generator's choices, made by Hypothesis."""
+
+    def __init__(self, draw: st.DrawFn) -> None:
+        self.draw = draw
+
+    def chance(self, p: float) -> bool:
+        return self.draw(st.booleans())
+
+    def pick(self, options: Sequence[T]) -> T:
+        return self.draw(st.sampled_from(options))
+
+
 @st.composite
 def events(draw: st.DrawFn, subject_id: str = "subject-1") -> ConsentEvent:
-    type_ = draw(st.sampled_from([t.value for t in EventType]))
-    data: dict[str, Any] = {"type": type_}
-    if type_.startswith("consent.") or type_ in ("confirmation.lapsed", "retention.due"):
-        purpose = draw(st.sampled_from(sorted(PURPOSES)))
-        data["purpose"] = purpose
-        data["channel"] = draw(st.none() | st.sampled_from(PURPOSES[purpose]))
-    elif type_ == "unsubscribed":
-        purpose = draw(st.none() | st.sampled_from(["newsletter", "offers", "customer-marketing"]))
-        data["purpose"] = purpose
-        data["channel"] = draw(st.none() | st.sampled_from(PURPOSES[purpose or "offers"]))
-    elif type_ == "objection.raised":
-        data["objection"] = draw(st.sampled_from([o.value for o in Objection]))
-    elif type_ == "privacy.signal":
-        data["signal"] = draw(st.sampled_from([s.value for s in Signal]))
-    elif type_ == "access.fulfilled":  # names a request, known or not
-        data["request_id"] = draw(st.sampled_from("abcdefghijklmnop")) + "0"
+    kind = draw(st.sampled_from(list(EventType)))
+    data: dict[str, Any] = {"type": kind.value}
+    data |= scope(kind, list(ACME.purposes.values()), Drawn(draw), REQUESTS)
     # Few distinct values, so identifiers are gained, repeated and changed.
-    data["identifiers"] = draw(
+    identifiers = draw(
         st.none()
         | st.fixed_dictionaries(
             {},
@@ -59,7 +62,8 @@ def events(draw: st.DrawFn, subject_id: str = "subject-1") -> ConsentEvent:
             },
         )
     )
-    data = {k: v for k, v in data.items() if v is not None}
+    if identifiers is not None:
+        data["identifiers"] = identifiers
     data["event_id"] = draw(st.sampled_from("abcdefghijklmnop")) + draw(
         st.text("0123456789", min_size=1, max_size=3)
     )
