@@ -19,32 +19,40 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bench.workload import Profile, WorkloadSpec, generate
 from schemas.events import ConsentEvent
+from schemas.vocabulary import EventType
 from streams.core.ledger import Arrival, ChainHead, Entry, Personal, Record, append, verify_stored
+from streams.core.policy import parse_policy
 from streams.pipeline.personal import SubjectKeys
 from streams.security.shredding import IdentifierHasher, Keyring, new_key
+from tests.support.core import POLICY_TOML
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 KEYRING = Keyring.parse(f"k1:{new_key()}")
 HASHER = IdentifierHasher.parse(new_key())
+POLICY = parse_policy(POLICY_TOML, "test-policy.toml")
+
+
+#: Grants and erasures of a few subjects of acme, in event-time order, each exactly once.
+GRANTS_AND_ERASURES = Profile(
+    controllers=(("acme", 1.0),),
+    hot_traffic=0.0,
+    mix=((EventType.CONSENT_GRANTED, 0.85), (EventType.ERASURE_REQUESTED, 0.15)),
+    start=T0,
+    spread=timedelta(hours=1),
+    late_rate=0.0,
+    duplicate_rate=0.0,
+    malformed_rate=0.0,
+)
 
 
 def workload(rng: random.Random, events: int, subjects: int) -> list[ConsentEvent]:
-    out = []
-    for n in range(events):
-        subject = f"s{rng.randrange(subjects)}"
-        erasure = rng.random() < 0.15
-        data: dict[str, object] = {
-            "event_id": f"e{n}",
-            "type": "erasure.requested" if erasure else "consent.granted",
-            "occurred_at": T0 + timedelta(seconds=n),
-            "controller": "acme",
-            "subject_id": subject,
-        }
-        if not erasure:
-            data |= {"purpose": "offers", "identifiers": {"email": f"{subject}-{n}@example.org"}}
-        out.append(ConsentEvent.model_validate(data, context={"now": T0 + timedelta(days=1)}))
-    return out
+    drawn = generate(
+        WorkloadSpec(events, subjects, rng.getrandbits(32), GRANTS_AND_ERASURES), POLICY
+    )
+    now = T0 + timedelta(days=1)
+    return [ConsentEvent.model_validate(e, context={"now": now}) for e in drawn.events]
 
 
 @dataclass
