@@ -97,7 +97,8 @@ _PLUS_TWO = timezone(timedelta(hours=2))
 class Profile:
     """How a stream is drawn, apart from its size and seed."""
 
-    #: Controllers and their shares of the subjects; None: every controller of the policy, alike.
+    #: Controllers and their shares of the subjects (drawn); None: every controller of the
+    #: policy in turn, so that a subject id belongs to the same controllers whatever the seed.
     controllers: tuple[tuple[str, float], ...] | None = CONTROLLERS
     #: Controllers that share one subject id (each pair is a subject of its own).
     shared_ids: int = 1
@@ -285,13 +286,18 @@ class _Generator:
 
     def _subjects(self) -> list[_Subject]:
         profile, rng = self.profile, self.rng
-        shares = profile.controllers or tuple((c, 1.0) for c in sorted(self.policy.controllers))
+        names = sorted(self.policy.controllers)
         out: list[_Subject] = []
         for number in range(-(-self.spec.subjects // profile.shared_ids)):
             subject_id = f"{self.spec.prefix}s{number:07d}"
-            left = list(shares)
-            for _ in range(min(profile.shared_ids, len(left), self.spec.subjects - len(out))):
-                name, _ = left.pop(rng.choices(range(len(left)), [w for _, w in left])[0])
+            left = list(profile.controllers or ())
+            for _ in range(
+                min(profile.shared_ids, len(left or names), self.spec.subjects - len(out))
+            ):
+                if left:
+                    name, _ = left.pop(rng.choices(range(len(left)), [w for _, w in left])[0])
+                else:  # in turn: the same subject ids belong to the same controllers for any seed
+                    name = names[len(out) % len(names)]
                 controller = self.policy.controllers[name]
                 purposes = sorted(controller.purposes.values(), key=lambda p: p.name)
                 if profile.purposes_per_subject is not None:
