@@ -9,8 +9,8 @@ The profile says how much of each:
 **Realistic** (:data:`REALISTIC`, the benchmarks' default): subjects belong to the controllers of
 the shipped policy in their shares, a tenth of them get a third of the traffic, events cover
 every event type with identifiers and provenance like real publishers send them (~260 bytes
-each), times run through the day before ``now`` in publication order, with ~1 % redeliveries,
-~5 % late (out-of-order) events and ~0.5 % malformed records. Every record is keyed by its
+each), times run through the day before ``now`` in publication order, with 1 % redeliveries,
+~5 % late (out-of-order) events and 0.5 % malformed records. Every record is keyed by its
 ``subject_id``, as the contract asks publishers to do.
 
 **Contested** (:data:`CONTESTED`, the resilience and integration tests', via :func:`contested`):
@@ -120,6 +120,7 @@ class Profile:
     offset_rate: float = 0.0
     #: Emails that are one of the subject's other addresses (identifiers gained and changed).
     address_churn: float = 0.0
+    #: Shares of the records that redeliver a recent one, and that are malformed (exact counts).
     duplicate_rate: float = 0.01
     malformed_rate: float = 0.005
     keyless_rate: float = 0.0
@@ -414,16 +415,21 @@ def generate(
 
 def _fill(gen: _Generator, workload: Workload) -> None:
     spec, profile = workload.spec, workload.spec.profile
-    recent: list[Record] = []
     rng = gen.rng
+    # Exactly the profile's share of redeliveries and malformed records, at random places (none
+    # first: a redelivery needs a record before it), so that a small workload has them too.
+    duplicates = round(spec.events * profile.duplicate_rate)
+    malformed = round(spec.events * profile.malformed_rate)
+    places = rng.sample(range(1, spec.events), min(duplicates + malformed, max(0, spec.events - 1)))
+    redelivered, broken = set(places[:duplicates]), set(places[duplicates:])
+    recent: list[Record] = []
     for index in range(spec.events):
-        roll = rng.random()
-        if roll < profile.duplicate_rate and recent:
+        if index in redelivered and recent:
             # A redelivery of a recent record: same key, same bytes.
             workload.records.append(rng.choice(recent))
             workload.kinds["duplicate"] += 1
             continue
-        if roll < profile.duplicate_rate + profile.malformed_rate:
+        if index in broken:
             kind, record = gen.malformed(index)
             workload.records.append(record)
             workload.kinds[f"malformed:{kind}"] += 1
@@ -452,7 +458,7 @@ def contested(
     prefix: str = "",
     event_prefix: str | None = None,
 ) -> Workload:
-    """About ``events`` distinct events of the contested profile over ``subjects``
+    """``events`` distinct events of the contested profile over ``subjects``
     (controller, subject) pairs of every controller, and ``duplicate_ratio`` as many again
     redelivered. Everything depends on ``seed`` only."""
     profile = replace(
