@@ -16,6 +16,10 @@ id and the due time), so the same state gives the same items and a re-fired item
 of the first. Nothing here reads a clock: the worker decides which items are due by comparing
 their time with its ``now`` (:func:`is_due`). Items become events with :func:`due_event`, which
 fold like any other; a reminder becomes a notification with :func:`notification`.
+
+:func:`fingerprint` names what an index of due work depends on besides the states, so a worker
+can tell that a partition's index was built under another policy (or with the timers off) and
+must be rebuilt from the stored states.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from datetime import UTC, datetime, tzinfo
 from enum import StrEnum
 from hashlib import blake2b
 from typing import Any, NamedTuple
+
+import orjson
 
 from schemas.notifications import NotificationKind
 from schemas.vocabulary import EventType, Reason
@@ -48,6 +54,13 @@ from streams.core.statements import (
 
 #: What the worker's timers put in an event's ``source``.
 SOURCE = "consent-streams timers"
+#: Moves when the same state and policy give other due work (a new kind of clock, a rule read
+#: differently): every index built before is then rebuilt.
+INDEX_VERSION = 1
+#: What an index holds when the timers do not run: nothing.
+OFF = "off"
+#: Parts of a purpose that no clock reads: changing them rebuilds no index.
+_UNREAD = frozenset({"description", "title", "destinations"})
 
 
 class Kind(StrEnum):
@@ -153,6 +166,31 @@ class TimerPlan:
         if clocks.renewed:
             out += _notice_clocks(clocks.renewed, controller, subject_id, state)
         return out
+
+
+def fingerprint(policy: Policy, running: bool) -> str:
+    """What the due work of a stored state depends on, as a short stable hash: the controllers'
+    purposes (without descriptions, titles and destinations), signal mappings, jurisdictions
+    and notice versions, the policy's signals and :data:`INDEX_VERSION`. :data:`OFF` when the
+    timers do not run."""
+    if not running:
+        return OFF
+    controllers = {
+        name: {
+            "purposes": {
+                purpose: model.model_dump(mode="json", exclude=set(_UNREAD))
+                for purpose, model in controller.purposes.items()
+            },
+            **controller.model_dump(mode="json", include={"signals", "jurisdiction", "notices"}),
+        }
+        for name, controller in policy.controllers.items()
+    }
+    read = {
+        "version": INDEX_VERSION,
+        "signals": policy.model_dump(mode="json", include={"signals"}),
+        "controllers": controllers,
+    }
+    return blake2b(orjson.dumps(read, option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()
 
 
 def _compile(controller: Controller, plan: ControllerPlan) -> ControllerClocks:
