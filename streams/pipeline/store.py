@@ -8,13 +8,16 @@ per event whose changelog partition is that of the stream's current event.
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
+from collections.abc import Iterator
 from typing import Any
 
 from faust.types import TP
 
 from streams.core.state import SubjectState
 from streams.pipeline.sending import Outbox
+from streams.topology import partition_key, partition_of
 
 #: Decoded states kept in memory (oldest dropped first). Measured on the bench workload: ~4.5 KB
 #: of Python objects for a mean state, ~14 KB for the largest, so the bound keeps the cache to
@@ -60,6 +63,18 @@ class SubjectStore:
             self._remember(key, state)
         return last
 
+    def stored_states(
+        self, partition: int, after: bytes | None, limit: int
+    ) -> list[tuple[bytes, bytes]]:
+        """Up to ``limit`` stored (key, state bytes) of ``partition`` in key order, from the
+        first key after ``after``."""
+        found = (
+            (key, value)
+            for key, value in scan_stored(self.table, partition, after or b"")
+            if key != after and b"/" in key  # a state's key: not the store's offset entry
+        )
+        return list(itertools.islice(found, limit))
+
     def forget(self) -> None:
         """Drop every cached state (partitions are being revoked: they may come back changed)."""
         self._cache.clear()
@@ -87,6 +102,21 @@ def stored(table: Any, key: bytes, partition: int) -> bytes | None:
         return value
     found: bytes | None = store.data.get(key)
     return found
+
+
+def scan_stored(table: Any, partition: int, start: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """Entries of the store of ``partition`` beneath a raw Faust table whose key is ``start``
+    or after, in key order."""
+    store = table.data
+    if hasattr(store, "_db_for_partition"):
+        yield from store._db_for_partition(partition).items(from_key=start)
+        return
+    count = int(table.partitions)  # a memory store holds every partition in one mapping
+    yield from sorted(
+        (key, value)
+        for key, value in store.data.items()
+        if key >= start and partition_of(partition_key(key), count) == partition
+    )
 
 
 def write_stored(

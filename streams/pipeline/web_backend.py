@@ -21,6 +21,7 @@ from streams.core.state import head_of
 from streams.pipeline.clocks import ClockBook
 from streams.pipeline.ledger_store import LedgerStore
 from streams.pipeline.stats import PREFIX, counter, histogram
+from streams.pipeline.store import scan_stored
 from streams.pipeline.timers import Ticker, timer_metrics
 from streams.topology import TopicNames, partition_key, partition_of
 
@@ -104,19 +105,8 @@ class FaustBackend:
     def scan_states(
         self, partition: int, prefix: bytes, after: bytes | None = None
     ) -> Iterator[tuple[bytes, bytes]]:
-        store = self.table.data
         start = prefix if after is None or after < prefix else after
-        items: Iterable[tuple[bytes, bytes]]
-        if hasattr(store, "_db_for_partition"):
-            items = store._db_for_partition(partition).items(from_key=start)
-        else:
-            count = int(self.table.partitions)
-            items = sorted(
-                (key, value)
-                for key, value in store.data.items()
-                if key >= start and partition_of(partition_key(key), count) == partition
-            )
-        for key, value in items:
+        for key, value in scan_stored(self.table, partition, start):
             if key == after:
                 continue
             if not key.startswith(prefix):
