@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,16 +14,16 @@ from faust.types import StreamT
 from schemas.vocabulary import Destination
 from streams.core.engine import Engine
 from streams.core.policy import Policy
-from streams.core.timers import TimerPlan
+from streams.core.timers import TimerPlan, fingerprint
 from streams.pipeline.batches import BatchPipeline, wall_clock
 from streams.pipeline.clocks import CLOCKS_TABLE, ClockBook
-from streams.pipeline.consumer import BatchHandler, BatchTransport
+from streams.pipeline.consumer import Batches, BatchHandler, BatchTransport
 from streams.pipeline.ledger_store import LEDGER_TABLE, LEDGER_TOPIC_CONFIG, LedgerStore
 from streams.pipeline.personal import COMPACTION_CONFIGS, KEYS_TABLE, KeysTable, SubjectKeys
-from streams.pipeline.sending import KeyHashes
+from streams.pipeline.sending import KeyHashes, Producer
 from streams.pipeline.stats import EventStats
 from streams.pipeline.store import SubjectStore
-from streams.pipeline.timers import TIMERS_TABLE, Ticker, TimerIndex
+from streams.pipeline.timers import TIMERS_TABLE, Reindexer, Ticker, TimerIndex
 from streams.recovery import ROCKSDB_OPTIONS, use_bulk_recovery
 from streams.settings import Settings
 from streams.topology import (
@@ -152,11 +153,14 @@ def create_app(
         lambda key: partition_of(partition_key(key), partitions),
     )
     clocks = TimerPlan(policy, engine.plans)
-    index: TimerIndex | None = None
-    if settings.timers and clocks.any():
-        # Due work per partition, beside the states it follows from (streams/pipeline/timers.py).
-        table = app.Table(TIMERS_TABLE, partitions=partitions, key_type=bytes, value_type=bytes)
-        index = TimerIndex(table, clocks)
+    running = settings.timers and clocks.any()
+    # Due work per partition, beside the states it follows from (streams/pipeline/timers.py).
+    # Declared with the timers off too: the index then says so, and is rebuilt when they are
+    # turned on again (the states folded meanwhile were not indexed).
+    table = app.Table(TIMERS_TABLE, partitions=partitions, key_type=bytes, value_type=bytes)
+    index = TimerIndex(table, clocks)
+    # One batch, or one step of an index rebuild, at a time.
+    gate = asyncio.Lock()
     pipeline = BatchPipeline(
         app,
         engine,
@@ -167,7 +171,7 @@ def create_app(
         hashes,
         keys=keys,
         keys_table=stored_keys,
-        timers=index,
+        timers=index if running else None,
         clock=clock,
         deadlines=deadlines,
         ledger=ledger if settings.ledger else None,
@@ -175,7 +179,12 @@ def create_app(
     )
 
     transport = BatchTransport(app.conf.broker_consumer, app)
-    transport.batch_handler = BatchHandler(pipeline.topics, pipeline)
+
+    async def serialised(batches: Batches) -> None:
+        async with gate:
+            await pipeline(batches)
+
+    transport.batch_handler = BatchHandler(pipeline.topics, serialised)
     app.transport = transport
     # Changelog batches straight into the stores.
     use_bulk_recovery(
@@ -184,12 +193,15 @@ def create_app(
         keys_table,
         deadline_table,
         ledger_table,
-        *([index.table] if index is not None else []),
+        table,
     )
-    ticker: Ticker | None = None
-    if index is not None:
-        ticker = Ticker(app, index, states, names, lambda: pipeline.producer, clock)
-        app.timer(interval=settings.timer_interval, name="timers")(ticker.tick)
+
+    def producer() -> Producer:
+        return pipeline.producer  # Faust starts its producer after the app is built
+
+    reindex = Reindexer(index, states, fingerprint(policy, running), gate, producer)
+    ticker = Ticker(app, index, states, names, producer, clock, reindex=reindex, firing=running)
+    app.timer(interval=settings.timer_interval, name="timers")(ticker.tick)
 
     async def unreachable(stream: StreamT[bytes]) -> AsyncIterator[None]:
         """Declares the topic (subscription, assignment, commits); records go to the batches."""
@@ -203,8 +215,7 @@ def create_app(
     async def forget(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         states.forget()  # a revoked partition may come back changed by another worker
         keys.forget()
-        if ticker is not None:
-            ticker.revoked()
+        ticker.revoked()
 
     app.on_partitions_revoked.connect(forget)
 
@@ -216,7 +227,7 @@ def create_app(
         keys=keys,
         ledger=ledger,
         pipeline=pipeline,
-        ticker=ticker,
+        ticker=ticker if running else None,
         deadlines=deadlines,
     )
     return streams

@@ -15,11 +15,23 @@ against the subject's current state (an item a renewal made stale is dropped, no
 publishes events onto the input topic keyed by subject id (and reminders onto the
 notification topic), waits for the broker, and only then deletes the fired items. A kill in
 between fires them again with the same ids: duplicates, which the engine recognises.
+
+Each partition's index also says what it was built from (:func:`streams.core.timers.fingerprint`:
+the parts of the policy due work depends on, or that the timers were off). When the worker
+becomes active for a partition whose index was built from something else, or says nothing, the
+ticker first rebuilds it from the stored states (:class:`Reindexer`): each state's due work is
+computed and the index is brought to match, through the same write path (changelog, then
+store), in steps of :data:`REINDEX_STEP` states that each hold the batches' lock, so a batch
+and a step never interleave. The new fingerprint is written last: a kill during a rebuild
+leaves the old one, and the next owner rebuilds again.
 """
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
@@ -32,7 +44,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from streams.core.engine import subject_key
 from streams.core.state import SubjectState
 from streams.core.statements import to_micros
-from streams.core.timers import Due, Kind, TimerPlan, due_event, notification
+from streams.core.timers import OFF, Due, Kind, TimerPlan, due_event, notification
 from streams.pipeline.fold import Folded
 from streams.pipeline.sending import Outbox, Producer
 from streams.pipeline.stats import PREFIX
@@ -51,6 +63,13 @@ _KEY_SIZE = 8 + 16  # due time, item id
 _FIRST = b"\x00"  # below every index key; Faust's offset entry is not one (its size differs)
 #: Subjects whose due work the index remembers between batches (as many as the state cache).
 MEMO_MAX = CACHE_MAX
+#: States (or index entries) a rebuild handles per step; a batch waits for one step at most.
+REINDEX_STEP = 1000
+#: Progress of a long rebuild is logged every so many states.
+REINDEX_LOG_EVERY = 100_000
+#: Key of a partition's fingerprint entry (then the partition number): shorter than an index
+#: key, so scans for due items pass it by.
+_BUILT_FROM = b"\x00built-from\x00"
 
 Write = tuple[bytes, bytes | None]  # (index key, item or None to delete)
 
@@ -67,6 +86,17 @@ def decode(value: bytes) -> Due:
     return Due(*orjson.loads(value))
 
 
+def diff(before: dict[bytes, Due], now: dict[bytes, Due]) -> list[Write]:
+    """The index writes that turn ``before`` into ``now``: new items put, gone ones deleted."""
+    out: list[Write] = [(k, encode(i)) for k, i in now.items() if k not in before]
+    out += [(k, None) for k in before if k not in now]
+    return out
+
+
+def built_from_key(partition: int) -> bytes:
+    return _BUILT_FROM + partition.to_bytes(4, "big")
+
+
 class TimerIndex:
     """The ``timers`` table, written below Faust as the subject store writes its table."""
 
@@ -78,6 +108,9 @@ class TimerIndex:
         #: (only if the old state it loads is that very object).
         self.memo: dict[bytes, tuple[SubjectState, dict[bytes, Due]]] = {}
         self.memo_max = memo_max
+        #: partition -> subject keys a batch staged while the partition is being rebuilt: the
+        #: rebuild leaves their items alone (they are newer than what it computed).
+        self.touched: dict[int, set[bytes]] = {}
 
     @property
     def changelog(self) -> str:
@@ -93,8 +126,10 @@ class TimerIndex:
         """Index writes a batch calls for, per partition; ``load`` must still give the states
         as they were before the batch (call this before the states are stored)."""
         writes: dict[int, list[Write]] = defaultdict(list)
-        memo = self.memo
+        memo, touched = self.memo, self.touched
         for key, (partition, after) in folded.states.items():
+            if touched and partition in touched:
+                touched[partition].add(key)
             if not self.plan.runs_clocks(key.partition(b"/")[0].decode()):
                 continue  # nothing ever due: not even the old state needs reading
             old = load(key, partition)
@@ -108,9 +143,7 @@ class TimerIndex:
                 if len(memo) >= self.memo_max:
                     del memo[next(iter(memo))]  # oldest first, as the state cache
                 memo[key] = (after, now)
-            out = writes[partition]
-            out += [(k, encode(i)) for k, i in now.items() if k not in before]
-            out += [(k, None) for k in before if k not in now]
+            writes[partition] += diff(before, now)
         for key, _, record in folded.folded:
             if key not in folded.states and self.plan.runs_clocks(key.partition(b"/")[0].decode()):
                 # A redelivery: its items may not have been written (a kill in between).
@@ -151,6 +184,18 @@ class TimerIndex:
     def size(self, partition: int) -> int:
         return sum(1 for _ in self._scan(partition))
 
+    def entries(self, partition: int, after: bytes | None, limit: int) -> list[tuple[bytes, bytes]]:
+        """Up to ``limit`` entries of ``partition`` in key order, from the first after ``after``."""
+        return list(itertools.islice(self._scan(partition, after), limit))
+
+    def holds(self, partition: int, key: bytes) -> bool:
+        return self._get(partition, key) is not None
+
+    def built_from(self, partition: int) -> str | None:
+        """The fingerprint the index of ``partition`` was built from (None: never recorded)."""
+        value = self._get(partition, built_from_key(partition))
+        return None if value is None else value.decode()
+
     def census(self, partition: int) -> tuple[dict[str, int], int | None]:
         """Items of ``partition`` per kind, and the earliest due time (microseconds): a scan
         of the partition's index (what a scrape costs)."""
@@ -167,18 +212,28 @@ class TimerIndex:
 
     # -- the store under the table (RocksDB, or memory in small setups) -------------------
 
-    def _scan(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
+    def _get(self, partition: int, key: bytes) -> bytes | None:
         store = self.table.data
         if hasattr(store, "_db_for_partition"):
-            # Index keys begin with a byte >= 0x80 (a time after 1970): start there, past the
-            # store's own entry for the persisted offset.
+            value: bytes | None = store._db_for_partition(partition).get(key)
+            return value
+        found: bytes | None = store.data.get(key)
+        return found
+
+    def _scan(self, partition: int, after: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """Index entries of ``partition`` in key order (those after ``after``, if given); other
+        entries (the persisted offset, the fingerprint) are passed by."""
+        store = self.table.data
+        if hasattr(store, "_db_for_partition"):
             db = store._db_for_partition(partition)
-            for key, value in db.items(from_key=_FIRST):
-                if len(key) == _KEY_SIZE:
+            for key, value in db.items(from_key=after or _FIRST):
+                if len(key) == _KEY_SIZE and key != after:
                     yield key, value
             return
         # A memory store holds every partition in one mapping: the item says where it lives.
         for key, value in sorted(store.data.items()):
+            if len(key) != _KEY_SIZE or (after is not None and key <= after):
+                continue
             try:
                 home = self._partition_of(decode(value))
             except (TypeError, ValueError):
@@ -212,8 +267,171 @@ class TimerIndex:
         store.set_persisted_offset(tp, offset)
 
 
+class Reindexer:
+    """Rebuilds a partition's index from its stored states when it was built from another
+    fingerprint than ``fingerprint`` (another policy, the timers off, or none recorded).
+
+    ``lock`` is the one each batch holds: a step of a rebuild (read states, compute, write) and
+    a batch never interleave. A batch between two steps records the subjects it stages
+    (:attr:`TimerIndex.touched`); their entries are newer than the rebuild's view and are kept.
+    With the timers off (``fingerprint`` is :data:`~streams.core.timers.OFF`) the index is
+    emptied instead: nothing keeps it current meanwhile.
+    """
+
+    def __init__(
+        self,
+        index: TimerIndex,
+        states: SubjectStore,
+        fingerprint: str,
+        lock: asyncio.Lock,
+        producer: Callable[[], Producer],
+        step: int = REINDEX_STEP,
+    ) -> None:
+        self.index = index
+        self.states = states
+        self.fingerprint = fingerprint
+        self.lock = lock
+        self.producer = producer
+        self.step = step
+        self.subjects = 0  # states read by rebuilds since this worker started (the metric)
+
+    async def ensure(self, partition: int, current: Callable[[], bool]) -> bool:
+        """Make the index of ``partition`` the one ``fingerprint`` gives. False if ``current()``
+        turned false before it was done (a rebalance): the fingerprint is then left as it
+        was, and whoever owns the partition next rebuilds it."""
+        found = self.index.built_from(partition)
+        if found == self.fingerprint:
+            log.info("timer index up to date", extra={"partition": partition})
+            return True
+        index, started = self.index, time.perf_counter()
+        counts = {"subjects": 0, "unreadable": 0, "added": 0, "removed": 0}
+        touched: set[bytes] = set()
+        index.touched[partition] = touched
+        try:
+            wanted = await self._add(partition, current, counts)
+            if wanted is None or not await self._remove(
+                partition, current, wanted, touched, counts
+            ):
+                return False
+            async with self.lock:
+                if not current():
+                    return False
+                mark: list[Write] = [(built_from_key(partition), self.fingerprint.encode())]
+                await index.write({partition: mark}, self.producer().outbox())
+        finally:
+            del index.touched[partition]
+        log.info(
+            "timer index rebuilt",
+            extra={
+                "partition": partition,
+                "cause": _cause(found, self.fingerprint),
+                **counts,
+                "seconds": round(time.perf_counter() - started, 3),
+            },
+        )
+        return True
+
+    async def _add(
+        self, partition: int, current: Callable[[], bool], counts: dict[str, int]
+    ) -> set[bytes] | None:
+        """Put the items the stored states need and the index lacks; returns every item key
+        they need (None: interrupted)."""
+        wanted: set[bytes] = set()
+        if self.fingerprint == OFF:
+            return wanted
+        index, after, started = self.index, None, time.perf_counter()
+        while True:
+            async with self.lock:
+                if not current():
+                    return None
+                found = self.states.stored_states(partition, after, self.step)
+                if not found:
+                    return wanted
+                writes: list[Write] = []
+                for key, value in found:
+                    if not index.plan.runs_clocks(key.partition(b"/")[0].decode()):
+                        continue
+                    try:
+                        state = SubjectState.from_bytes(value)
+                    except ValueError:  # written by a newer version: the fold refuses it too
+                        counts["unreadable"] += 1
+                        continue
+                    for item in index.work(key, state):
+                        item_key = index_key(item)
+                        wanted.add(item_key)
+                        if not index.holds(partition, item_key):
+                            writes.append((item_key, encode(item)))
+                if writes:
+                    await index.write({partition: writes}, self.producer().outbox())
+                after = found[-1][0]
+            before = counts["subjects"]
+            counts["subjects"] += len(found)
+            counts["added"] += len(writes)
+            self.subjects += len(found)
+            if counts["subjects"] // REINDEX_LOG_EVERY > before // REINDEX_LOG_EVERY:
+                log.info(
+                    "timer index rebuilding",
+                    extra={
+                        "partition": partition,
+                        "subjects": counts["subjects"],
+                        "seconds": round(time.perf_counter() - started, 3),
+                    },
+                )
+            await asyncio.sleep(0)  # let a waiting batch and everything else run
+
+    async def _remove(
+        self,
+        partition: int,
+        current: Callable[[], bool],
+        wanted: set[bytes],
+        touched: set[bytes],
+        counts: dict[str, int],
+    ) -> bool:
+        """Delete the entries no stored state needs, but those of subjects a batch staged
+        meanwhile (kept: a stale one is dropped unfired when it comes due)."""
+        index, after = self.index, None
+        while True:
+            async with self.lock:
+                if not current():
+                    return False
+                found = index.entries(partition, after, self.step)
+                if not found:
+                    return True
+                removals: list[Write] = [
+                    (key, None)
+                    for key, value in found
+                    if key not in wanted and _subject_of(value) not in touched
+                ]
+                if removals:
+                    await index.write({partition: removals}, self.producer().outbox())
+                after = found[-1][0]
+            counts["removed"] += len(removals)
+            await asyncio.sleep(0)
+
+
+def _subject_of(value: bytes) -> bytes | None:
+    try:
+        item = decode(value)
+    except (TypeError, ValueError):
+        return None  # unreadable: removed
+    return subject_key(item.controller, item.subject_id).encode()
+
+
+def _cause(found: str | None, fingerprint: str) -> str:
+    if fingerprint == OFF:
+        return "timers off"
+    if found is None:
+        return "none recorded"
+    return "timers turned on" if found == OFF else "policy changed"
+
+
 class Ticker:
-    """Fires due items of the partitions this worker owns; see the module docstring."""
+    """Fires due items of the partitions this worker owns; see the module docstring.
+
+    With a :class:`Reindexer`, each partition's index is first checked (and rebuilt if it was
+    built from something else) once per assignment, before anything of it is fired. With
+    ``firing`` false (the timers off) that check is all a tick does.
+    """
 
     def __init__(
         self,
@@ -223,6 +441,9 @@ class Ticker:
         names: TopicNames,
         producer: Callable[[], Producer],
         clock: Callable[[], datetime],
+        *,
+        reindex: Reindexer | None = None,
+        firing: bool = True,
     ) -> None:
         self.app = app
         self.index = index
@@ -230,12 +451,16 @@ class Ticker:
         self.names = names
         self.producer = producer
         self.clock = clock
+        self.reindex = reindex
+        self.firing = firing
         self.generation = 0  # moves on every revocation: a tick in flight stops writing
+        self.checked: set[int] = set()  # partitions whose index matches, this assignment
         self.fired: dict[str, int] = dict.fromkeys((k.value for k in Kind), 0)
         self.dropped = 0  # stale items removed unfired
 
     def revoked(self) -> None:
         self.generation += 1
+        self.checked.clear()
 
     def settled(self) -> bool:
         app = self.app
@@ -251,7 +476,18 @@ class Ticker:
         if not self.settled():
             return
         generation = self.generation
+
+        def current() -> bool:
+            return generation == self.generation and self.settled()
+
         for partition in self.active():
+            if self.reindex is not None and partition not in self.checked:
+                if not await self.reindex.ensure(partition, current):
+                    return  # a rebalance: the next tick looks again
+                if generation == self.generation:
+                    self.checked.add(partition)
+            if not self.firing:
+                continue
             while generation == self.generation:
                 due = self.index.due(partition, self.clock())
                 if not due:
@@ -333,6 +569,12 @@ def timer_metrics(ticker: Ticker, partitions: Iterable[int], now: datetime) -> I
         "Due items removed unfired (stale: a renewal, a confirmation or a newer contact moved "
         "them; or unreadable), since this worker started.",
         value=ticker.dropped,
+    )
+    yield CounterMetricFamily(
+        PREFIX + "timers_reindexed_subjects",
+        "Stored states read to rebuild a partition's timer index (its policy's clocks changed, "
+        "or the timers were off), since this worker started.",
+        value=ticker.reindex.subjects if ticker.reindex is not None else 0,
     )
 
 
