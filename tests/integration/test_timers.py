@@ -17,6 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.vocabulary import Destination
+from streams.topology import DEFAULT_PARTITIONS
 from tests.support.http import Api
 from tests.support.kafka import TopicReader, event_record, produce, unique
 from tests.support.pipeline import Pipeline, pipeline_for
@@ -285,3 +286,112 @@ def timer_samples(text: str) -> dict[tuple[str, str], float]:
         if family.name.startswith("consent_streams_timers")
         for sample in family.samples
     }
+
+
+#: A policy change, across a restart: offers first without a lifetime, then with a short one
+#: (newsletter keeps the timers running under both).
+def lifetimes(offers: str) -> str:
+    return f"""
+[controllers.clocked]
+name = "Clocked AB"
+
+[controllers.clocked.purposes.offers]
+legal_basis = "consent"
+categories = ["direct_marketing"]
+channels = ["email"]
+destinations = ["email"]
+{offers}
+
+[controllers.clocked.purposes.newsletter]
+legal_basis = "consent"
+categories = ["direct_marketing"]
+channels = ["email"]
+destinations = ["email"]
+consent_lifetime = "PT1H"
+"""
+
+
+ADDED_LIFETIME = 3  # seconds: shorter than a restart, so it is due when the worker is back
+
+
+async def test_a_lifetime_added_to_the_policy_expires_consents_given_before_it(
+    bootstrap: str, tmp_path: Path
+) -> None:
+    """The subject sends nothing after its grant: the restarted worker rebuilds the timer
+    index from the stored states under the new policy, and the consent expires; a restart
+    under the same policy rebuilds nothing."""
+    policy = tmp_path / "policy.toml"
+    policy.write_text(lifetimes(""))
+    pipeline = pipeline_for(
+        bootstrap,
+        tmp_path,
+        CONSENT_POLICY_FILE=str(policy),
+        CONSENT_TIMERS="true",
+        CONSENT_TIMER_INTERVAL="0.2",
+    )
+    worker = pipeline.worker
+    subject = unique("subject")
+    grant = event("consent.granted", "clocked", subject, wall(), purpose="offers")
+    email = pipeline.topics.suppressions[Destination.EMAIL]
+    worker.start()
+    try:
+        async with reader(pipeline) as r:
+            await send(pipeline, grant)
+            await r.until(lambda r: len(of(r, email, subject)) >= 1, timeout=30)
+    finally:
+        worker.stop()
+
+    policy.write_text(lifetimes(f'consent_lifetime = "PT{ADDED_LIFETIME}S"'))
+    worker.start()
+    try:
+        async with reader(pipeline) as r:
+            await r.until(lambda r: suppressed(of(r, email, subject)), timeout=60)
+            metrics = timer_samples((await Api(worker.url, None).get("/metrics")).text)
+    finally:
+        worker.stop()
+    # The grant may be folded again after the restart (its offset not yet committed at the
+    # stop): a redelivery restates its allow.
+    *allowed, suppress = of(r, email, subject)
+    assert {(m["action"], m["caused_by_event_id"]) for m in allowed} == {
+        ("allow", grant["event_id"])
+    }
+    assert (suppress["action"], suppress["reason"]) == ("suppress", "expired")
+    # Nothing of the subject's after the grant: the expiry is the timer's own event.
+    grant_event, expired = of(r, pipeline.topics.events, subject)
+    assert grant_event["event_id"] == grant["event_id"]
+    assert expired["type"] == "consent.expired"
+    assert expired["evidence"]["cause_event_id"] == grant["event_id"]
+    assert suppress["caused_by_event_id"] == expired["event_id"]
+    due = datetime.fromisoformat(grant["occurred_at"]) + timedelta(seconds=ADDED_LIFETIME)
+    assert datetime.fromisoformat(expired["occurred_at"]) == due
+    assert metrics[("consent_streams_timers_reindexed_subjects_total", "")] >= 1
+
+    # The same policy again: every partition's index is found up to date, none is rebuilt.
+    seen = worker.log_path.stat().st_size
+    worker.start()
+    try:
+        lines = await logged_after(
+            worker.log_path, seen, "timer index up to date", DEFAULT_PARTITIONS
+        )
+        metrics = timer_samples((await Api(worker.url, None).get("/metrics")).text)
+    finally:
+        worker.stop()
+    assert not [line for line in lines if "timer index rebuilt" in line]
+    assert metrics[("consent_streams_timers_reindexed_subjects_total", "")] == 0
+
+
+def suppressed(messages: list[dict[str, Any]]) -> bool:
+    return any(m["action"] == "suppress" for m in messages)
+
+
+async def logged_after(path: Path, offset: int, message: str, count: int) -> list[str]:
+    """The log's lines after ``offset``, once ``count`` of them carry ``message``."""
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:
+        with path.open("rb") as log:
+            log.seek(offset)
+            lines = log.read().decode(errors="replace").splitlines()
+        if sum(f'"msg":"{message}"' in line for line in lines) >= count:
+            return lines
+        assert asyncio.get_running_loop().time() < deadline, f"{message!r} not logged {count}x"
+        await asyncio.sleep(0.2)
