@@ -289,26 +289,13 @@ def timer_samples(text: str) -> dict[tuple[str, str], float]:
 
 
 #: A policy change, across a restart: offers first without a lifetime, then with a short one
-#: (newsletter keeps the timers running under both).
+#: (newsletter's lifetime keeps the timers running under both).
+OFFERS_LIFETIME = f'consent_lifetime = "PT{LIFETIME}S"\nrenewal_reminder = "PT{REMINDER}S"\n'
+
+
 def lifetimes(offers: str) -> str:
-    return f"""
-[controllers.clocked]
-name = "Clocked AB"
-
-[controllers.clocked.purposes.offers]
-legal_basis = "consent"
-categories = ["direct_marketing"]
-channels = ["email"]
-destinations = ["email"]
-{offers}
-
-[controllers.clocked.purposes.newsletter]
-legal_basis = "consent"
-categories = ["direct_marketing"]
-channels = ["email"]
-destinations = ["email"]
-consent_lifetime = "PT1H"
-"""
+    assert OFFERS_LIFETIME in POLICY
+    return POLICY.replace(OFFERS_LIFETIME, offers, 1)
 
 
 ADDED_LIFETIME = 3  # seconds: shorter than a restart, so it is due when the worker is back
@@ -341,7 +328,7 @@ async def test_a_lifetime_added_to_the_policy_expires_consents_given_before_it(
     finally:
         worker.stop()
 
-    policy.write_text(lifetimes(f'consent_lifetime = "PT{ADDED_LIFETIME}S"'))
+    policy.write_text(lifetimes(f'consent_lifetime = "PT{ADDED_LIFETIME}S"\n'))
     worker.start()
     try:
         async with reader(pipeline) as r:
