@@ -178,12 +178,19 @@ def create_app(
         seal=keys.seal,  # personal data sealed under the subject's data key before appending
     )
 
-    transport = BatchTransport(app.conf.broker_consumer, app)
+    def producer() -> Producer:
+        return pipeline.producer  # Faust starts its producer after the app is built
+
+    reindex = Reindexer(index, states, fingerprint(policy, running), gate, producer)
+    ticker = Ticker(app, index, states, names, producer, clock, reindex=reindex, firing=running)
+    app.timer(interval=settings.timer_interval, name="timers")(ticker.tick)
 
     async def serialised(batches: Batches) -> None:
         async with gate:
+            await ticker.before_batch()  # a new assignment's index, looked at first
             await pipeline(batches)
 
+    transport = BatchTransport(app.conf.broker_consumer, app)
     transport.batch_handler = BatchHandler(pipeline.topics, serialised)
     app.transport = transport
     # Changelog batches straight into the stores.
@@ -195,13 +202,6 @@ def create_app(
         ledger_table,
         table,
     )
-
-    def producer() -> Producer:
-        return pipeline.producer  # Faust starts its producer after the app is built
-
-    reindex = Reindexer(index, states, fingerprint(policy, running), gate, producer)
-    ticker = Ticker(app, index, states, names, producer, clock, reindex=reindex, firing=running)
-    app.timer(interval=settings.timer_interval, name="timers")(ticker.tick)
 
     async def unreachable(stream: StreamT[bytes]) -> AsyncIterator[None]:
         """Declares the topic (subscription, assignment, commits); records go to the batches."""

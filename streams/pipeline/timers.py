@@ -299,10 +299,12 @@ class Reindexer:
         """Make the index of ``partition`` the one ``fingerprint`` gives. False if ``current()``
         turned false before it was done (a rebalance): the fingerprint is then left as it
         was, and whoever owns the partition next rebuilds it."""
+        async with self.lock:
+            if not current():
+                return False
+            if await self.settled(partition):
+                return True
         found = self.index.built_from(partition)
-        if found == self.fingerprint:
-            log.info("timer index up to date", extra={"partition": partition})
-            return True
         index, started = self.index, time.perf_counter()
         counts = {"subjects": 0, "unreadable": 0, "added": 0, "removed": 0}
         touched: set[bytes] = set()
@@ -316,8 +318,7 @@ class Reindexer:
             async with self.lock:
                 if not current():
                     return False
-                mark: list[Write] = [(built_from_key(partition), self.fingerprint.encode())]
-                await index.write({partition: mark}, self.producer().outbox())
+                await self._mark(partition)
         finally:
             del index.touched[partition]
         log.info(
@@ -330,6 +331,27 @@ class Reindexer:
             },
         )
         return True
+
+    async def settled(self, partition: int) -> bool:
+        """Whether the index of ``partition`` needs no rebuild: it was built from
+        ``fingerprint``, or the partition holds neither states nor index entries (then that
+        is recorded at once). Call it with :attr:`lock` held."""
+        found = self.index.built_from(partition)
+        if found == self.fingerprint:
+            log.info("timer index up to date", extra={"partition": partition})
+            return True
+        if self.states.stored_states(partition, None, 1) or self.index.entries(partition, None, 1):
+            return False
+        await self._mark(partition)
+        log.info(
+            "timer index recorded",
+            extra={"partition": partition, "cause": _cause(found, self.fingerprint)},
+        )
+        return True
+
+    async def _mark(self, partition: int) -> None:
+        mark: list[Write] = [(built_from_key(partition), self.fingerprint.encode())]
+        await self.index.write({partition: mark}, self.producer().outbox())
 
     async def _add(
         self, partition: int, current: Callable[[], bool], counts: dict[str, int]
@@ -455,12 +477,29 @@ class Ticker:
         self.firing = firing
         self.generation = 0  # moves on every revocation: a tick in flight stops writing
         self.checked: set[int] = set()  # partitions whose index matches, this assignment
+        self.looked: set[int] = set()  # partitions :meth:`before_batch` has looked at
         self.fired: dict[str, int] = dict.fromkeys((k.value for k in Kind), 0)
         self.dropped = 0  # stale items removed unfired
 
     def revoked(self) -> None:
         self.generation += 1
         self.checked.clear()
+        self.looked.clear()
+
+    async def before_batch(self) -> None:
+        """Called with the batches' lock held, before each batch: on a new assignment, the
+        partitions whose index needs no rebuild (:meth:`Reindexer.settled`) are taken as
+        checked before their first batch. A new table is thus not rebuilt after its first
+        batches, and a restart under the same policy reads no state."""
+        if self.reindex is None or not self.settled():
+            return
+        generation = self.generation
+        for partition in self.active():
+            if partition in self.looked:
+                continue
+            self.looked.add(partition)
+            if await self.reindex.settled(partition) and generation == self.generation:
+                self.checked.add(partition)
 
     def settled(self) -> bool:
         app = self.app

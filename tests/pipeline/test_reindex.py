@@ -217,9 +217,10 @@ async def test_a_rebalance_during_a_rebuild_leaves_it_to_the_next_owner() -> Non
         assert third.indexed(subject) == third.needs(subject)
 
 
-async def test_the_ticker_checks_each_partition_once_per_assignment() -> None:
-    stores = Stores()
-    worker = Worker(stores, POLICY_TOML)
+def ticker_for(worker: Worker) -> Ticker:
+    """The worker's ticker over a settled app that owns every partition (timers off: it only
+    checks the index)."""
+    stores = worker.stores
     changelog = stores.timers.changelog_topic.get_topic_name()
     completed = asyncio.Event()
     completed.set()
@@ -230,6 +231,20 @@ async def test_the_ticker_checks_each_partition_once_per_assignment() -> None:
             assigned_actives=lambda: {TP(changelog, p) for p in range(PARTITIONS)}
         ),
     )
+    return Ticker(
+        app,
+        worker.index,
+        stores.states,
+        TopicNames.of(Settings()),
+        lambda: stores.broker,  # type: ignore[arg-type, return-value]
+        lambda: T0,
+        reindex=worker.reindex,
+        firing=False,
+    )
+
+
+async def test_the_ticker_checks_each_partition_once_per_assignment() -> None:
+    worker = Worker(Stores(), POLICY_TOML)
     checked: list[int] = []
     ensure = worker.reindex.ensure
 
@@ -238,24 +253,41 @@ async def test_the_ticker_checks_each_partition_once_per_assignment() -> None:
         return await ensure(partition, current)
 
     worker.reindex.ensure = counted  # type: ignore[method-assign]
-    names = TopicNames.of(Settings())
-    ticker = Ticker(
-        app,
-        worker.index,
-        stores.states,
-        names,
-        lambda: stores.broker,  # type: ignore[arg-type, return-value]
-        lambda: T0,
-        reindex=worker.reindex,
-        firing=False,
-    )
+    ticker = ticker_for(worker)
     await ticker.tick()
     await ticker.tick()
     assert checked == list(range(PARTITIONS))
     ticker.revoked()
     await ticker.tick()
     assert checked == list(range(PARTITIONS)) * 2
-    app.rebalancing = True
+    ticker.app.rebalancing = True
     ticker.revoked()
     await ticker.tick()
     assert len(checked) == 2 * PARTITIONS  # not while the partitions move
+
+
+async def test_a_new_table_is_recorded_before_its_first_batch() -> None:
+    """Folded before the ticker's first look, a new table's states are not read again."""
+    stores = Stores()
+    worker = Worker(stores, POLICY_TOML)
+    ticker = ticker_for(worker)
+    async with stores.lock:
+        await ticker.before_batch()
+        await worker.fold("s-1", **grant(1))
+    await ticker.tick()
+    assert worker.reindex.subjects == 0
+    assert {worker.index.built_from(p) for p in range(PARTITIONS)} == {worker.fingerprint}
+
+    # Under another policy the partition holding s-1 waits for the ticker; the others, empty,
+    # are recorded at once.
+    other = Worker(stores, LONGER)
+    ticker = ticker_for(other)
+    async with stores.lock:
+        await ticker.before_batch()
+    home = partition_of(b"s-1", PARTITIONS)
+    assert ticker.checked == set(range(PARTITIONS)) - {home}
+    assert other.index.built_from(home) == worker.fingerprint
+    await ticker.tick()
+    assert other.reindex.subjects == 1
+    assert other.index.built_from(home) == other.fingerprint
+    assert other.indexed("s-1") == other.needs("s-1")
