@@ -23,7 +23,9 @@ ticker first rebuilds it from the stored states (:class:`Reindexer`): each state
 computed and the index is brought to match, through the same write path (changelog, then
 store), in steps of :data:`REINDEX_STEP` states that each hold the batches' lock, so a batch
 and a step never interleave. The new fingerprint is written last: a kill during a rebuild
-leaves the old one, and the next owner rebuilds again.
+leaves the old one, and the next owner rebuilds again. Before a new assignment's first batch,
+a partition whose index matches, or that holds neither states nor items, is taken as it is
+(:meth:`Ticker.before_batch`).
 """
 
 from __future__ import annotations
