@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import os
 import re
+import threading
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -29,6 +31,9 @@ _KID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _FORMAT = "v1"
 
 Random = Callable[[int], bytes]
+#: HMAC's inner and outer pads, as byte translations of the key (RFC 2104)
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
 
 
 class Shredded(Exception):
@@ -54,6 +59,30 @@ def unb64(text: str) -> bytes:
 def _kek_cipher(kek: bytes) -> AESGCM:
     """The AES-GCM object of a key-encryption key (few, used for every data key)."""
     return AESGCM(kek)
+
+
+class RandomPool:
+    """:func:`os.urandom`, drawn a page at a time: data keys and nonces are small and many (a
+    key and two nonces for a new subject), and each ``urandom`` call is a system call. The pool
+    is emptied in a forked child, which must not reuse its parent's bytes."""
+
+    def __init__(self, page: int = 4096) -> None:
+        self._page = page
+        self._buffer = b""
+        self._at = 0
+        self._lock = threading.Lock()  # the HTTP thread seals and opens too
+        os.register_at_fork(after_in_child=self._drop)
+
+    def _drop(self) -> None:
+        self._buffer, self._at = b"", 0
+
+    def __call__(self, size: int) -> bytes:
+        with self._lock:
+            at = self._at
+            if at + size > len(self._buffer):
+                self._buffer, at = os.urandom(max(self._page, size)), 0
+            self._at = at + size
+            return self._buffer[at : at + size]
 
 
 def new_key() -> str:
@@ -165,6 +194,19 @@ class DataKeys:
         )
         return generation, key
 
+    def for_sealing(self, controller: str, subject_id: str) -> tuple[int, bytes]:
+        """:meth:`rewrap`, then :meth:`current`, with one read of the store: what sealing
+        needs (a key wrapped by an older KEK moves to the newest as its subject is written to)."""
+        generation, wrapped = self._read(controller, subject_id)
+        if wrapped is None:
+            return self.current(controller, subject_id)  # made
+        context = _key_context(controller, subject_id, generation)
+        key = self.keyring.unwrap(wrapped, context)
+        if self.keyring.kid_of(wrapped) != self.keyring.current:
+            wrapping = self.keyring.wrap(key, context, self._random)
+            self._write(controller, subject_id, generation, wrapping)
+        return generation, key
+
     def key(self, controller: str, subject_id: str, generation: int) -> bytes:
         current, wrapped = self._read(controller, subject_id)
         if wrapped is None or current != generation:
@@ -247,15 +289,23 @@ class IdentifierHasher:
     def __init__(self, key: bytes) -> None:
         if len(key) < KEY_BYTES:
             raise KeyMaterialError(f"identifier hash key: at least {KEY_BYTES} bytes needed")
-        self._key = key
+        # HMAC (RFC 2104) with its two keyed SHA-256 states made once and copied per digest:
+        # the same digests as hmac.digest, which sets up the key again (several times slower).
+        block = hashlib.sha256().block_size
+        padded = (hashlib.sha256(key).digest() if len(key) > block else key).ljust(block, b"\0")
+        self._inner = hashlib.sha256(padded.translate(_IPAD))
+        self._outer = hashlib.sha256(padded.translate(_OPAD))
 
     @classmethod
     def parse(cls, configured: str) -> IdentifierHasher:
         return cls(unb64(configured.strip()))
 
     def digest(self, kind: str, value: str) -> str:
-        material = _context(kind, normalise(kind, value))
-        return hmac.digest(self._key, material, "sha256").hex()  # one-shot: same as hmac.new
+        inner = self._inner.copy()
+        inner.update(_context(kind, normalise(kind, value)))
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
 
     def digests(self, identifiers: Mapping[str, str]) -> dict[str, str]:
         return {kind: self.digest(kind, value) for kind, value in sorted(identifiers.items())}

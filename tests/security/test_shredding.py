@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import hmac
+import os
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -14,8 +17,10 @@ from streams.security.shredding import (
     IdentifierHasher,
     KeyMaterialError,
     Keyring,
+    RandomPool,
     Shredded,
     new_key,
+    normalise,
 )
 
 OLD = f"2026-01:{new_key()}"
@@ -121,6 +126,41 @@ def test_bad_key_configuration_is_refused_with_the_reason(configured: str, messa
 def test_the_identifier_hash_key_must_be_long_enough() -> None:
     with pytest.raises(KeyMaterialError, match="at least 32 bytes"):
         IdentifierHasher(b"short")
+
+
+def test_for_sealing_makes_a_key_or_returns_the_current_one_rewrapped_by_the_newest_kek() -> None:
+    store: dict[str, bytes] = {}
+    old = DataKeys(Keyring.parse(OLD), store)
+    made = old.for_sealing("acme", "s-1")
+    assert made == old.current("acme", "s-1") and made[0] == 1
+    rotated = DataKeys(Keyring.parse(f"{NEW},{OLD}"), store)
+    assert rotated.for_sealing("acme", "s-1") == made
+    assert b'"w":"2026-12:' in store["acme/s-1"]  # moved to the newest KEK
+    old.destroy("acme", "s-1")
+    again = rotated.for_sealing("acme", "s-1")
+    assert again[0] == 2 and again[1] != made[1]  # a new generation after erasure
+
+
+@given(st.binary(min_size=32, max_size=100), st.sampled_from(["email", "phone", "crm_id"]))
+def test_identifier_hashes_are_hmac_sha256_of_the_normalised_identifier(
+    key: bytes, kind: str
+) -> None:
+    for value in ("Ann@Example.com", "+46 70-123 45 67", "crm-1"):
+        material = orjson.dumps([kind, normalise(kind, value)])
+        expected = hmac.new(key, material, "sha256").hexdigest()
+        assert IdentifierHasher(key).digest(kind, value) == expected
+
+
+def test_the_random_pool_hands_out_fresh_bytes_of_the_size_asked() -> None:
+    pool = RandomPool(page=64)
+    drawn = [pool(size) for size in (32, 12, 12, 12, 100, 1)]
+    assert [len(d) for d in drawn] == [32, 12, 12, 12, 100, 1]
+    assert len(set(drawn)) == len(drawn)
+    pid = os.fork()
+    if pid == 0:  # a child must not hand out what its parent will
+        os._exit(0 if pool._buffer == b"" else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 names = st.text(min_size=1, max_size=12)
