@@ -175,7 +175,7 @@ def create_app(
         clock=clock,
         deadlines=deadlines,
         ledger=ledger if settings.ledger else None,
-        seal=keys.seal,  # personal data sealed under the subject's data key before appending
+        seal=keys.seal_personal,  # personal data sealed under the subject's data key, then appended
     )
 
     def producer() -> Producer:

@@ -118,6 +118,7 @@ class PairPlan:
     channel_name: str
     legal_basis: str
     destinations: tuple[Destination, ...]
+    destination_names: tuple[str, ...]  # the destinations' values, as the ledger records them
     double_opt_in: bool
     id_part: str  # "purpose\x1fchannel", as suppression ids join it
     serial: int  # unique among all plans ever compiled: the key of memoised verdicts
@@ -283,6 +284,7 @@ def _plan(policy: Policy, controller: str, purpose: Purpose, channel: Channel) -
         channel_name=channel.value,
         legal_basis=purpose.legal_basis.value,
         destinations=purpose.destinations,
+        destination_names=tuple(d.value for d in purpose.destinations),
         double_opt_in=purpose.double_opt_in,
         id_part=f"{purpose.name}\x1f{channel.value}",
         serial=next(_SERIALS),

@@ -26,6 +26,7 @@ from streams.core.decisions import (
     subject_clock,
 )
 from streams.core.erasure import with_erasure
+from streams.core.ledger import Effect
 from streams.core.policy import Policy
 from streams.core.propagation import Change, action_of, transition
 from streams.core.state import SubjectState, event_digest, remembers
@@ -59,6 +60,9 @@ class Outcome(NamedTuple):
     #: the event erases the subject's personal data: the pipeline destroys its data key (true
     #: for every delivery of an erasure request, redeliveries included, and for no other event)
     shred: bool = False
+    #: the instructions in ``messages``, one per suppression id with the destinations told, as
+    #: the ledger records them (what ``effects_of(messages)`` reads back from the values)
+    effects: tuple[Effect, ...] = ()
 
 
 _TRANSITION = {(a, b): transition(a, b) for a in PairState for b in PairState}
@@ -120,8 +124,10 @@ class Engine:
             if event.type is _ERASURE:  # said again in full, and the data key destroyed again
                 erasure = Statement.of(event)
                 restated = with_erasure(plan, state, erasure, [])
-                return Outcome(state, _messages(event, state, restated, erasure, now), True, True)
-            return Outcome(state, _restate(plan, state, event, now), True)
+                messages, effects = _messages(event, state, restated, erasure, now)
+                return Outcome(state, messages, True, True, effects)
+            messages, effects = _restate(plan, state, event, now)
+            return Outcome(state, messages, True, False, effects)
         statement = Statement.of(event)
         after, changed, gained = state.with_statement(
             statement,
@@ -164,17 +170,19 @@ class Engine:
             changes = _with_suppressed(plan, after, changes)
         if event.type is _ERASURE:  # rare: a test per event, nothing more on the hot path
             changes = with_erasure(plan, after, statement, changes)
-            return Outcome(after, _messages(event, after, changes, statement, now), False, True)
+            messages, effects = _messages(event, after, changes, statement, now)
+            return Outcome(after, messages, False, True, effects)
         if changed and statement.type in _PURGING:  # a clock ran out: erase, then the decision
             changes = _with_purges(plan, after, event, statement, changes)
         if not changes:
             return Outcome(after, (), False)
-        return Outcome(after, _messages(event, after, changes, statement, now), False)
+        messages, effects = _messages(event, after, changes, statement, now)
+        return Outcome(after, messages, False, False, effects)
 
 
 def _restate(
     plan: ControllerPlan, state: SubjectState, event: ConsentEvent, now: datetime
-) -> tuple[Outbound, ...]:
+) -> tuple[tuple[Outbound, ...], tuple[Effect, ...]]:
     """A redelivery: restate what this event still decides, with the same ids."""
     restated: list[Change] = []
     for pair in plan.affected(placements(event)):
@@ -187,7 +195,7 @@ def _restate(
     if statement.type in _PURGING:
         restated = _with_purges(plan, state, event, statement, restated)
     if not restated:
-        return ()
+        return (), ()
     return _messages(event, state, restated, statement, now)
 
 
@@ -265,7 +273,9 @@ def _messages(
     changes: list[Change],
     trigger: Statement,
     now: datetime,
-) -> tuple[Outbound, ...]:
+) -> tuple[tuple[Outbound, ...], tuple[Effect, ...]]:
+    """The messages of ``changes``, and their effects as the ledger records them (known here:
+    the ledger need not read them back from the values)."""
     controller, subject_id = event.controller, event.subject_id
     identifiers = state.known_identifiers()
     # The parts of each suppression id that are the same for every pair of this event.
@@ -273,6 +283,7 @@ def _messages(
     tail = "".join(f"\x1f{kind}={value}" for kind, value in identifiers.items())
     key = subject_id.encode()
     out: list[Outbound] = []
+    effects: list[Effect] = []
     moments: dict[int, datetime] = {}
     for pair, reason, cause, action in changes:
         cause = cause or trigger
@@ -281,9 +292,10 @@ def _messages(
             effective_at = moments[cause.at] = from_micros(cause.at)
         verb = _VERB[action]
         material = f"{head}{pair.id_part}\x1f{verb}\x1f{cause.event_id}{tail}"
+        suppression_id = blake2b(material.encode(), digest_size=16).hexdigest()
         value = dumps(  # as schemas.codec.suppression_record, without the extra call
             {
-                "suppression_id": blake2b(material.encode(), digest_size=16).hexdigest(),
+                "suppression_id": suppression_id,
                 "action": verb,
                 "controller": controller,
                 "subject_id": subject_id,
@@ -299,5 +311,9 @@ def _messages(
             },
             option=OPT_UTC_Z,
         )
-        out += [Outbound(d, key, value) for d in pair.destinations]
-    return tuple(out)
+        if pair.destinations:
+            out += [Outbound(d, key, value) for d in pair.destinations]
+            effects.append(
+                Effect(pair.name, pair.channel_name, verb, suppression_id, pair.destination_names)
+            )
+    return tuple(out), tuple(effects)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, Final, NamedTuple, Protocol, TypeVar
 
 import orjson
 
@@ -56,9 +56,9 @@ class Sealed:
     ciphertext: str
 
 
-@dataclass(frozen=True, slots=True)
-class Effect:
-    """One instruction an event caused for one (purpose, channel)."""
+class Effect(NamedTuple):
+    """One instruction an event caused for one (purpose, channel). A tuple: the engine makes
+    one per instruction, and the canonical encoding writes it as the array it is."""
 
     purpose: str
     channel: str
@@ -101,8 +101,11 @@ class Record:
         arrival: Arrival,
         effects: Iterable[Effect] = (),
         identifier_hashes: Mapping[str, str] | None = None,
+        personal: Personal | Sealed | None = None,
     ) -> Record:
-        identifiers = event.identifiers.model_dump(exclude_none=True) if event.identifiers else {}
+        """The record of ``event``; ``personal`` is its personal data as stored (sealed, say:
+        the worker seals before building the record, so that it is built once), by default
+        :func:`personal_of` the event."""
         return cls(
             controller=event.controller,
             subject_id=event.subject_id,
@@ -119,7 +122,7 @@ class Record:
             jurisdiction=event.jurisdiction,
             request_id=event.request_id,
             arrival=arrival,
-            personal=Personal(identifiers, event.evidence),
+            personal=personal_of(event) if personal is None else personal,
             identifier_hashes=dict(identifier_hashes or {}),
             effects=tuple(effects),
         )
@@ -144,6 +147,14 @@ class Record:
         )
 
 
+def personal_of(event: ConsentEvent) -> Personal:
+    """The personal data an event carries: its identifiers (those given) and evidence."""
+    given = event.identifiers
+    # The model's fields as model_dump(exclude_none=True) gives them, without its overhead.
+    identifiers = {k: v for k, v in given.__dict__.items() if v is not None} if given else {}
+    return Personal(identifiers, event.evidence)
+
+
 @dataclass(frozen=True, slots=True)
 class ChainHead:
     """All that appending needs: the subject's last sequence number and digest."""
@@ -164,11 +175,11 @@ class Entry:
         return ChainHead(self.sequence, self.digest)
 
     def computed_digest(self) -> str:
-        content = _content(self.sequence, self.previous, self.record)
+        content = _record_content(self.sequence, self.previous, self.record)
         return hashlib.sha256(_canonical(content)).hexdigest()
 
     def to_bytes(self) -> bytes:
-        content = _content(self.sequence, self.previous, self.record)
+        content = _record_content(self.sequence, self.previous, self.record)
         return orjson.dumps({**content, "digest": self.digest}, option=orjson.OPT_SORT_KEYS)
 
     @classmethod
@@ -203,6 +214,12 @@ class LedgerView:
     head: ChainHead | None = None
 
 
+def seal_personal(personal: Personal, encrypt: Callable[[bytes], str]) -> Sealed:
+    """``personal`` encrypted by ``encrypt`` (the subject's data key): what :func:`unseal` opens."""
+    plain = {"identifiers": dict(personal.identifiers), "evidence": personal.evidence}
+    return Sealed(encrypt(orjson.dumps(plain, option=orjson.OPT_SORT_KEYS)))
+
+
 def seal(
     record: Record,
     encrypt: Callable[[bytes], str],
@@ -213,31 +230,10 @@ def seal(
     personal = record.personal
     if isinstance(personal, Sealed):
         return record
-    plain = {"identifiers": dict(personal.identifiers), "evidence": personal.evidence}
     hashes = record.identifier_hashes
     if identifier_hashes:
         hashes = {**hashes, **identifier_hashes}
-    # Built once, field by field: dataclasses.replace costs several times more on this path.
-    return Record(
-        controller=record.controller,
-        subject_id=record.subject_id,
-        event_id=record.event_id,
-        type=record.type,
-        occurred_at=record.occurred_at,
-        received_at=record.received_at,
-        purpose=record.purpose,
-        channel=record.channel,
-        objection=record.objection,
-        signal=record.signal,
-        notice_version=record.notice_version,
-        source=record.source,
-        jurisdiction=record.jurisdiction,
-        request_id=record.request_id,
-        arrival=record.arrival,
-        personal=Sealed(encrypt(orjson.dumps(plain, option=orjson.OPT_SORT_KEYS))),
-        identifier_hashes=hashes,
-        effects=record.effects,
-    )
+    return replace(record, personal=seal_personal(personal, encrypt), identifier_hashes=hashes)
 
 
 def unseal(record: Record, decrypt: Callable[[str], bytes]) -> Record:
@@ -255,21 +251,45 @@ class CorruptEntry(ValueError):
 def append(head: ChainHead, record: Record) -> Entry:
     """The entry that follows ``head``: O(1) whatever the length of the history."""
     sequence = head.sequence + 1
-    digest = hashlib.sha256(_canonical(_content(sequence, head.digest, record))).hexdigest()
+    digest = hashlib.sha256(_canonical(_record_content(sequence, head.digest, record))).hexdigest()
     return Entry(sequence, head.digest, record, digest)
 
 
 def append_stored(head: ChainHead, record: Record) -> tuple[Entry, bytes]:
-    """:func:`append`, and the entry as :meth:`Entry.to_bytes` stores it, encoded together
-    (the worker appends and stores every entry at once)."""
+    """:func:`append`, and the entry as :meth:`Entry.to_bytes` stores it, encoded together."""
+    digest, stored = _digest_and_stored(_record_content(head.sequence + 1, head.digest, record))
+    return Entry(head.sequence + 1, head.digest, record, digest), stored
+
+
+def append_event(
+    head: ChainHead,
+    event: ConsentEvent,
+    *,
+    received_at: datetime,
+    arrival: Arrival,
+    effects: Sequence[Effect],
+    personal: Personal | Sealed,
+    identifier_hashes: Mapping[str, str],
+) -> tuple[ChainHead, bytes]:
+    """The head after appending ``event``'s entry to ``head``, and the entry as stored: the
+    bytes ``append_stored(head, Record.of(event, ...))`` gives, without building the record
+    (the worker appends every accepted event, and keeps only the bytes)."""
     sequence = head.sequence + 1
-    canonical = _canonical(_content(sequence, head.digest, record))
+    content = _content(
+        sequence, head.digest, event, received_at, arrival, personal, identifier_hashes, effects
+    )
+    digest, stored = _digest_and_stored(content)
+    return ChainHead(sequence, digest), stored
+
+
+def _digest_and_stored(content: dict[str, Any]) -> tuple[str, bytes]:
+    """The digest of ``content`` and its stored form, from one encoding."""
+    canonical = _canonical(content)
     digest = hashlib.sha256(canonical).hexdigest()
     # The stored form is the canonical one with the digest among the sorted keys: just before
     # "effects" (the first key after it; earlier values cannot hold an unescaped quote).
     at = canonical.index(b'"effects":')
-    stored = b"".join((canonical[:at], b'"digest":"', digest.encode(), b'",', canonical[at:]))
-    return Entry(sequence, head.digest, record, digest), stored
+    return digest, b"".join((canonical[:at], b'"digest":"', digest.encode(), b'",', canonical[at:]))
 
 
 class Instruction(Protocol):
@@ -387,45 +407,96 @@ def _canonical(content: Mapping[str, Any]) -> bytes:
     return orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
 
 
-def _content(sequence: int, previous: str, record: Record) -> dict[str, Any]:
-    personal = record.personal
+class _Statement(Protocol):
+    """What an entry says of its statement: a :class:`Record`, or the event it is made of."""
+
+    @property
+    def controller(self) -> str: ...
+    @property
+    def subject_id(self) -> str: ...
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def occurred_at(self) -> datetime: ...
+    @property
+    def purpose(self) -> str | None: ...
+    @property
+    def channel(self) -> str | None: ...
+    @property
+    def objection(self) -> str | None: ...
+    @property
+    def signal(self) -> str | None: ...
+    @property
+    def notice_version(self) -> str | None: ...
+    @property
+    def source(self) -> str | None: ...
+    @property
+    def jurisdiction(self) -> str | None: ...
+    @property
+    def request_id(self) -> str | None: ...
+
+
+def _record_content(sequence: int, previous: str, record: Record) -> dict[str, Any]:
+    return _content(
+        sequence,
+        previous,
+        record,
+        record.received_at,
+        record.arrival,
+        record.personal,
+        record.identifier_hashes,
+        record.effects,
+    )
+
+
+def _content(
+    sequence: int,
+    previous: str,
+    said: _Statement,
+    received_at: datetime,
+    arrival: Arrival,
+    personal: Personal | Sealed,
+    identifier_hashes: Mapping[str, str],
+    effects: Sequence[Effect],
+) -> dict[str, Any]:
+    """The canonical content of an entry (before sorting); ``said`` is a record or an event,
+    whose enumerations encode as their values."""
     content = {
         "v": LEDGER_VERSION,
         "sequence": sequence,
         "previous": previous,
-        "controller": record.controller,
-        "subject_id": record.subject_id,
-        "event_id": record.event_id,
-        "type": record.type,
-        "occurred_at": to_micros(record.occurred_at),
-        "received_at": to_micros(record.received_at),
-        "purpose": record.purpose,
-        "channel": record.channel,
-        "objection": record.objection,
-        "signal": record.signal,
-        "notice_version": record.notice_version,
-        "source": record.source,
-        "jurisdiction": record.jurisdiction,
+        "controller": said.controller,
+        "subject_id": said.subject_id,
+        "event_id": said.event_id,
+        "type": said.type,
+        "occurred_at": to_micros(said.occurred_at),
+        "received_at": to_micros(received_at),
+        "purpose": said.purpose,
+        "channel": said.channel,
+        "objection": said.objection,
+        "signal": said.signal,
+        "notice_version": said.notice_version,
+        "source": said.source,
+        "jurisdiction": said.jurisdiction,
         "arrival": {
-            "topic": record.arrival.topic,
-            "partition": record.arrival.partition,
-            "offset": record.arrival.offset,
-            "api_key": record.arrival.api_key,
-            "link_kind": record.arrival.link_kind,
+            "topic": arrival.topic,
+            "partition": arrival.partition,
+            "offset": arrival.offset,
+            "api_key": arrival.api_key,
+            "link_kind": arrival.link_kind,
         },
         "personal": (
             {"sealed": personal.ciphertext}
             if isinstance(personal, Sealed)
             else {"identifiers": dict(personal.identifiers), "evidence": personal.evidence}
         ),
-        "identifier_hashes": dict(record.identifier_hashes),
-        "effects": [
-            [e.purpose, e.channel, e.action, e.suppression_id, list(e.destinations)]
-            for e in record.effects
-        ],
+        "identifier_hashes": dict(identifier_hashes),
+        "effects": [tuple(effect) for effect in effects],  # [purpose, ..., [destinations]]
     }
-    if record.request_id is not None:  # only then: entries without one keep their digests
-        content["request_id"] = record.request_id
+    if said.request_id is not None:  # only then: entries without one keep their digests
+        content["request_id"] = said.request_id
     return content
 
 

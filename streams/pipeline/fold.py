@@ -6,19 +6,17 @@ and commits; tests drive these steps with plain records and a dict for a store.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple, Protocol
-
-import orjson
 
 from schemas.codec import RejectedRecord, decode_event
 from schemas.deadletter import FieldError
 from schemas.events import ConsentEvent
 from streams.core import ledger as ledgers
 from streams.core.engine import Engine, Outbound, subject_key
-from streams.core.ledger import Arrival, Effect, append_stored
+from streams.core.ledger import Arrival, append_event
 from streams.core.state import SubjectState
 from streams.pipeline.ledger_store import entry_key
 
@@ -26,13 +24,19 @@ from streams.pipeline.ledger_store import entry_key
 API_KEY_HEADER = "consent-streams-api-key"
 LINK_HEADER = "consent-streams-link"
 
-#: (state key, partition, record) -> the record to append (personal data sealed, say)
-Sealer = Callable[[bytes, int, ledgers.Record], ledgers.Record]
+#: (state key, partition, an event's personal data) -> (the personal data to append, sealed
+#: say; keyed hashes of its identifiers)
+Sealer = Callable[
+    [bytes, int, ledgers.Personal | ledgers.Sealed],
+    tuple[ledgers.Personal | ledgers.Sealed, Mapping[str, str]],
+]
 
 
-def keep(key: bytes, partition: int, record: ledgers.Record) -> ledgers.Record:
-    """The default sealer: the record as it is."""
-    return record
+def keep(
+    key: bytes, partition: int, personal: ledgers.Personal | ledgers.Sealed
+) -> tuple[ledgers.Personal | ledgers.Sealed, Mapping[str, str]]:
+    """The default sealer: the personal data as it is, no hashes."""
+    return personal, {}
 
 
 class Record(NamedTuple):
@@ -162,15 +166,18 @@ def fold(
             after = outcome.state
             appended = None
             if ledger and not outcome.duplicate:
-                noted = ledgers.Record.of(
+                personal, hashes = seal(key, record.partition, ledgers.personal_of(event))
+                head, data = append_event(
+                    after.head,
                     event,
                     received_at=now,
                     arrival=arrival_of(record),
-                    effects=effects(outcome.messages),
+                    effects=outcome.effects,
+                    personal=personal,
+                    identifier_hashes=hashes,
                 )
-                entry, data = append_stored(after.head, seal(key, record.partition, noted))
-                after = after.with_head(entry.head)
-                appended = (record.partition, entry_key(key, entry.sequence), data)
+                after = after.with_head(head)
+                appended = (record.partition, entry_key(key, head.sequence), data)
             # The event's ledger entry is sealed and appended above, before an erasure destroys
             # the key it is sealed under.
             if outcome.shred and not outcome.duplicate and erasure is not None:
@@ -190,35 +197,6 @@ def fold(
             out.stored.append(appended)
         out.folded.append(item)
     return out
-
-
-def effects(messages: Iterable[Outbound]) -> tuple[Effect, ...]:
-    """:func:`streams.core.ledger.effects_of`, reading each message value once: the engine sends
-    the same value to every destination of a pair, one after the other."""
-    out: list[Effect] = []
-    last: bytes | None = None
-    destinations: list[str] = []
-    value: dict[str, str] = {}
-    for message in messages:
-        if message.value != last:
-            if destinations:
-                out.append(_effect(value, destinations))
-            last, destinations = message.value, []
-            value = orjson.loads(message.value)
-        destinations.append(str(message.destination))
-    if destinations:
-        out.append(_effect(value, destinations))
-    return tuple(out)
-
-
-def _effect(value: dict[str, str], destinations: list[str]) -> Effect:
-    return Effect(
-        value["purpose"],
-        value["channel"],
-        value["action"],
-        value["suppression_id"],
-        tuple(destinations),
-    )
 
 
 def arrival_of(record: Record) -> Arrival:

@@ -17,15 +17,16 @@ hashes of its identifiers.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from dataclasses import replace
 from functools import partial
+from itertools import islice
 from typing import Any
 
 from faust.types import TP
 
 from schemas.events import ConsentEvent
-from streams.core.ledger import Personal, Record, Sealed, seal, unseal
+from streams.core.ledger import Personal, Record, Sealed, seal_personal, unseal
 from streams.core.state import HASHED, SubjectState
 from streams.core.statements import DENIAL, ERASURE_SCOPE, slot_key
 from streams.pipeline.sending import Outbox
@@ -37,6 +38,7 @@ from streams.security.shredding import (
     KeyMaterialError,
     Keyring,
     Random,
+    RandomPool,
     Shredded,
 )
 
@@ -56,6 +58,8 @@ COMPACTION_CONFIGS = {"max.compaction.lag.ms": str(MAX_COMPACTION_LAG_MS)}
 #: Stored key values kept in memory (oldest dropped first): ~250 bytes each with the key, so
 #: ~2.5 MB, as many subjects as the state cache holds.
 CACHE_MAX = 10_000
+#: Data keys and nonces of this process, drawn from the OS a page at a time.
+RANDOM = RandomPool()
 
 Read = Callable[[bytes, int], bytes | None]
 #: key -> (partition, stored value) of the key creations and destructions of one batch
@@ -107,6 +111,19 @@ class _Known(DataKeys):
         return self._generation, self._key
 
 
+class _Bound:
+    """Sealing for one subject under its current data key, and the keyed hashes of its
+    identifiers: kept while ``value`` is the subject's stored key value (a shred or a rewrap
+    stores another)."""
+
+    __slots__ = ("hashes", "seal", "value")
+
+    def __init__(self, value: bytes | None, seal: Callable[[bytes], str]) -> None:
+        self.value = value
+        self.seal = seal
+        self.hashes: dict[tuple[str, str], str] = {}
+
+
 class SubjectKeys:
     """Seal, open and shred subjects' personal data; ``read(key, partition)`` reads the store.
 
@@ -120,7 +137,7 @@ class SubjectKeys:
         hasher: IdentifierHasher,
         read: Read,
         place: Callable[[bytes], int],
-        random: Random = os.urandom,
+        random: Random = RANDOM,
         cache_max: int = CACHE_MAX,
     ) -> None:
         self.keyring = keyring
@@ -131,20 +148,38 @@ class SubjectKeys:
         self.cache_max = cache_max
         self._pending: Changes = {}
         self._cache: dict[bytes, bytes | None] = {}
-        #: key -> (the stored value it was unwrapped from, sealing under it): valid while that
-        #: value is the subject's (a shred or a rewrap stores another)
-        self._unwrapped: dict[bytes, tuple[bytes | None, Callable[[bytes], str]]] = {}
+        #: key -> the subject's sealing, bound once per data key
+        self._unwrapped: dict[bytes, _Bound] = {}
 
     # -- what the fold and the readers call --------------------------------------------------
 
     def seal(self, key: bytes, partition: int, record: Record) -> Record:
         """``record`` with keyed hashes of its identifiers and its personal data sealed under
         the subject's current data key (made when the subject has none, or was erased)."""
-        personal = record.personal
-        hashes = None
-        if isinstance(personal, Personal) and personal.identifiers:
-            hashes = {k: self.identifier_hash(k, v) for k, v in personal.identifiers.items()}
-        return seal(record, self._sealer(key, partition), hashes)
+        if isinstance(record.personal, Sealed):
+            return record
+        sealed, hashes = self.seal_personal(key, partition, record.personal)
+        return replace(
+            record, personal=sealed, identifier_hashes={**record.identifier_hashes, **hashes}
+        )
+
+    def seal_personal(
+        self, key: bytes, partition: int, personal: Personal | Sealed
+    ) -> tuple[Personal | Sealed, dict[str, str]]:
+        """``personal`` sealed under the subject's current data key (made when the subject has
+        none, or was erased), and the keyed hashes of its identifiers: the fold's sealer."""
+        if isinstance(personal, Sealed):
+            return personal, {}
+        bound = self._bound(key, partition)
+        hashes: dict[str, str] = {}
+        if personal.identifiers:
+            known = bound.hashes  # a subject's identifiers recur from event to event
+            for kind, value in personal.identifiers.items():
+                found = known.get((kind, value))
+                if found is None:
+                    found = known[kind, value] = self.identifier_hash(kind, value)
+                hashes[kind] = found
+        return seal_personal(personal, bound.seal), hashes
 
     def open(self, key: bytes, record: Record) -> Record:
         """``record`` with its personal data opened; still :class:`Sealed` when the data key is
@@ -161,6 +196,7 @@ class SubjectKeys:
     def shred(self, key: bytes, partition: int) -> bool:
         """Destroy the subject's data key; False when it had none."""
         controller, subject_id = _subject(key)
+        self._unwrapped.pop(key, None)  # its key, and its identifiers' hashes
         return self._data_keys(key, partition).destroy(controller, subject_id)
 
     def rewrap(self, key: bytes, partition: int) -> bool:
@@ -241,26 +277,31 @@ class SubjectKeys:
     def _remember(self, key: bytes, value: bytes | None) -> None:
         cache = self._cache
         if key not in cache and len(cache) >= self.cache_max:
-            del cache[next(iter(cache))]
+            # Oldest first, half at a time: removing one at a time from the front of a dict
+            # makes each next(iter(...)) walk past the holes the earlier removals left.
+            for old in list(islice(cache, len(cache) // 2 + 1)):
+                del cache[old]
         cache[key] = value
 
-    def _sealer(self, key: bytes, partition: int) -> Callable[[bytes], str]:
+    def _bound(self, key: bytes, partition: int) -> _Bound:
         """Sealing under the subject's current data key, unwrapped and bound once per stored
         value (sealing is hot: a subject's events in a batch share it)."""
         value = self._value(key, partition)
-        known = self._unwrapped.get(key)
-        if known is None or known[0] is not value:
+        bound = self._unwrapped.get(key)
+        if bound is None or bound.value is not value:
             controller, subject_id = _subject(key)
-            keys = self._data_keys(key, partition)
-            # A key wrapped by an older KEK moves to the newest as its subject is written to.
-            keys.rewrap(controller, subject_id)
-            generation, data_key = keys.current(controller, subject_id)  # made if none
+            # Made if none; moved to the newest KEK as its subject is written to.
+            generation, data_key = self._data_keys(key, partition).for_sealing(
+                controller, subject_id
+            )
             cipher = FieldCipher(_Known(generation, data_key), self._random)
-            known = (self._value(key, partition), cipher.sealer(controller, subject_id, FIELD))
+            bound = _Bound(
+                self._value(key, partition), cipher.sealer(controller, subject_id, FIELD)
+            )
             if len(self._unwrapped) >= self.cache_max:
                 self._unwrapped.clear()
-            self._unwrapped[key] = known
-        return known[1]
+            self._unwrapped[key] = bound
+        return bound
 
     def _data_keys(self, key: bytes, partition: int) -> DataKeys:
         return DataKeys(self.keyring, _Slot(self, key, partition), self._random)

@@ -25,7 +25,10 @@ from streams.core.ledger import (
     Record,
     Sealed,
     append,
+    append_event,
+    append_stored,
     effects_of,
+    personal_of,
     verify_chain,
     verify_stored,
 )
@@ -174,6 +177,57 @@ def test_effects_record_each_instruction_once_with_its_destinations(
 
 
 # -- properties -----------------------------------------------------------------------------
+
+
+@given(event_sets, st.sampled_from([None, "shop"]), st.booleans())
+def test_appending_an_event_stores_what_appending_its_record_stores(
+    engine: Engine, events: list[ConsentEvent], api_key: str | None, sealed: bool
+) -> None:
+    """The worker's path (no record built) and the record's give the same bytes and head."""
+    head, state = ChainHead(), EMPTY
+    arrival = Arrival("consent.events", 2, 7, api_key, None)
+    for event in events:
+        outcome = engine.apply(state, event, NOW)
+        state = outcome.state
+        personal = personal_of(event)
+        assert personal.identifiers == (
+            event.identifiers.model_dump(exclude_none=True) if event.identifiers else {}
+        )
+        stored_as = Sealed(f"v1.1.{event.event_id}") if sealed else personal
+        hashes = {kind: "h-" + value for kind, value in personal.identifiers.items()}
+        record = Record.of(
+            event,
+            received_at=NOW,
+            arrival=arrival,
+            effects=outcome.effects,
+            personal=stored_as,
+            identifier_hashes=hashes,
+        )
+        entry, expected = append_stored(head, record)
+        assert append_event(
+            head,
+            event,
+            received_at=NOW,
+            arrival=arrival,
+            effects=outcome.effects,
+            personal=stored_as,
+            identifier_hashes=hashes,
+        ) == (entry.head, expected)
+        assert expected == entry.to_bytes() and Entry.from_bytes(expected) == entry
+        head = entry.head
+
+
+@given(event_sets)
+def test_the_engine_reports_the_effects_its_messages_carry(
+    engine: Engine, events: list[ConsentEvent]
+) -> None:
+    """The fold records ``outcome.effects``: the same as reading the messages back, for first
+    deliveries and redeliveries alike."""
+    state = EMPTY
+    for event in events + events[:3]:  # the last three are delivered again
+        outcome = engine.apply(state, event, NOW)
+        assert outcome.effects == effects_of(outcome.messages)
+        state = outcome.state
 
 
 @given(event_sets, st.data())

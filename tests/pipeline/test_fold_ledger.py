@@ -3,7 +3,6 @@ in the state, arrival from the record and its headers."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,11 +15,11 @@ from streams.core.ledger import (
     Arrival,
     ChainHead,
     Entry,
+    Personal,
     Sealed,
     effects_of,
     verify_chain,
 )
-from streams.core.ledger import Record as LedgerRecord
 from streams.core.policy import load_policy
 from streams.core.state import EMPTY, SubjectState
 from streams.pipeline.fold import API_KEY_HEADER, LINK_HEADER, Record, fold, route
@@ -183,17 +182,23 @@ def test_an_entry_records_the_statement_its_arrival_and_its_effects(engine: Engi
     assert plain.record.arrival == Arrival("events", HOME, 7)
 
 
-def test_the_sealer_sees_key_partition_and_record_before_the_append(engine: Engine) -> None:
-    calls: list[tuple[bytes, int, str]] = []
+def test_the_sealer_sees_key_partition_and_personal_data_before_the_append(
+    engine: Engine,
+) -> None:
+    calls: list[tuple[bytes, int, Personal | Sealed]] = []
 
-    def seal(key: bytes, partition: int, r: LedgerRecord) -> LedgerRecord:
-        calls.append((key, partition, r.event_id))
-        return replace(r, personal=Sealed("ciphertext"))
+    def seal(
+        key: bytes, partition: int, personal: Personal | Sealed
+    ) -> tuple[Personal | Sealed, dict[str, str]]:
+        calls.append((key, partition, personal))
+        return Sealed("ciphertext"), {"email": "hash"}
 
     store = Store()
-    (entry,) = store.run(engine, [record(event(1))], seal=seal)
-    assert calls == [(KEY, HOME, "e-1")]
+    given = event(1, identifiers={"email": "a@example.com"}, evidence={"form": "signup"})
+    (entry,) = store.run(engine, [record(given)], seal=seal)
+    assert calls == [(KEY, HOME, Personal({"email": "a@example.com"}, {"form": "signup"}))]
     assert entry.record.personal == Sealed("ciphertext")
+    assert entry.record.identifier_hashes == {"email": "hash"}
     assert entry.computed_digest() == entry.digest  # the digest covers what is stored
 
 
