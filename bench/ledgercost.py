@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import gc
 import hashlib
+import os
 import random
 import time
 from collections.abc import Callable
@@ -26,7 +27,7 @@ from streams.core.engine import Engine
 from streams.core.policy import load_policy
 from streams.core.state import EMPTY, SubjectState
 from streams.pipeline.fold import Admitted, Record, fold, keep, route
-from streams.pipeline.personal import RANDOM, SubjectKeys
+from streams.pipeline.personal import SubjectKeys
 from streams.security.shredding import IdentifierHasher, Keyring
 
 NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)
@@ -48,7 +49,9 @@ def batches(events: int, subjects: int, engine: Engine) -> list[list[Admitted]]:
     ]
 
 
-def keys(random_bytes: Callable[[int], bytes] = RANDOM) -> tuple[SubjectKeys, dict[bytes, bytes]]:
+def keys(
+    random_bytes: Callable[[int], bytes] = os.urandom,
+) -> tuple[SubjectKeys, dict[bytes, bytes]]:
     """The worker's data keys over a dict (the keys table's store)."""
     store: dict[bytes, bytes] = {}
     made = SubjectKeys(
@@ -70,7 +73,7 @@ def run(
 ) -> float:
     """CPU seconds of one pass of ``work`` in ``mode``; ``collect``: garbage collection on."""
     states: dict[bytes, SubjectState] = {}
-    erasure, store = keys(random.Random(7).randbytes if digest is not None else RANDOM)
+    erasure, store = keys(random.Random(7).randbytes if digest is not None else os.urandom)
     seal = erasure.seal_personal if mode == "sealed" else keep
     gc.collect()
     if not collect:

@@ -30,9 +30,9 @@ LEDGER_VERSION: Final = 1
 GENESIS: Final = "0" * 64
 
 
-@dataclass(frozen=True, slots=True)
-class Arrival:
-    """How an event reached the worker: a Kafka record, or the HTTP API (key name, link kind)."""
+class Arrival(NamedTuple):
+    """How an event reached the worker: a Kafka record, or the HTTP API (key name, link kind).
+    A tuple: one is made for every appended entry."""
 
     topic: str | None = None
     partition: int | None = None
@@ -86,7 +86,7 @@ class Record:
     jurisdiction: str | None = None
     #: the access request an ``access.fulfilled`` fulfils (contract 1.3)
     request_id: str | None = None
-    arrival: Arrival = Arrival()
+    arrival: Arrival = Arrival()  # noqa: RUF009 (a tuple: immutable)
     personal: Personal | Sealed = Personal()
     #: identifier kind -> keyed hash; survives erasure so a re-imported address is recognised
     identifier_hashes: Mapping[str, str] = field(default_factory=dict)

@@ -17,6 +17,7 @@ hashes of its identifiers.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import replace
 from functools import partial
@@ -38,8 +39,8 @@ from streams.security.shredding import (
     KeyMaterialError,
     Keyring,
     Random,
-    RandomPool,
     Shredded,
+    field_sealer,
 )
 
 #: The table of wrapped data keys (its changelog: ``<app id>-data-keys-changelog``). Not
@@ -58,8 +59,6 @@ COMPACTION_CONFIGS = {"max.compaction.lag.ms": str(MAX_COMPACTION_LAG_MS)}
 #: Stored key values kept in memory (oldest dropped first): ~250 bytes each with the key, so
 #: ~2.5 MB, as many subjects as the state cache holds.
 CACHE_MAX = 10_000
-#: Data keys and nonces of this process, drawn from the OS a page at a time.
-RANDOM = RandomPool()
 
 Read = Callable[[bytes, int], bytes | None]
 #: key -> (partition, stored value) of the key creations and destructions of one batch
@@ -101,16 +100,6 @@ class _Slot(MutableMapping[str, bytes]):
         return 0
 
 
-class _Known(DataKeys):
-    """A subject's current data key, already unwrapped: what :class:`FieldCipher` binds."""
-
-    def __init__(self, generation: int, key: bytes) -> None:  # no store: nothing to read
-        self._generation, self._key = generation, key
-
-    def current(self, controller: str, subject_id: str) -> tuple[int, bytes]:
-        return self._generation, self._key
-
-
 class _Bound:
     """Sealing for one subject under its current data key, and the keyed hashes of its
     identifiers: kept while ``value`` is the subject's stored key value (a shred or a rewrap
@@ -137,7 +126,7 @@ class SubjectKeys:
         hasher: IdentifierHasher,
         read: Read,
         place: Callable[[bytes], int],
-        random: Random = RANDOM,
+        random: Random = os.urandom,
         cache_max: int = CACHE_MAX,
     ) -> None:
         self.keyring = keyring
@@ -294,10 +283,8 @@ class SubjectKeys:
             generation, data_key = self._data_keys(key, partition).for_sealing(
                 controller, subject_id
             )
-            cipher = FieldCipher(_Known(generation, data_key), self._random)
-            bound = _Bound(
-                self._value(key, partition), cipher.sealer(controller, subject_id, FIELD)
-            )
+            sealer = field_sealer(data_key, generation, controller, subject_id, FIELD, self._random)
+            bound = _Bound(self._value(key, partition), sealer)
             if len(self._unwrapped) >= self.cache_max:
                 self._unwrapped.clear()
             self._unwrapped[key] = bound

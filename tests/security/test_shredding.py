@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import hmac
-import os
 
 import orjson
 import pytest
@@ -17,10 +16,11 @@ from streams.security.shredding import (
     IdentifierHasher,
     KeyMaterialError,
     Keyring,
-    RandomPool,
     Shredded,
+    b64,
     new_key,
     normalise,
+    unb64,
 )
 
 OLD = f"2026-01:{new_key()}"
@@ -151,16 +151,10 @@ def test_identifier_hashes_are_hmac_sha256_of_the_normalised_identifier(
         assert IdentifierHasher(key).digest(kind, value) == expected
 
 
-def test_the_random_pool_hands_out_fresh_bytes_of_the_size_asked() -> None:
-    pool = RandomPool(page=64)
-    drawn = [pool(size) for size in (32, 12, 12, 12, 100, 1)]
-    assert [len(d) for d in drawn] == [32, 12, 12, 12, 100, 1]
-    assert len(set(drawn)) == len(drawn)
-    pid = os.fork()
-    if pid == 0:  # a child must not hand out what its parent will
-        os._exit(0 if pool._buffer == b"" else 1)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+@given(st.binary(max_size=100))
+def test_b64_is_unpadded_base64url(data: bytes) -> None:
+    assert b64(data) == base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+    assert unb64(b64(data)) == data
 
 
 names = st.text(min_size=1, max_size=12)
