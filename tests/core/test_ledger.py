@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
 from itertools import pairwise
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -195,24 +196,15 @@ def test_appending_an_event_stores_what_appending_its_record_stores(
         )
         stored_as = Sealed(f"v1.1.{event.event_id}") if sealed else personal
         hashes = {kind: "h-" + value for kind, value in personal.identifiers.items()}
-        record = Record.of(
-            event,
-            received_at=NOW,
-            arrival=arrival,
-            effects=outcome.effects,
-            personal=stored_as,
-            identifier_hashes=hashes,
-        )
-        entry, expected = append_stored(head, record)
-        assert append_event(
-            head,
-            event,
-            received_at=NOW,
-            arrival=arrival,
-            effects=outcome.effects,
-            personal=stored_as,
-            identifier_hashes=hashes,
-        ) == (entry.head, expected)
+        said: dict[str, Any] = {
+            "received_at": NOW,
+            "arrival": arrival,
+            "effects": outcome.effects,
+            "personal": stored_as,
+            "identifier_hashes": hashes,
+        }
+        entry, expected = append_stored(head, Record.of(event, **said))
+        assert append_event(head, event, **said) == (entry.head, expected)
         assert expected == entry.to_bytes() and Entry.from_bytes(expected) == entry
         head = entry.head
 
