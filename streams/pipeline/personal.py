@@ -21,7 +21,6 @@ import os
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import replace
 from functools import partial
-from itertools import islice
 from typing import Any
 
 from faust.types import TP
@@ -30,6 +29,7 @@ from schemas.events import ConsentEvent
 from streams.core.ledger import Personal, Record, Sealed, seal_personal, unseal
 from streams.core.state import HASHED, SubjectState
 from streams.core.statements import DENIAL, ERASURE_SCOPE, slot_key
+from streams.pipeline.caching import remember
 from streams.pipeline.sending import Outbox
 from streams.pipeline.store import stored, write_stored
 from streams.security.shredding import (
@@ -264,13 +264,7 @@ class SubjectKeys:
         self._pending[key] = (partition, value)
 
     def _remember(self, key: bytes, value: bytes | None) -> None:
-        cache = self._cache
-        if key not in cache and len(cache) >= self.cache_max:
-            # Oldest first, half at a time: removing one at a time from the front of a dict
-            # makes each next(iter(...)) walk past the holes the earlier removals left.
-            for old in list(islice(cache, len(cache) // 2 + 1)):
-                del cache[old]
-        cache[key] = value
+        remember(self._cache, key, value, self.cache_max)
 
     def _bound(self, key: bytes, partition: int) -> _Bound:
         """Sealing under the subject's current data key, unwrapped and bound once per stored

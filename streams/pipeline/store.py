@@ -16,6 +16,7 @@ from typing import Any
 from faust.types import TP
 
 from streams.core.state import SubjectState
+from streams.pipeline.caching import remember
 from streams.pipeline.sending import Outbox
 from streams.topology import partition_key, partition_of
 
@@ -80,10 +81,7 @@ class SubjectStore:
         self._cache.clear()
 
     def _remember(self, key: bytes, state: SubjectState) -> None:
-        cache = self._cache
-        if key not in cache and len(cache) >= self.cache_max:
-            del cache[next(iter(cache))]  # oldest first: cheap, and bounded
-        cache[key] = state
+        remember(self._cache, key, state, self.cache_max)
 
     # -- the store under the table (RocksDB, or memory in small setups) -------------------
 

@@ -47,6 +47,7 @@ from streams.core.engine import subject_key
 from streams.core.state import SubjectState
 from streams.core.statements import to_micros
 from streams.core.timers import OFF, Due, Kind, TimerPlan, due_event, notification
+from streams.pipeline.caching import remember
 from streams.pipeline.fold import Folded
 from streams.pipeline.sending import Outbox, Producer
 from streams.pipeline.stats import PREFIX
@@ -142,9 +143,7 @@ class TimerIndex:
                 before = {index_key(i): i for i in self.work(key, old)}
             now = {index_key(i): i for i in self.work(key, after)}
             if self.memo_max:
-                if len(memo) >= self.memo_max:
-                    del memo[next(iter(memo))]  # oldest first, as the state cache
-                memo[key] = (after, now)
+                remember(memo, key, (after, now), self.memo_max)
             writes[partition] += diff(before, now)
         for key, _, record in folded.folded:
             if key not in folded.states and self.plan.runs_clocks(key.partition(b"/")[0].decode()):
