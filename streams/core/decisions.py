@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from orjson import dumps
+
 from schemas.vocabulary import (
     Category,
     Channel,
@@ -132,6 +134,10 @@ class PairPlan:
     #: The controller's notice versions, when one of them changed this purpose materially
     #: (empty otherwise: then no decision of the pair depends on time).
     notices: tuple[NoticeVersion, ...] = ()
+    #: The pair's fixed parts of an instruction's JSON (purpose and channel up to the reason's
+    #: value; legal basis up to effective_at's), encoded once: see streams.core.engine.
+    json_pair: bytes = b""
+    json_basis: bytes = b""
 
     def decide(self, state: SubjectState, now: datetime | None = None) -> Ruling:
         """The decision at ``now``; without it, at the subject's clock (:func:`subject_clock`),
@@ -296,6 +302,12 @@ def _plan(policy: Policy, controller: str, purpose: Purpose, channel: Channel) -
             rule.action is RetentionAction.ERASE and not rule.data for rule in purpose.retention
         ),
         notices=notices if material else (),
+        json_pair=b"".join(
+            (dumps(purpose.name), b',"channel":', dumps(channel.value), b',"reason":')
+        ),
+        json_basis=b"".join(
+            (b',"legal_basis":', dumps(purpose.legal_basis.value), b',"effective_at":')
+        ),
     )
 
 

@@ -31,6 +31,7 @@ from streams.core.policy import Policy
 from streams.core.propagation import Change, action_of, transition
 from streams.core.state import SubjectState, event_digest, remembers
 from streams.core.statements import (
+    DENIAL_REASON,
     RETENTION_END,
     Statement,
     from_micros,
@@ -68,7 +69,12 @@ class Outcome(NamedTuple):
 _TRANSITION = {(a, b): transition(a, b) for a in PairState for b in PairState}
 # Plain strings for messages (enum attribute access is slow on a hot path).
 _VERB = {action: action.value for action in Action}
-_REASON = {reason: reason.value for reason in Reason}
+# Instruction JSON parts (see _messages): the action's, after the suppression id; the reason's.
+_ACTION_JSON = {action: b'","action":' + dumps(action.value) for action in Action}
+_REASON_JSON = {reason: dumps(reason.value) for reason in Reason}
+_new = tuple.__new__
+#: Types of the statements that can suppress a pair (DENIAL_REASON's), as stored.
+_DENYING = frozenset(str(kind) for kind in DENIAL_REASON)
 _SUPPRESSED = PairState.SUPPRESSED
 _SUPPRESS = Action.SUPPRESS
 _ERASURE = EventType.ERASURE_REQUESTED
@@ -255,10 +261,19 @@ def _with_suppressed(
 ) -> list[Change]:
     """``changes`` plus a suppress for every other suppressed pair, in policy order."""
     changed = {change[0].serial: change for change in changes}
+    # A pair is suppressed only by a denial (or a restriction request) in one of its slots:
+    # the others are not decided again.
+    by_slot = plan.by_slot
+    denied = {
+        pair.serial
+        for key, statement in state.slots.items()
+        if statement.type in _DENYING
+        for pair in by_slot.get(key, ())
+    }
     out = []
     for pair in plan.pairs:
         change = changed.get(pair.serial)
-        if change is None:
+        if change is None and pair.serial in denied:
             reason, cause = pair.verdict_of(state)
             if STATE_OF[reason] is _SUPPRESSED:
                 change = (pair, reason, cause, _SUPPRESS)
@@ -275,45 +290,62 @@ def _messages(
     now: datetime,
 ) -> tuple[tuple[Outbound, ...], tuple[Effect, ...]]:
     """The messages of ``changes``, and their effects as the ledger records them (known here:
-    the ledger need not read them back from the values)."""
+    the ledger need not read them back from the values).
+
+    Each value is what :func:`schemas.codec.suppression_record` encodes (same bytes), joined
+    from parts encoded once per policy, per event and per cause."""
     controller, subject_id = event.controller, event.subject_id
     identifiers = state.known_identifiers()
     # The parts of each suppression id that are the same for every pair of this event.
     head = f"{controller}\x1f{subject_id}\x1f"
     tail = "".join(f"\x1f{kind}={value}" for kind, value in identifiers.items())
     key = subject_id.encode()
+    who = b"".join(
+        (b',"controller":', dumps(controller), b',"subject_id":', dumps(subject_id), b',"purpose":')
+    )
+    end = b"".join(
+        (
+            b',"identifiers":',
+            dumps(identifiers),
+            b',"emitted_at":',
+            dumps(now, option=OPT_UTC_Z),
+            b',"schema_version":1}',
+        )
+    )
     out: list[Outbound] = []
     effects: list[Effect] = []
-    moments: dict[int, datetime] = {}
+    caused: dict[Statement, bytes] = {}  # cause -> its effective_at and caused_by_event_id
     for pair, reason, cause, action in changes:
+        if not pair.destinations:
+            continue  # nothing to send, nothing to record
         cause = cause or trigger
-        effective_at = moments.get(cause.at)
-        if effective_at is None:
-            effective_at = moments[cause.at] = from_micros(cause.at)
+        because = caused.get(cause)
+        if because is None:
+            because = caused[cause] = b"".join(
+                (
+                    dumps(from_micros(cause.at), option=OPT_UTC_Z),
+                    b',"caused_by_event_id":',
+                    dumps(cause.event_id),
+                )
+            )
         verb = _VERB[action]
         material = f"{head}{pair.id_part}\x1f{verb}\x1f{cause.event_id}{tail}"
         suppression_id = blake2b(material.encode(), digest_size=16).hexdigest()
-        value = dumps(  # as schemas.codec.suppression_record, without the extra call
-            {
-                "suppression_id": suppression_id,
-                "action": verb,
-                "controller": controller,
-                "subject_id": subject_id,
-                "purpose": pair.name,
-                "channel": pair.channel_name,
-                "reason": _REASON[reason],
-                "legal_basis": pair.legal_basis,
-                "effective_at": effective_at,
-                "caused_by_event_id": cause.event_id,
-                "identifiers": identifiers,
-                "emitted_at": now,
-                "schema_version": 1,
-            },
-            option=OPT_UTC_Z,
-        )
-        if pair.destinations:
-            out += [Outbound(d, key, value) for d in pair.destinations]
-            effects.append(
-                Effect(pair.name, pair.channel_name, verb, suppression_id, pair.destination_names)
+        value = b"".join(
+            (
+                b'{"suppression_id":"',
+                suppression_id.encode(),
+                _ACTION_JSON[action],
+                who,
+                pair.json_pair,
+                _REASON_JSON[reason],
+                pair.json_basis,
+                because,
+                end,
             )
+        )
+        out += [_new(Outbound, (d, key, value)) for d in pair.destinations]
+        effects.append(
+            Effect(pair.name, pair.channel_name, verb, suppression_id, pair.destination_names)
+        )
     return tuple(out), tuple(effects)
