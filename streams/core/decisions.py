@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
@@ -200,8 +200,8 @@ class PairPlan:
 
     def consent_verdict(self, get: Callable[[str], Statement | None]) -> Verdict:
         """The decision before any restriction: what grants, denials and clocks say."""
-        grant = max(filter(None, map(get, self.grant_slots)), default=None)
-        denial = max(filter(None, map(get, self.denial_slots)), default=None)
+        grant = _latest(get, self.grant_slots)
+        denial = _latest(get, self.denial_slots)
         reason: Reason
         cause: Statement | None
         if grant is None and denial is None:
@@ -210,7 +210,7 @@ class PairPlan:
             assert denial is not None
             reason, cause = DENIAL_REASON[denial.type], denial
         elif self.double_opt_in:
-            confirmed = max(filter(None, map(get, self.confirmed_slots)), default=None)
+            confirmed = _latest(get, self.confirmed_slots)
             if confirmed is not None and (denial is None or confirmed > denial):
                 reason, cause = Reason.CONSENT, max(grant, confirmed)
             else:
@@ -233,10 +233,21 @@ class PairPlan:
             period, slots = self.window, self.lapse_slots
         else:
             return reason, cause
-        ended = max(filter(None, map(get, slots)), default=None)
+        ended = _latest(get, slots)
         if ended is not None and ended.at >= ends_at(period, cause.at):
             return Reason.EXPIRED, ended
         return reason, cause
+
+
+def _latest(get: Callable[[str], Statement | None], keys: tuple[str, ...]) -> Statement | None:
+    """The greatest statement in ``keys`` (``max`` over those present, without its iterators:
+    this runs for every decision)."""
+    found = None
+    for key in keys:
+        statement = get(key)
+        if statement is not None and (found is None or statement > found):
+            found = statement
+    return found
 
 
 #: An end beyond the calendar (year 9999): never.
@@ -320,6 +331,11 @@ class ControllerPlan:
     #: times (microseconds): a subject's clock passing one can change their decisions.
     renewed: tuple[PairPlan, ...] = ()
     renewals: tuple[int, ...] = ()
+    #: affected() of each set of slot keys asked so far (bounded by the policy: an event's
+    #: placements)
+    _affected: dict[tuple[str, ...], tuple[PairPlan, ...]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def compile(cls, policy: Policy, controller: str) -> ControllerPlan:
@@ -352,8 +368,12 @@ class ControllerPlan:
         """The pairs whose decision a statement in these slots can change, in policy order."""
         if len(slot_keys) == 1:
             return self.by_slot.get(slot_keys[0], ())
-        touched = {id(p) for key in slot_keys for p in self.by_slot.get(key, ())}
-        return tuple(p for p in self.pairs if id(p) in touched)
+        keys = tuple(slot_keys)
+        found = self._affected.get(keys)
+        if found is None:
+            touched = {id(p) for key in keys for p in self.by_slot.get(key, ())}
+            found = self._affected[keys] = tuple(p for p in self.pairs if id(p) in touched)
+        return found
 
 
 def compile_policy(policy: Policy) -> dict[str, ControllerPlan]:
