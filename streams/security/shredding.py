@@ -123,9 +123,15 @@ def _slot(controller: str, subject_id: str) -> str:
     return f"{controller}/{subject_id}"
 
 
+def _kept(encoded: bytes) -> bytes:
+    """A copy of its own size: orjson's output keeps its ~4 KB working buffer, and these values
+    are cached per subject (10,000 of them held 80 MB)."""
+    return memoryview(encoded).tobytes()
+
+
 def _context(*parts: str | int) -> bytes:
     # JSON array: unambiguous whatever characters the ids contain.
-    return orjson.dumps(parts)
+    return _kept(orjson.dumps(parts))
 
 
 class DataKeys:
@@ -155,7 +161,7 @@ class DataKeys:
         self, controller: str, subject_id: str, generation: int, wrapped: str | None
     ) -> None:
         value = {"g": generation} if wrapped is None else {"g": generation, "w": wrapped}
-        self.store[_slot(controller, subject_id)] = orjson.dumps(value)
+        self.store[_slot(controller, subject_id)] = _kept(orjson.dumps(value))
 
     def current(self, controller: str, subject_id: str) -> tuple[int, bytes]:
         """(generation, data key), creating a key when the subject has none (or it was erased)."""

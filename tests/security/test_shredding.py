@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import hmac
+import os
+import tracemalloc
 
 import orjson
 import pytest
@@ -18,6 +20,7 @@ from streams.security.shredding import (
     Keyring,
     Shredded,
     b64,
+    field_sealer,
     new_key,
     normalise,
     unb64,
@@ -173,3 +176,19 @@ def test_any_sealed_field_opens_only_where_it_was_sealed(
     cipher.keys.destroy(controller, subject)
     with pytest.raises(Shredded):
         cipher.open(controller, subject, field, token)
+
+
+def test_a_stored_key_value_and_a_bound_sealer_hold_about_their_own_size() -> None:
+    # Both are kept per subject: orjson's output would keep its ~4 KB working buffer each.
+    store: dict[str, bytes] = {}
+    keys = DataKeys(Keyring.parse(OLD), store)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        generation, key = keys.for_sealing("acme", "s-1")
+        sealer = field_sealer(key, generation, "acme", "s-1", "personal", os.urandom)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert sealer(b"x") and len(store["acme/s-1"]) < 200
+    assert held < 2000, held
