@@ -62,7 +62,7 @@ class Outcome(NamedTuple):
     #: for every delivery of an erasure request, redeliveries included, and for no other event)
     shred: bool = False
     #: the instructions in ``messages``, one per suppression id with the destinations told, as
-    #: the ledger records them (what ``effects_of(messages)`` reads back from the values)
+    #: the ledger records them (tests read the same back from the message values)
     effects: tuple[Effect, ...] = ()
 
 

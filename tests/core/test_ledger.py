@@ -28,13 +28,13 @@ from streams.core.ledger import (
     append,
     append_event,
     append_stored,
-    effects_of,
     personal_of,
     verify_chain,
     verify_stored,
 )
 from streams.core.state import EMPTY
 from tests.support.core import NOW, MakeEvent
+from tests.support.ledger import effects_of
 
 from .strategies import event_sets
 

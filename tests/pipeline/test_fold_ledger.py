@@ -17,13 +17,13 @@ from streams.core.ledger import (
     Entry,
     Personal,
     Sealed,
-    effects_of,
     verify_chain,
 )
 from streams.core.policy import load_policy
 from streams.core.state import EMPTY, SubjectState
 from streams.pipeline.fold import API_KEY_HEADER, LINK_HEADER, Record, fold, route
 from streams.pipeline.ledger_store import entry_key, split_key
+from tests.support.ledger import effects_of
 
 NOW = datetime(2026, 11, 1, 12, tzinfo=UTC)
 HOME = 3

@@ -26,7 +26,6 @@ from streams.core.ledger import (
     LedgerView,
     Record,
     append,
-    effects_of,
     seal,
 )
 from streams.core.policy import load_policy
@@ -122,7 +121,7 @@ class FakeBackend:
             event,
             received_at=received_at,
             arrival=arrival or Arrival(),
-            effects=effects_of(outcome.messages),
+            effects=outcome.effects,
         )
         if shredded:
             record = seal(record, lambda plain: f"sealed:{len(plain)}")
