@@ -156,8 +156,11 @@ class SubjectKeys:
         self, key: bytes, partition: int, personal: Personal | Sealed
     ) -> tuple[Personal | Sealed, dict[str, str]]:
         """``personal`` sealed under the subject's current data key (made when the subject has
-        none, or was erased), and the keyed hashes of its identifiers: the fold's sealer."""
-        if isinstance(personal, Sealed):
+        none, or was erased), and the keyed hashes of its identifiers: the fold's sealer.
+
+        An event without identifiers or evidence has nothing to seal: it is appended as it is
+        and makes no data key (a subject that never gives personal data never has one)."""
+        if isinstance(personal, Sealed) or not (personal.identifiers or personal.evidence):
             return personal, {}
         bound = self._bound(key, partition)
         hashes: dict[str, str] = {}

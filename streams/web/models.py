@@ -198,7 +198,8 @@ class LedgerEntryOut(_Out):
     arrival: ArrivalOut
     shredded: bool = Field(
         description="The subject's personal data was erased: identifiers and evidence are "
-        "unreadable (null); the rest of the entry remains"
+        "unreadable (null); the rest of the entry remains. False for an entry whose event "
+        "carried no personal data (nothing to erase)"
     )
     identifiers: dict[str, str] | None = Field(description="As the event carried them")
     evidence: dict[str, Any] | None = Field(description="As the publisher sent it (untrusted)")

@@ -17,13 +17,15 @@ from hypothesis import strategies as st
 from schemas.events import ConsentEvent
 from schemas.notifications import ConsentNotification
 from schemas.vocabulary import Reason
+from streams.core.calendars import zone
 from streams.core.engine import Engine
 from streams.core.periods import Period
-from streams.core.policy import PolicyError, parse_policy
+from streams.core.policy import PolicyError, load_policy, parse_policy
+from streams.core.retention import retention_due
 from streams.core.state import EMPTY, SubjectState
 from streams.core.statements import to_micros
 from streams.core.timers import Due, Kind, TimerPlan, due_event, is_due, notification
-from tests.support.core import NOW, POLICY_TOML, T0, MakeEvent
+from tests.support.core import NOW, POLICY_TOML, T0, MakeEvent, make_event
 from tests.support.examples import examples
 
 from .strategies import event_sets
@@ -298,3 +300,32 @@ def test_a_confirmation_after_the_lapse_counts_from_the_confirmation(
         late.event_id,
     )
     assert work(plan, state)["expiry", "newsletter", "email"].at == minutes(9)
+
+
+def test_collected_data_runs_from_its_own_purpose_and_the_rest_from_the_last_contact() -> None:
+    policy = load_policy()
+    engine = Engine(policy)
+    plan = TimerPlan(policy, engine.plans)
+    hms = policy.controllers["hms-se"]
+    chat = make_event("consent.granted", 0, controller="hms-se", purpose="live-chat", channel="web")
+    letter = make_event(
+        "consent.granted", 10, controller="hms-se", purpose="newsletter", channel="email"
+    )
+    state = fold(engine, chat, letter)
+
+    due = {
+        d.purpose: d
+        for d in plan.due_work("hms-se", "subject-1", state)
+        if d.kind == Kind.RETENTION.value
+    }
+
+    def end(purpose: str, anchor: ConsentEvent) -> int:
+        rule = hms.purposes[purpose].retention[0]
+        return to_micros(retention_due(rule, anchor.occurred_at, zone(hms.jurisdiction)))
+
+    # Collected: from the purpose's own last statement; nothing collected, no clock.
+    assert (due["live-chat"].at, due["live-chat"].cause) == (end("live-chat", chat), chat.event_id)
+    assert not {"web-analytics", "server-logs", "bookkeeping"} & set(due)
+    # The last contact: the later statement, whatever its purpose.
+    for purpose in ("order-handling", "technical-support"):
+        assert (due[purpose].at, due[purpose].cause) == (end(purpose, letter), letter.event_id)

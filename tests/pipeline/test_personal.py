@@ -122,6 +122,20 @@ def test_a_sealed_record_opens_again_after_a_restart_and_holds_no_plaintext() ->
     assert reopened.identifier_hashes == sealed.identifier_hashes
 
 
+def test_an_event_without_personal_data_is_kept_unsealed_and_makes_no_data_key() -> None:
+    store: dict[bytes, bytes] = {}
+    keys = keys_over(store)
+    bare = event("consent.withdrawn", 0, purpose="offers", channel="email")
+
+    kept = keys.seal(KEY, PARTITION, ledger_record(bare))
+
+    assert kept.personal == Personal() and kept.identifier_hashes == {}
+    assert keys.take() == {}  # no key made for nothing to seal
+    # The subject's first personal data makes its key, as before.
+    assert isinstance(keys.seal(KEY, PARTITION, ledger_record(grant(1))).personal, Sealed)
+    assert set(keys.take()) == {KEY}
+
+
 def test_shredding_makes_every_earlier_entry_unreadable_and_keeps_skeleton_and_hashes() -> None:
     store: dict[bytes, bytes] = {}
     keys = keys_over(store)
@@ -134,7 +148,8 @@ def test_shredding_makes_every_earlier_entry_unreadable_and_keeps_skeleton_and_h
 
     reader = keys_over(store)
     opened = [reader.open(KEY, e.record) for e in entries]
-    assert [type(r.personal) for r in opened] == [Sealed, Sealed, Sealed]
+    assert [type(r.personal) for r in opened] == [Sealed, Sealed, Personal]
+    assert opened[2].personal == Personal()  # the request itself carried nothing to seal
     assert opened == [e.record for e in entries]  # nothing else changed either
     assert verify_stored([e.to_bytes() for e in entries], head=entries[-1].head) == []
     hasher = IdentifierHasher.parse(IDENTIFIER_KEY)

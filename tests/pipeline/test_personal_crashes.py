@@ -147,6 +147,11 @@ def problems(
             (n for n, r in enumerate(records) if r.type == "erasure.requested"), default=-1
         )
         for n, record in enumerate(records):
+            if record.personal == Personal():
+                continue  # nothing personal in it: kept in the clear, nothing to shred
+            if isinstance(record.personal, Personal):
+                found.append(f"{key!r} entry {n + 1}: personal data not sealed")
+                continue
             readable = isinstance(reader.open(key, record).personal, Personal)
             if readable == (n <= erased_up_to):
                 state = "readable after its erasure" if readable else "unreadable, never erased"
