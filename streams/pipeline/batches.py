@@ -7,8 +7,8 @@
    creations and destructions to the keys changelog, and wait until the broker has them all;
 4. store the data keys and the ledger entries, then each changed state once (changelog
    acknowledged, then the store), with the deadline clocks the batch stopped at step 3
-   (streams/pipeline/clocks.py) in the same flush: the states carry the ledger chain heads, so a
-   head is never stored before its entries;
+   (streams/pipeline/clocks.py) and the timer index writes in the same flush: the states carry
+   the ledger chain heads, so a head is never stored before its entries;
 5. only then may the consumer mark the batch's offsets committable.
 
 A kill at any point before 5 redelivers the batch; the engine's redelivery rule restates what
@@ -200,17 +200,21 @@ class BatchPipeline:
             ledger.write(entries, last)
         timers = self.timers.stage(folded, self.store.load) if self.timers else {}
         saving = self.producer.outbox()
+        if self.timers and timers:  # due work goes with the states it comes from
+            await self.timers.send(timers, saving)
+        stopped = None
         if deadlines is not None and (started or fulfilled):
             # Honoured: the broker has every instruction the batch caused; an access request
             # when its fulfilment is folded.
             stopped = deadlines.stop(started, self.clock(), fulfilled)
             await deadlines.stage(stopped, saving)
-            flushed = await self.store.save(folded.states, saving)  # states and clocks at once
+        # One flush: states, deadline clocks and index writes acknowledged together; the states
+        # are stored first, the index after them, all before the batch may be committed.
+        flushed = await self.store.save(folded.states, saving)
+        if deadlines is not None and stopped is not None:
             deadlines.written(stopped, flushed)
-        else:
-            await self.store.save(folded.states, saving)
-        if self.timers and timers:  # due work follows the states it comes from, before commit
-            await self.timers.write(timers, self.producer.outbox())
+        if self.timers and timers:
+            self.timers.store(timers, flushed)
 
         counters.duplicates += folded.duplicates
         stats, done = counters.events, time.time()

@@ -50,7 +50,7 @@ class SubjectStore:
         offset per (topic, partition) of the flush (records others added to ``outbox`` too).
         """
         if not states:
-            return {}
+            return await outbox.sent()  # what others added still goes
         topic = self.table.changelog_topic.get_topic_name()
         encoded: dict[int, list[tuple[bytes, bytes]]] = defaultdict(list)
         for key, (partition, state) in states.items():

@@ -2,8 +2,11 @@
 
 The index is a changelogged table (``timers``) on the subjects' partitions, keyed by due time
 then item id, so a scan from the start of a partition's store finds exactly what is due. A
-batch writes it right after the subject states it follows from (changelog acknowledged, then
-the store), before the batch's offsets may be committed: items the new states need are put,
+batch writes it in the same flush as the subject states it follows from (both changelogs
+acknowledged, then the states stored, then the index), before the batch's offsets may be
+committed. An index record acknowledged without its state (a kill in the flush) is harmless:
+the batch is redelivered and staged again, and an item fired meanwhile is checked against the
+stored state and dropped as stale. Items the new states need are put,
 items the old states needed and the new ones do not are deleted (the old state's items are
 remembered from the batch that staged it, if that state is the one stored). A redelivered event
 (a duplicate) puts its subject's items again: a kill between the states and the index loses
@@ -156,11 +159,19 @@ class TimerIndex:
         """Changelog first (acknowledged), then the store, one write batch per partition."""
         if not writes:
             return
+        await self.send(writes, outbox)
+        self.store(writes, await outbox.sent())
+
+    async def send(self, writes: dict[int, list[Write]], outbox: Outbox) -> None:
+        """Add ``writes`` to the changelog records of ``outbox`` (a flush others share)."""
         topic = self.changelog
         for partition, items in writes.items():
             for key, value in items:
                 await outbox.add(topic, key, value, partition=partition)
-        last = await outbox.sent()
+
+    def store(self, writes: dict[int, list[Write]], last: dict[tuple[str, int], int]) -> None:
+        """Once the broker has them (``last``: offsets of the flush), into the store."""
+        topic = self.changelog
         for partition, items in writes.items():
             self._write(partition, items, TP(topic, partition), last[(topic, partition)])
 

@@ -14,6 +14,7 @@ from streams.core.policy import parse_policy
 from streams.core.state import EMPTY, SubjectState
 from streams.core.timers import Due, TimerPlan
 from streams.pipeline.fold import Record, fold, route
+from streams.pipeline.store import SubjectStore
 from streams.pipeline.timers import TimerIndex, Write, decode, encode, index_key
 from streams.topology import partition_of
 from tests.support.core import POLICY_TOML
@@ -146,3 +147,65 @@ def test_the_old_states_items_are_remembered_only_for_the_state_that_was_stored(
     writes = index.stage(renewal, lambda key, _: stored.get(key, EMPTY))
     assert computed == [s for _, s in renewal.states.values()]  # the old state's: remembered
     assert sum(v is None for items in writes.values() for _, v in items) == 3
+
+
+class Flush:
+    """An outbox that records what a batch adds and how often it waits for the broker."""
+
+    def __init__(self) -> None:
+        self.added: list[tuple[str, int | None]] = []
+        self.waits = 0
+
+    async def add(
+        self, topic: str, key: bytes | None, value: bytes | None, *, partition: int | None = None
+    ) -> None:
+        self.added.append((topic, partition))
+
+    async def sent(self) -> dict[tuple[str, int], int]:
+        self.waits += 1
+        return {(topic, p or 0): offset for offset, (topic, p) in enumerate(self.added)}
+
+
+def tables() -> tuple[SubjectStore, TimerIndex, dict[bytes, bytes], dict[bytes, bytes]]:
+    states: dict[bytes, bytes] = {}
+    items: dict[bytes, bytes] = {}
+
+    def table(name: str, data: dict[bytes, bytes]) -> Any:
+        changelog = SimpleNamespace(get_topic_name=lambda: name)
+        return SimpleNamespace(
+            data=SimpleNamespace(data=data), partitions=PARTITIONS, changelog_topic=changelog
+        )
+
+    index = TimerIndex(table("timers-changelog", items), TimerPlan(ENGINE.policy, ENGINE.plans))
+    return SubjectStore(None, table("subjects-changelog", states)), index, states, items
+
+
+ENGINE = Engine(parse_policy(POLICY_TOML))
+
+
+async def test_index_writes_share_the_states_flush_and_are_stored_after_it() -> None:
+    store, index, states, items = tables()
+    folded = batch(ENGINE, {}, record(1, "consent.granted", purpose="offers", channel="email"))
+    writes = index.stage(folded, store.load)
+    flush = Flush()
+    await index.send(writes, flush)
+    assert not items  # nothing stored before the broker has it
+    flushed = await store.save(folded.states, flush)
+    index.store(writes, flushed)
+    assert flush.waits == 1
+    assert {topic for topic, _ in flush.added} == {"timers-changelog", "subjects-changelog"}
+    assert list(states) == list(folded.states) and len(items) == 3
+
+
+async def test_a_flush_without_states_still_sends_the_index_writes() -> None:
+    """A batch of redeliveries changes no state, and re-puts its subjects' items."""
+    store, index, states, items = tables()
+    grant = record(1, "consent.granted", purpose="offers", channel="email")
+    first = batch(ENGINE, {}, grant)
+    stored = {k: s for k, (_, s) in first.states.items()}
+    again = batch(ENGINE, stored, grant)
+    writes = index.stage(again, lambda key, _: stored.get(key, EMPTY))
+    flush = Flush()
+    await index.send(writes, flush)
+    index.store(writes, await store.save(again.states, flush))
+    assert flush.waits == 1 and not states and len(items) == 3
