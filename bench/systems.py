@@ -63,7 +63,9 @@ class Run:
 
     @property
     def data_dir(self) -> Path:
-        return self.workdir / "data"
+        # Per run: a kept --workdir used again must not hand a new broker's topics the stores
+        # of an earlier run (the worker would stop on their offsets).
+        return self.workdir / "data" / self.tag
 
 
 @dataclass(frozen=True, slots=True)
