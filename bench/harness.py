@@ -133,7 +133,10 @@ def parser() -> argparse.ArgumentParser:
     )
     size.add_argument("--seed", type=int, default=d.seed, help="workload seed")
     size.add_argument(
-        "--repeat", type=_positive, default=d.repeat, help="runs per measurement; medians reported"
+        "--repeat",
+        type=_positive,
+        default=d.repeat,
+        help="runs per measurement, medians reported (throughput: in rounds over the systems)",
     )
     what = p.add_argument_group("what to measure")
     what.add_argument(

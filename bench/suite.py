@@ -127,19 +127,36 @@ class Suite:
         summary: Callable[[dict[str, Any]], str],
     ) -> dict[str, Any] | None:
         """``measure`` (run number 1, 2, ...) ``repeat`` times: the median and every run."""
-        runs: list[dict[str, Any]] = []
+        found = await self._rounds(what, [(system, title, measure)], summary)
+        return found.get(system)
+
+    async def _rounds(
+        self,
+        what: str,
+        measurements: list[tuple[str, str, Callable[[int], Awaitable[Any]]]],
+        summary: Callable[[dict[str, Any]], str],
+    ) -> dict[str, dict[str, Any]]:
+        """Each (system, title, measure) ``repeat`` times, in rounds (every system once per
+        round), so that a machine getting slower or faster meanwhile weighs on all of them
+        alike: per system, the median and every run."""
+        runs: dict[str, list[dict[str, Any]]] = {system: [] for system, _, _ in measurements}
         for i in range(1, self.config.repeat + 1):
-            self.log(f"{what}: {title} (run {i} of {self.config.repeat})")
+            for system, title, measure in measurements:
+                self.log(f"{what}: {title} (run {i} of {self.config.repeat})")
 
-            async def step(i: int = i) -> dict[str, Any]:
-                found: dict[str, Any] = (await measure(i)).as_dict()
-                return found
+                async def step(i: int = i, measure: Any = measure) -> dict[str, Any]:
+                    found: dict[str, Any] = (await measure(i)).as_dict()
+                    return found
 
-            found = await self._attempt(what, system, step)
-            if found is not None:
-                runs.append(found)
-                self.log(f"  {summary(found)}")
-        return {"median": report.median_of(runs), "runs": runs} if runs else None
+                found = await self._attempt(what, system, step)
+                if found is not None:
+                    runs[system].append(found)
+                    self.log(f"  {summary(found)}")
+        return {
+            system: {"median": report.median_of(done), "runs": done}
+            for system, done in runs.items()
+            if done
+        }
 
     def _drain(
         self, system: System, workload: Workload, expected: Expected, name: str, workers: int = 1
@@ -164,20 +181,24 @@ class Suite:
         return measure
 
     async def _throughput(self, workload: Workload, expected: Expected) -> None:
-        for key in self.config.systems:
-            system = SYSTEMS[key]
-            found = await self._repeated(
-                "throughput",
+        measurements = [
+            (
                 key,
-                system.label,
-                self._drain(system, workload, expected, f"throughput-{system.key}"),
+                SYSTEMS[key].label,
+                self._drain(SYSTEMS[key], workload, expected, f"throughput-{key}"),
+            )
+            for key in self.config.systems
+        ]
+        self.results["throughput"].update(
+            await self._rounds(
+                "throughput",
+                measurements,
                 lambda r: (
                     f"{r['events_per_s']:,.0f} events/s, {r['cpu_s_per_1k']:.3f} CPU s/1k, "
                     f"peak RSS {r['peak_rss_mb']:,.0f} MB; {r['verdict']}"
                 ),
             )
-            if found is not None:
-                self.results["throughput"][key] = found
+        )
 
     async def _scaleout(self, workload: Workload, expected: Expected) -> None:
         workers = throughput.SCALE_OUT_WORKERS
