@@ -38,10 +38,6 @@ from streams.transport import broker_url
 
 RAW: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
 
-#: Records per fetch, so per batch: large enough to amortise the two broker round trips a
-#: batch waits for (outputs, then changelog), small enough to keep the event loop responsive.
-BATCH_MAX = 1000
-
 
 @dataclass
 class Counters:
@@ -104,7 +100,9 @@ def create_app(
         web_metrics_enabled=False,
         web_in_thread=False,
         consumer_auto_offset_reset="earliest",
-        broker_max_poll_records=BATCH_MAX,
+        # Records per fetch, so per batch: more amortise the two broker round trips a batch
+        # waits for (outputs, then changelog); fewer keep the event loop responsive.
+        broker_max_poll_records=settings.batch_max,
     )
     keyring, hasher = settings.personal_keys()  # the CLI checked them before starting
     engine = Engine(policy)

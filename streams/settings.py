@@ -66,6 +66,12 @@ class Settings(BaseModel):
         le=60_000,
         description="longest a fetch waits for records (latency vs CPU)",
     )
+    batch_max: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="records a fetched batch holds at most (throughput vs responsiveness)",
+    )
     replication_factor: int = Field(
         default=1,
         ge=1,

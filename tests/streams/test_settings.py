@@ -91,8 +91,22 @@ def test_transport_settings_are_typed_with_defaults_for_the_embedded_broker() ->
         ("CONSENT_FETCH_WAIT_MS", "0"),
         ("CONSENT_FETCH_WAIT_MS", "1.5"),
         ("CONSENT_REPLICATION_FACTOR", "0"),
+        ("CONSENT_BATCH_MAX", "0"),
+        ("CONSENT_BATCH_MAX", "many"),
     ],
 )
 def test_transport_settings_out_of_range_name_the_variable(variable: str, value: str) -> None:
     with pytest.raises(SettingsError, match=variable):
         Settings.from_env({variable: value})
+
+
+def test_batch_max_bounds_each_fetch_of_the_worker(tmp_path: Path) -> None:
+    from streams.app import create_app
+    from streams.core.policy import load_policy
+
+    assert Settings.from_env({}).batch_max == 1000
+    settings = Settings.from_env(
+        {"CONSENT_BATCH_MAX": "4000", "CONSENT_DATA_DIR": str(tmp_path / "data")}
+    )
+    worker = create_app(settings, load_policy(), bootstrap="127.0.0.1:1")
+    assert worker.app.conf.broker_max_poll_records == 4000
