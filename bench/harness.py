@@ -136,7 +136,7 @@ def parser() -> argparse.ArgumentParser:
         "--repeat",
         type=_positive,
         default=d.repeat,
-        help="runs per measurement, medians reported (throughput: in rounds over the systems)",
+        help="runs per measurement, medians reported (throughput, latency: in rounds)",
     )
     what = p.add_argument_group("what to measure")
     what.add_argument(

@@ -25,6 +25,8 @@ def median_of(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
         values = [run[name] for run in runs]
         if isinstance(first, bool):
             out[name] = all(values)
+        elif all(v == first for v in values):
+            out[name] = first  # a setting (fetch wait, events): as given, not as a float
         elif isinstance(first, int | float) and all(isinstance(v, int | float) for v in values):
             out[name] = round(statistics.median(values), 4)
         elif isinstance(first, list):

@@ -127,21 +127,21 @@ class Suite:
         summary: Callable[[dict[str, Any]], str],
     ) -> dict[str, Any] | None:
         """``measure`` (run number 1, 2, ...) ``repeat`` times: the median and every run."""
-        found = await self._rounds(what, [(system, title, measure)], summary)
+        found = await self._rounds(what, [(system, system, title, measure)], summary)
         return found.get(system)
 
     async def _rounds(
         self,
         what: str,
-        measurements: list[tuple[str, str, Callable[[int], Awaitable[Any]]]],
+        measurements: list[tuple[str, str, str, Callable[[int], Awaitable[Any]]]],
         summary: Callable[[dict[str, Any]], str],
     ) -> dict[str, dict[str, Any]]:
-        """Each (system, title, measure) ``repeat`` times, in rounds (every system once per
-        round), so that a machine getting slower or faster meanwhile weighs on all of them
-        alike: per system, the median and every run."""
-        runs: dict[str, list[dict[str, Any]]] = {system: [] for system, _, _ in measurements}
+        """Each (name, system, title, measure) ``repeat`` times, in rounds (every measurement
+        once per round), so that a machine getting slower or faster meanwhile weighs on all of
+        them alike: per name, the median and every run."""
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _, _ in measurements}
         for i in range(1, self.config.repeat + 1):
-            for system, title, measure in measurements:
+            for name, system, title, measure in measurements:
                 self.log(f"{what}: {title} (run {i} of {self.config.repeat})")
 
                 async def step(i: int = i, measure: Any = measure) -> dict[str, Any]:
@@ -150,11 +150,11 @@ class Suite:
 
                 found = await self._attempt(what, system, step)
                 if found is not None:
-                    runs[system].append(found)
+                    runs[name].append(found)
                     self.log(f"  {summary(found)}")
         return {
-            system: {"median": report.median_of(done), "runs": done}
-            for system, done in runs.items()
+            name: {"median": report.median_of(done), "runs": done}
+            for name, done in runs.items()
             if done
         }
 
@@ -183,6 +183,7 @@ class Suite:
     async def _throughput(self, workload: Workload, expected: Expected) -> None:
         measurements = [
             (
+                key,
                 key,
                 SYSTEMS[key].label,
                 self._drain(SYSTEMS[key], workload, expected, f"throughput-{key}"),
@@ -216,6 +217,7 @@ class Suite:
 
     async def _latency(self) -> None:
         cfg = self.config
+        measurements: list[tuple[str, str, str, Callable[[int], Awaitable[Any]]]] = []
         for key in cfg.latency_systems or cfg.systems:
             system = SYSTEMS[key]
             waits = (
@@ -239,18 +241,17 @@ class Suite:
                         log=self.log,
                     )
 
-                found = await self._repeated(
-                    "latency",
-                    key,
-                    f"{system.label}, fetch wait {wait} ms",
-                    measure,
-                    lambda r: (
-                        f"p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms, "
-                        f"p99 {r['p99_ms']:.1f} ms ({r['messages']:,} messages)"
-                    ),
-                )
-                if found is not None:
-                    self.results["latency"].append(found)
+                title = f"{system.label}, fetch wait {wait} ms"
+                measurements.append((f"{key}/{wait}", key, title, measure))
+        found = await self._rounds(
+            "latency",
+            measurements,
+            lambda r: (
+                f"p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms, "
+                f"p99 {r['p99_ms']:.1f} ms ({r['messages']:,} messages)"
+            ),
+        )
+        self.results["latency"].extend(found.values())
 
     async def _recovery(self, expected: Expected) -> None:
         cfg = self.config

@@ -1,4 +1,4 @@
-"""How the suite orders repeated measurements."""
+"""How the suite orders repeated measurements, and how it sums them up."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench import report
 from bench.config import BenchConfig
 from bench.suite import Suite
 
@@ -34,7 +35,7 @@ async def test_repeats_go_in_rounds_over_the_systems(tmp_path: Path) -> None:
 
     found = await suite._rounds(
         "throughput",
-        [("a", "A", measure("a", 10.0)), ("b", "B", measure("b", 1.0))],
+        [("a", "a", "A", measure("a", 10.0)), ("b", "b", "B", measure("b", 1.0))],
         lambda r: str(r["events_per_s"]),
     )
     assert order == ["a1", "b1", "a2", "b2", "a3", "b3"]
@@ -42,3 +43,13 @@ async def test_repeats_go_in_rounds_over_the_systems(tmp_path: Path) -> None:
     assert [r["events_per_s"] for r in found["b"]["runs"]] == [1.0, 3.0]  # the failed run left out
     assert found["a"]["median"]["events_per_s"] == 20.0
     assert suite.failures[0]["system"] == "b"
+
+
+def test_the_median_of_runs_keeps_what_every_run_shares_as_given() -> None:
+    runs = [
+        {"fetch_wait_ms": 100, "p99_ms": 30.0, "messages": 1000, "correct": True},
+        {"fetch_wait_ms": 100, "p99_ms": 40.0, "messages": 990, "correct": False},
+    ]
+    median = report.median_of(runs)
+    assert median == {"fetch_wait_ms": 100, "p99_ms": 35.0, "messages": 995.0, "correct": False}
+    assert type(median["fetch_wait_ms"]) is int
