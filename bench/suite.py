@@ -144,7 +144,9 @@ class Suite:
             for name, system, title, measure in measurements:
                 self.log(f"{what}: {title} (run {i} of {self.config.repeat})")
 
-                async def step(i: int = i, measure: Any = measure) -> dict[str, Any]:
+                async def step(
+                    i: int = i, measure: Callable[[int], Awaitable[Any]] = measure
+                ) -> dict[str, Any]:
                     found: dict[str, Any] = (await measure(i)).as_dict()
                     return found
 

@@ -198,10 +198,11 @@ class BatchPipeline:
         self.keys_table.write(keys, last)
         if ledger is not None:
             ledger.write(entries, last)
-        timers = self.timers.stage(folded, self.store.load) if self.timers else {}
+        index = self.timers
+        timers = index.stage(folded, self.store.load) if index is not None else {}
         saving = self.producer.outbox()
-        if self.timers and timers:  # due work goes with the states it comes from
-            await self.timers.send(timers, saving)
+        if index is not None:  # due work goes with the states it comes from
+            await index.send(timers, saving)
         stopped = None
         if deadlines is not None and (started or fulfilled):
             # Honoured: the broker has every instruction the batch caused; an access request
@@ -213,8 +214,8 @@ class BatchPipeline:
         flushed = await self.store.save(folded.states, saving)
         if deadlines is not None and stopped is not None:
             deadlines.written(stopped, flushed)
-        if self.timers and timers:
-            self.timers.store(timers, flushed)
+        if index is not None:
+            index.store(timers, flushed)
 
         counters.duplicates += folded.duplicates
         stats, done = counters.events, time.time()

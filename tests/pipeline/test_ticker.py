@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
-import orjson
 import pytest
 from faust.types import TP
 
@@ -22,43 +21,11 @@ from streams.pipeline.timers import Ticker, TimerIndex, timer_metrics
 from streams.settings import Settings
 from streams.topology import TopicNames, partition_of
 from tests.support.core import POLICY_TOML
+from tests.support.outbox import FakeBroker, FakeOutbox
 
 PARTITIONS = 6
 CHANGELOG = "app-timers-changelog"
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
-
-
-class FakeOutbox:
-    def __init__(self, broker: FakeBroker) -> None:
-        self.broker = broker
-        self.pending: list[tuple[str, bytes | None, bytes | None, int | None]] = []
-
-    async def add(
-        self, topic: str, key: bytes | None, value: bytes | None, *, partition: int | None = None
-    ) -> None:
-        self.pending.append((topic, key, value, partition))
-
-    async def sent(self) -> dict[tuple[str, int], int]:
-        if self.broker.fail:
-            raise ConnectionError("broker gone")
-        self.broker.acked += self.pending
-        last = {
-            (t, p if p is not None else 0): len(self.broker.acked) for t, _, _, p in self.pending
-        }
-        self.pending = []
-        return last
-
-
-class FakeBroker:
-    def __init__(self) -> None:
-        self.acked: list[tuple[str, bytes | None, bytes | None, int | None]] = []
-        self.fail = False
-
-    def outbox(self) -> FakeOutbox:
-        return FakeOutbox(self)
-
-    def on(self, topic: str) -> list[dict[str, Any]]:
-        return [orjson.loads(v) for t, _, v, _ in self.acked if t == topic and v is not None]
 
 
 @pytest.fixture(scope="module")

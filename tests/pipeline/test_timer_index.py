@@ -18,6 +18,7 @@ from streams.pipeline.store import SubjectStore
 from streams.pipeline.timers import TimerIndex, Write, decode, encode, index_key
 from streams.topology import partition_of
 from tests.support.core import POLICY_TOML
+from tests.support.outbox import FakeBroker
 
 NOW = datetime(2026, 11, 1, 12, tzinfo=UTC)
 PARTITIONS = 6
@@ -149,24 +150,9 @@ def test_the_old_states_items_are_remembered_only_for_the_state_that_was_stored(
     assert sum(v is None for items in writes.values() for _, v in items) == 3
 
 
-class Flush:
-    """An outbox that records what a batch adds and how often it waits for the broker."""
-
-    def __init__(self) -> None:
-        self.added: list[tuple[str, int | None]] = []
-        self.waits = 0
-
-    async def add(
-        self, topic: str, key: bytes | None, value: bytes | None, *, partition: int | None = None
-    ) -> None:
-        self.added.append((topic, partition))
-
-    async def sent(self) -> dict[tuple[str, int], int]:
-        self.waits += 1
-        return {(topic, p or 0): offset for offset, (topic, p) in enumerate(self.added)}
-
-
-def tables() -> tuple[SubjectStore, TimerIndex, dict[bytes, bytes], dict[bytes, bytes]]:
+def tables(
+    engine: Engine,
+) -> tuple[SubjectStore, TimerIndex, dict[bytes, bytes], dict[bytes, bytes]]:
     states: dict[bytes, bytes] = {}
     items: dict[bytes, bytes] = {}
 
@@ -176,36 +162,35 @@ def tables() -> tuple[SubjectStore, TimerIndex, dict[bytes, bytes], dict[bytes, 
             data=SimpleNamespace(data=data), partitions=PARTITIONS, changelog_topic=changelog
         )
 
-    index = TimerIndex(table("timers-changelog", items), TimerPlan(ENGINE.policy, ENGINE.plans))
+    index = TimerIndex(table("timers-changelog", items), TimerPlan(engine.policy, engine.plans))
     return SubjectStore(None, table("subjects-changelog", states)), index, states, items
 
 
-ENGINE = Engine(parse_policy(POLICY_TOML))
-
-
-async def test_index_writes_share_the_states_flush_and_are_stored_after_it() -> None:
-    store, index, states, items = tables()
-    folded = batch(ENGINE, {}, record(1, "consent.granted", purpose="offers", channel="email"))
+async def test_index_writes_share_the_states_flush_and_are_stored_after_it(engine: Engine) -> None:
+    store, index, states, items = tables(engine)
+    folded = batch(engine, {}, record(1, "consent.granted", purpose="offers", channel="email"))
     writes = index.stage(folded, store.load)
-    flush = Flush()
+    broker = FakeBroker()
+    flush = broker.outbox()
     await index.send(writes, flush)
     assert not items  # nothing stored before the broker has it
     flushed = await store.save(folded.states, flush)
     index.store(writes, flushed)
-    assert flush.waits == 1
-    assert {topic for topic, _ in flush.added} == {"timers-changelog", "subjects-changelog"}
+    assert broker.waits == 1
+    assert {topic for topic, *_ in broker.acked} == {"timers-changelog", "subjects-changelog"}
     assert list(states) == list(folded.states) and len(items) == 3
 
 
-async def test_a_flush_without_states_still_sends_the_index_writes() -> None:
+async def test_a_flush_without_states_still_sends_the_index_writes(engine: Engine) -> None:
     """A batch of redeliveries changes no state, and re-puts its subjects' items."""
-    store, index, states, items = tables()
+    store, index, states, items = tables(engine)
     grant = record(1, "consent.granted", purpose="offers", channel="email")
-    first = batch(ENGINE, {}, grant)
+    first = batch(engine, {}, grant)
     stored = {k: s for k, (_, s) in first.states.items()}
-    again = batch(ENGINE, stored, grant)
+    again = batch(engine, stored, grant)
     writes = index.stage(again, lambda key, _: stored.get(key, EMPTY))
-    flush = Flush()
+    broker = FakeBroker()
+    flush = broker.outbox()
     await index.send(writes, flush)
     index.store(writes, await store.save(again.states, flush))
-    assert flush.waits == 1 and not states and len(items) == 3
+    assert broker.waits == 1 and not states and len(items) == 3
