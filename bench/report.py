@@ -157,7 +157,7 @@ def ledger_cost(results: dict[str, Any]) -> str | None:
     ratio = a["events_per_s"] / b["events_per_s"]
     return (
         f"Ledger: on {_num(a['events_per_s'])} events/s, off {_num(b['events_per_s'])} "
-        f"(on/off {ratio:.2f}: costs {1 - ratio:.0%} of throughput); CPU s/1k "
+        f"(on/off {ratio:.3f}: costs {1 - ratio:.1%} of throughput); CPU s/1k "
         f"{_num(a['cpu_s_per_1k'], 3)} vs {_num(b['cpu_s_per_1k'], 3)}; peak RSS "
         f"{_mb(a['peak_rss_mb'])} vs {_mb(b['peak_rss_mb'])}"
     )

@@ -40,10 +40,15 @@ def _at_least(
     return Check(target, show(value), met, gap)
 
 
-def _at_most(target: str, value: float, ceiling: float, show: Callable[[float], str]) -> Check:
+def _at_most(
+    target: str, value: float, ceiling: float, show: Callable[[float], str], over: str = ""
+) -> Check:
     met = value <= ceiling
-    gap = "" if met else f"over by {show(value - ceiling)} ({value / ceiling:.1f}x the target)"
-    return Check(target, show(value), met, gap)
+    if over:
+        excess = f"{over} (target {show(ceiling)})"
+    else:
+        excess = f"{show(value - ceiling)} ({value / ceiling:.1f}x the target)"
+    return Check(target, show(value), met, "" if met else f"over by {excess}")
 
 
 def _absent(target: str, why: str) -> Check:
@@ -75,7 +80,9 @@ def throughput_checks(results: dict[str, Any]) -> list[Check]:
     off = _median(results, "consent-streams-no-ledger")
     if worker and off:
         cost = 1 - worker["events_per_s"] / off["events_per_s"]
-        out.append(_at_most(target, cost, 0.25, lambda v: f"{v:.0%}"))
+        # In points, to a tenth: a cost just above 25% must not read "25%, over by 0%".
+        points = f"{(cost - 0.25) * 100:.1f} points"
+        out.append(_at_most(target, cost, 0.25, lambda v: f"{v:.1%}", points))
     else:
         out.append(_absent(target, "needs the worker with the ledger on and off"))
     target = "a 2nd worker process adds >= 60%"
