@@ -396,8 +396,8 @@ ROUTES: tuple[Route, ...] = (
                 _ERR,
             ),
             503: ResponseDoc(
-                "Receipt signing is not configured (receipts_not_configured), or the "
-                "subject's partition is moving",
+                "Receipt signing is not configured (receipts_not_configured: no Retry-After, "
+                "set CONSENT_RECEIPT_KEYS), or the subject's partition is moving (Retry-After)",
                 _ERR,
                 retry_after=True,
             ),
