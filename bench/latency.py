@@ -123,6 +123,7 @@ async def measure(
     partitions: int,
     bootstrap: str | None,
     log: Log,
+    extra_env: dict[str, str] | None = None,
 ) -> LatencyRun:
     count = max(1, int(rate * seconds))
     steady = probes(engine, count, "s", system.stateful)
@@ -135,7 +136,7 @@ async def measure(
         outputs = system.outputs(run)
         await create_topics(found.bootstrap, run.public_topics + outputs, partitions)
         wait = system.fetch_wait(fetch_wait_ms)
-        child = system.launch(run, wait, log_name="latency.log")
+        child = system.launch(run, wait, log_name="latency.log", extra_env=extra_env)
         out = producer(found.bootstrap, linger_ms=0)
         stop = asyncio.Event()
         try:

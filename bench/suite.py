@@ -241,6 +241,7 @@ class Suite:
                         partitions=cfg.partitions,
                         bootstrap=cfg.bootstrap,
                         log=self.log,
+                        extra_env=self._env(system.key),
                     )
 
                 title = f"{system.label}, fetch wait {wait} ms"

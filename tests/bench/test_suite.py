@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import report
+from bench import latency, report
 from bench.config import BenchConfig
 from bench.suite import Suite
 
@@ -53,3 +53,27 @@ def test_the_median_of_runs_keeps_what_every_run_shares_as_given() -> None:
     median = report.median_of(runs)
     assert median == {"fetch_wait_ms": 100, "p99_ms": 35.0, "messages": 995.0, "correct": False}
     assert type(median["fetch_wait_ms"]) is int
+
+
+async def test_worker_env_reaches_the_worker_in_latency_runs_too(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """``--worker-env`` changes the worker in every measurement, the peers in none."""
+    given: dict[str, dict[str, str] | None] = {}
+
+    class Probed:
+        def as_dict(self) -> dict[str, Any]:
+            return {"p50_ms": 1.0, "p95_ms": 2.0, "p99_ms": 3.0, "messages": 10}
+
+    async def measure(system: Any, engine: Any, **kwargs: Any) -> Probed:
+        given[system.key] = kwargs["extra_env"]
+        return Probed()
+
+    monkeypatch.setattr(latency, "measure", measure)
+    config = BenchConfig(
+        repeat=1, workdir=tmp_path, latency_systems=("transport", "consent-streams")
+    )
+    suite = Suite(config, "bench", {"PRODUCER_LINGER": "0"})
+    suite.results["latency"] = []
+    await suite._latency()
+    assert given == {"transport": None, "consent-streams": {"PRODUCER_LINGER": "0"}}
