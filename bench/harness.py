@@ -35,8 +35,8 @@ broker and the same fixed-seed workload:
               13-month lifetime, folded by the worker with timers off, then on: throughput,
               CPU and peak RSS side by side
 
-The report ends with each target of issue 10, whether this run meets it and by how much it
-misses it (1M-subject recovery time is estimated from a smaller table; memory is not).
+The report ends with each target of issues 10 and 12, whether this run meets it and by how
+much it misses it (1M-subject recovery time is estimated from a smaller table; memory is not).
 
 Each measurement gets a fresh embedded broker (or uses KAFKA_BOOTSTRAP_SERVERS, with unique
 topic names). Results go to bench/results/<date>.json and a PNG chart next to it.
@@ -168,7 +168,7 @@ def parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="extra environment for the consent-streams worker (repeatable)",
+        help="extra environment for the consent-streams worker in every measurement (repeatable)",
     )
     kafka = p.add_argument_group("consumer settings and load")
     kafka.add_argument(
