@@ -103,16 +103,16 @@ class BatchPipeline:
         self._started = False
         self._copartitioned: bool | None = None
 
-    def copartitioned(self) -> bool:
+    async def copartitioned(self) -> bool:
         """Whether input partition n is table partition n (same count), so it may fold there.
 
         If not, Faust's assignor does not keep them together, and every input record takes
-        the repartition hop: slower, still right.
+        the repartition hop: slower, still right. The count is the producer's metadata: the
+        consumer's own snapshot of topic sizes is kept by the group's leader only, and a
+        member without it would send every record through the hop.
         """
         if self._copartitioned is None:
-            count = self.app.consumer.topic_partitions(self.names.events)
-            if count is None:
-                return False  # not known yet: the hop is right either way
+            count = await self.producer.partitions(self.names.events)
             self._copartitioned = count == self.partitions
             if not self._copartitioned:
                 log.warning(
@@ -146,7 +146,7 @@ class BatchPipeline:
         for tp, batch in batches.items():
             (forwarded if tp.topic == names.by_subject else fresh).extend(records_of(batch))
         now = self.clock()
-        place = self.place if self.copartitioned() else _elsewhere
+        place = self.place if await self.copartitioned() else _elsewhere
         routed = route(fresh, self.engine, place, now=now)
         again = route(forwarded, self.engine, self.place, repartitioned=True, now=now)
         self.keys.forget_pending()  # a batch that failed before step 3 left its changes

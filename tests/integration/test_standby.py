@@ -1,7 +1,8 @@
 """Standby replicas keep working with bulk recovery: a survivor takes over from its standby copy.
 
 Two workers share the partitions; each keeps a standby copy of the other's table partitions
-(Faust's default of one standby replica), written by the bulk path. One is SIGKILLed; the
+(Faust's default of one standby replica), written by the bulk path, and each folds keyed records
+where they arrive. One is SIGKILLed; the
 survivor must recover only the tail its standby copy lacked, and every later decision must be
 the one the engine computes from the full history.
 """
@@ -78,6 +79,12 @@ async def test_survivor_recovers_from_its_standby_copy(bootstrap: str, tmp_path:
             await reader.until(lambda _: not mismatches(early_expected, told()), 120, settle=3)
             replicated = sum(e.get("standby_records", 0) for e in log_entries(survivor, STANDBYS))
             assert replicated > 0, "the survivor's standby copy received nothing"
+            # Every record is keyed by its subject: each worker, the group's leader or not,
+            # folds it on the partition it arrived on, and none takes the repartition hop.
+            async with TopicReader(bootstrap, pipeline.topics.by_subject) as hop:
+                for _ in range(10):
+                    await hop.poll()
+            assert len(hop.records) == 0, "keyed records took the repartition hop"
             before = len(log_entries(survivor, UP_TO_DATE))
             victim.kill()
             await produce(bootstrap, pipeline.topics.events, [event_record(e) for e in late])
