@@ -51,6 +51,11 @@ def _at_most(
     return Check(target, show(value), met, "" if met else f"over by {excess}")
 
 
+def _points(share: float, digits: int = 1) -> str:
+    """A difference of two shares in percentage points, e.g. ``0.004`` -> "0.4 points"."""
+    return f"{share * 100:.{digits}f} points"
+
+
 def _absent(target: str, why: str) -> Check:
     return Check(target, why, None)
 
@@ -61,8 +66,7 @@ def throughput_checks(results: dict[str, Any]) -> list[Check]:
     target = ">= 15% of the transport limit"
     if worker and limit:
         share = worker["events_per_s"] / limit["events_per_s"]
-        points = f"{(0.15 - share) * 100:.1f} points"
-        out.append(_at_least(target, share, 0.15, lambda v: f"{v:.1%}", points))
+        out.append(_at_least(target, share, 0.15, lambda v: f"{v:.1%}", _points(0.15 - share)))
     else:
         out.append(_absent(target, "needs the worker and the transport limit"))
     target = ">= 3x the Quix Streams peer"
@@ -81,16 +85,15 @@ def throughput_checks(results: dict[str, Any]) -> list[Check]:
     if worker and off:
         cost = 1 - worker["events_per_s"] / off["events_per_s"]
         # In points, to a tenth: a cost just above 25% must not read "25%, over by 0%".
-        points = f"{(cost - 0.25) * 100:.1f} points"
-        out.append(_at_most(target, cost, 0.25, lambda v: f"{v:.1%}", points))
+        out.append(_at_most(target, cost, 0.25, lambda v: f"{v:.1%}", _points(cost - 0.25)))
     else:
         out.append(_absent(target, "needs the worker with the ledger on and off"))
     target = "a 2nd worker process adds >= 60%"
     scale = results.get("scaleout")
     if worker and scale:
         added = scale["median"]["events_per_s"] / worker["events_per_s"] - 1
-        points = f"{(0.60 - added) * 100:.0f} points"
-        out.append(_at_least(target, added, 0.60, lambda v: f"{v:+.0%}", points))
+        short = _points(0.60 - added, digits=0)
+        out.append(_at_least(target, added, 0.60, lambda v: f"{v:+.0%}", short))
     else:
         out.append(_absent(target, "needs the worker's 1- and 2-process runs"))
     return out

@@ -2,9 +2,8 @@
 
 Two workers share the partitions; each keeps a standby copy of the other's table partitions
 (Faust's default of one standby replica), written by the bulk path, and each folds keyed records
-where they arrive. One is SIGKILLed; the
-survivor must recover only the tail its standby copy lacked, and every later decision must be
-the one the engine computes from the full history.
+where they arrive. One is SIGKILLed; the survivor must recover only the tail its standby copy
+lacked, and every later decision must be the one the engine computes from the full history.
 """
 
 from __future__ import annotations
