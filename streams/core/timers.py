@@ -25,7 +25,7 @@ must be rebuilt from the stored states.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, tzinfo
 from enum import StrEnum
 from hashlib import blake2b
@@ -40,7 +40,7 @@ from streams.core.decisions import ControllerPlan, PairPlan, ends_at, subject_cl
 from streams.core.notices import next_material
 from streams.core.periods import Period
 from streams.core.policy import Controller, Policy, Purpose
-from streams.core.retention import Anchor, RetentionRule, retention_due
+from streams.core.retention import Anchor, RetentionRule, Rounding, retention_due
 from streams.core.state import SubjectState
 from streams.core.statements import (
     ANY,
@@ -123,8 +123,8 @@ def is_due(item: Due, now: datetime) -> bool:
 class _Retained(NamedTuple):
     purpose: Purpose
     rule: RetentionRule
-    scopes: tuple[str, ...]  # collected: the purpose's own scopes ("c|p|", "u|p|")
     done: str  # the slot key of its recorded end
+    same_end: int  # equal for rules whose end from the same anchor is the same (period, rounding)
     text: str  # the rule, for people reading the event
 
 
@@ -195,12 +195,13 @@ def fingerprint(policy: Policy, running: bool) -> str:
 
 def _compile(controller: Controller, plan: ControllerPlan) -> ControllerClocks:
     pairs = tuple(p for p in plan.pairs if p.lifetime is not None or p.window is not None)
+    ends: dict[tuple[Period, Rounding], int] = {}
     retained = tuple(
         _Retained(
             purpose,
             rule,
-            (f"c|{purpose.name}|", f"u|{purpose.name}|"),
             slot_key(retention_scope(purpose.name), RETENTION_END),
+            ends.setdefault((rule.period, rule.rounding), len(ends)),
             f"retention {rule.period} from {rule.anchor.value}, then {rule.action.value}",
         )
         for purpose in controller.purposes.values()
@@ -255,33 +256,51 @@ def _retention_clocks(
     clocks: ControllerClocks, controller: str, subject_id: str, state: SubjectState
 ) -> Iterator[Due]:
     statements = state.slots
-    contact: Statement | None = None
+    contact, collected = _anchors(statements)
+    # Rules of several purposes often share a period and an anchor: each end is computed once.
+    ends: dict[tuple[int, int], int | None] = {}
     for retained in clocks.retained:
         rule = retained.rule
-        if rule.anchor is Anchor.COLLECTED:
-            anchor = None
-            for key, s in statements.items():
-                if key.startswith(retained.scopes) and s.type in _PUBLISHED:
-                    anchor = s if anchor is None or s > anchor else anchor
-        else:
-            if contact is None:
-                for s in statements.values():
-                    if s.type in _PUBLISHED and (contact is None or s > contact):
-                        contact = s
-            anchor = contact
+        name = retained.purpose.name
+        anchor = collected.get(name) if rule.anchor is Anchor.COLLECTED else contact
         if anchor is None:
             continue
-        try:
-            end = to_micros(retention_due(rule, from_micros(anchor.at), clocks.zone))
-        except (OverflowError, ValueError):
-            continue  # beyond the calendar: never
+        found = (retained.same_end, anchor.at)
+        if found in ends:
+            end = ends[found]
+        else:
+            try:
+                end = to_micros(retention_due(rule, from_micros(anchor.at), clocks.zone))
+            except (OverflowError, ValueError):
+                end = None  # beyond the calendar: never
+            ends[found] = end
+        if end is None:
+            continue
         done = statements.get(retained.done)
         if done is not None and done.at >= end:
             continue
-        name = retained.purpose.name
         yield Due(
             end, _RETENTION, controller, subject_id, name, None, anchor.event_id, end, retained.text
         )
+
+
+def _anchors(statements: Mapping[str, Statement]) -> tuple[Statement | None, dict[str, Statement]]:
+    """The latest statement a publisher made (the last contact), and per purpose the latest one
+    about the purpose itself (its consent or unsubscribe slots): one pass over the slots."""
+    contact: Statement | None = None
+    collected: dict[str, Statement] = {}
+    for key, s in statements.items():
+        if s.type not in _PUBLISHED:
+            continue
+        if contact is None or s > contact:
+            contact = s
+        end = key.find("|", 2)
+        if end > 2 and key[1] == "|" and key[0] in "cu":  # "c|<purpose>|<channel>#..." or "u|"
+            purpose = key[2:end]
+            best = collected.get(purpose)
+            if best is None or s > best:
+                collected[purpose] = s
+    return contact, collected
 
 
 def _notice_clocks(

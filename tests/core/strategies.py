@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from bench.workload import scope
 from schemas.events import ConsentEvent
 from schemas.vocabulary import EventType
-from streams.core.policy import parse_policy
+from streams.core.policy import Controller, parse_policy
 from tests.support.core import NOW, POLICY_TOML, T0
 
 T = TypeVar("T")
@@ -47,10 +47,15 @@ class Drawn:
 
 
 @st.composite
-def events(draw: st.DrawFn, subject_id: str = "subject-1") -> ConsentEvent:
+def events(
+    draw: st.DrawFn,
+    subject_id: str = "subject-1",
+    controller: tuple[str, Controller] = ("acme", ACME),
+) -> ConsentEvent:
+    """An admitted event of ``controller`` (its name and its policy; acme by default)."""
     kind = draw(st.sampled_from(list(EventType)))
     data: dict[str, Any] = {"type": kind.value}
-    data |= scope(kind, list(ACME.purposes.values()), Drawn(draw), REQUESTS)
+    data |= scope(kind, list(controller[1].purposes.values()), Drawn(draw), REQUESTS)
     # Few distinct values, so identifiers are gained, repeated and changed.
     identifiers = draw(
         st.none()
@@ -68,7 +73,7 @@ def events(draw: st.DrawFn, subject_id: str = "subject-1") -> ConsentEvent:
         st.text("0123456789", min_size=1, max_size=3)
     )
     data["occurred_at"] = T0 + timedelta(minutes=draw(minutes))
-    data["controller"] = "acme"
+    data["controller"] = controller[0]
     data["subject_id"] = subject_id
     return ConsentEvent.model_validate(data, context={"now": NOW})
 

@@ -16,19 +16,28 @@ from hypothesis import strategies as st
 
 from schemas.events import ConsentEvent
 from schemas.notifications import ConsentNotification
-from schemas.vocabulary import Reason
+from schemas.vocabulary import EventType, Reason
 from streams.core.calendars import zone
 from streams.core.engine import Engine
 from streams.core.periods import Period
 from streams.core.policy import PolicyError, load_policy, parse_policy
-from streams.core.retention import retention_due
+from streams.core.retention import Anchor, retention_due
 from streams.core.state import EMPTY, SubjectState
-from streams.core.statements import to_micros
-from streams.core.timers import Due, Kind, TimerPlan, due_event, is_due, notification
+from streams.core.statements import RETENTION_END, retention_scope, slot_key, to_micros
+from streams.core.timers import (
+    EVENT_TYPE,
+    KNOWN_ANCHORS,
+    Due,
+    Kind,
+    TimerPlan,
+    due_event,
+    is_due,
+    notification,
+)
 from tests.support.core import NOW, POLICY_TOML, T0, MakeEvent, make_event
 from tests.support.examples import examples
 
-from .strategies import event_sets
+from .strategies import event_sets, events, unique_ids
 
 
 @pytest.fixture(scope="module")
@@ -329,3 +338,59 @@ def test_collected_data_runs_from_its_own_purpose_and_the_rest_from_the_last_con
     # The last contact: the later statement, whatever its purpose.
     for purpose in ("order-handling", "technical-support"):
         assert (due[purpose].at, due[purpose].cause) == (end(purpose, letter), letter.event_id)
+
+
+SHIPPED = load_policy()
+HMS = ("hms-se", SHIPPED.controllers["hms-se"])  # eight retention rules over five anchors
+
+
+def retention_reference(plan: TimerPlan, state: SubjectState) -> list[Due]:
+    """The retention items of hms-se, rule by rule, each anchor found by a scan of its own."""
+    controller = HMS[1]
+    published = {kind.value for kind in EventType} - {t.value for t in EVENT_TYPE.values()}
+    out = []
+    for purpose in controller.purposes.values():
+        for rule in purpose.retention:
+            if rule.data or rule.anchor not in KNOWN_ANCHORS:
+                continue
+            own = (f"c|{purpose.name}|", f"u|{purpose.name}|")
+            candidates = [
+                s
+                for key, s in state.slots.items()
+                if s.type in published
+                and (rule.anchor is not Anchor.COLLECTED or key.startswith(own))
+            ]
+            if not candidates:
+                continue
+            anchor = max(candidates)
+            end = to_micros(retention_due(rule, anchor.occurred_at, plan.clocks["hms-se"].zone))
+            done = state.slots.get(slot_key(retention_scope(purpose.name), RETENTION_END))
+            if done is not None and done.at >= end:
+                continue
+            text = f"retention {rule.period} from {rule.anchor.value}, then {rule.action.value}"
+            out.append(
+                Due(
+                    end,
+                    "retention",
+                    "hms-se",
+                    "subject-1",
+                    purpose.name,
+                    None,
+                    anchor.event_id,
+                    end,
+                    text,
+                )
+            )
+    return out
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(batch=st.lists(events(controller=HMS), min_size=1, max_size=20).map(unique_ids))
+def test_retention_items_match_a_rule_by_rule_reading_of_the_shipped_policy(
+    batch: list[ConsentEvent],
+) -> None:
+    engine = Engine(SHIPPED)
+    plan = TimerPlan(SHIPPED, engine.plans)
+    state = fold(engine, *batch)
+    found = [d for d in plan.due_work("hms-se", "subject-1", state) if d.kind == "retention"]
+    assert found == retention_reference(plan, state)
