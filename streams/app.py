@@ -24,8 +24,9 @@ from streams.pipeline.sending import KeyHashes, Producer
 from streams.pipeline.stats import EventStats
 from streams.pipeline.store import SubjectStore
 from streams.pipeline.timers import TIMERS_TABLE, Reindexer, Ticker, TimerIndex
-from streams.recovery import ROCKSDB_OPTIONS, use_bulk_recovery
+from streams.recovery import use_bulk_recovery
 from streams.settings import Settings
+from streams.storage import SharedMemory, share_memory
 from streams.topology import (
     DEADLETTER_MAX_BYTES,
     DEFAULT_PARTITIONS,
@@ -78,7 +79,6 @@ def create_app(
         settings.app_id,
         broker=broker_url(bootstrap, settings.fetch_wait_ms),  # streams/transport.py
         store=store,
-        rocksdb_options=ROCKSDB_OPTIONS,  # bounded memory (see streams/recovery.py)
         datadir=str(settings.data_dir),
         topic_partitions=partitions,
         topic_replication_factor=settings.replication_factor,
@@ -191,15 +191,9 @@ def create_app(
     transport = BatchTransport(app.conf.broker_consumer, app)
     transport.batch_handler = BatchHandler(pipeline.topics, serialised)
     app.transport = transport
-    # Changelog batches straight into the stores.
-    use_bulk_recovery(
-        app,
-        subjects,
-        keys_table,
-        deadline_table,
-        ledger_table,
-        table,
-    )
+    stored = (subjects, keys_table, deadline_table, ledger_table, table)
+    share_memory(stored, SharedMemory())  # RocksDB's sizes and one memory budget
+    use_bulk_recovery(app, *stored)  # changelog batches straight into the stores
 
     async def unreachable(stream: StreamT[bytes]) -> AsyncIterator[None]:
         """Declares the topic (subscription, assignment, commits); records go to the batches."""

@@ -34,18 +34,6 @@ from faust.types import TP, AppT, CollectionT
 
 log = logging.getLogger("consent_streams")
 
-#: RocksDB sizing for the table's partition databases (Faust's ``rocksdb_options``). Faust's
-#: defaults (a 2 GB block cache per partition database, 3 memtables of 64 MB) let a 1M-subject
-#: table take more than 1 GB. Per partition database at most: 2 memtables of 16 MB while being
-#: written (recovery flushes them when it ends) and an 8 MB block cache for reads; with 6
-#: partitions that is 6 x (32 + 8) = 240 MB, of which the 48 MB of block cache stay after
-#: recovery. Reads beyond the cache go to the OS page cache (not counted in RSS).
-ROCKSDB_OPTIONS: dict[str, int] = {
-    "write_buffer_size": 16 * 2**20,
-    "max_write_buffer_number": 2,
-    "block_cache_size": 8 * 2**20,
-}
-
 _UNLOGGED = rocksdict.WriteOptions()
 setattr(_UNLOGGED, "disable_wal", True)  # noqa: B010 - a property; the stub says method
 _LOGGED = rocksdict.WriteOptions()

@@ -23,7 +23,6 @@ from faust.types import TP
 
 from streams.recovery import (
     _UNLOGGED,
-    ROCKSDB_OPTIONS,
     BulkRecovery,
     BulkRecoveryConsumer,
     use_bulk_recovery,
@@ -49,7 +48,6 @@ def app(tmp_path: Path) -> Iterator[faust.App]:
         broker="kafka://127.0.0.1:1",
         store="rocksdb://",
         datadir=str(tmp_path),
-        rocksdb_options=ROCKSDB_OPTIONS,
     )
     yield app
 
