@@ -127,7 +127,7 @@ def create_app(
         value_type=bytes,
         extra_topic_configs=COMPACTION_CONFIGS,  # destroyed keys leave old values in time
     )
-    states = SubjectStore(app, subjects)
+    states = SubjectStore(app, subjects, cache_max=settings.state_cache)
     # Deadline clocks, co-partitioned with the subjects (streams/pipeline/clocks.py).
     deadline_table = app.Table(
         CLOCKS_TABLE, partitions=partitions, key_type=bytes, value_type=bytes
@@ -149,6 +149,7 @@ def create_app(
         hasher,
         stored_keys.get,
         lambda key: partition_of(partition_key(key), partitions),
+        cache_max=settings.state_cache,
     )
     clocks = TimerPlan(policy, engine.plans)
     running = settings.timers and clocks.any()
@@ -156,7 +157,7 @@ def create_app(
     # Declared with the timers off too: the index then says so, and is rebuilt when they are
     # turned on again (the states folded meanwhile were not indexed).
     table = app.Table(TIMERS_TABLE, partitions=partitions, key_type=bytes, value_type=bytes)
-    index = TimerIndex(table, clocks)
+    index = TimerIndex(table, clocks, memo_max=settings.state_cache)
     # One batch, or one step of an index rebuild, at a time.
     gate = asyncio.Lock()
     pipeline = BatchPipeline(

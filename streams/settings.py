@@ -72,6 +72,13 @@ class Settings(BaseModel):
         le=100_000,
         description="records a fetched batch holds at most (throughput vs responsiveness)",
     )
+    state_cache: int = Field(
+        default=10_000,
+        ge=1,
+        le=10_000_000,
+        description="subjects whose decoded state, data key and due work stay in memory "
+        "(memory vs reads: ~5.5 KB each)",
+    )
     replication_factor: int = Field(
         default=1,
         ge=1,

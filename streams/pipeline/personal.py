@@ -282,9 +282,7 @@ class SubjectKeys:
             )
             sealer = field_sealer(data_key, generation, controller, subject_id, FIELD, self._random)
             bound = _Bound(self._value(key, partition), sealer)
-            if len(self._unwrapped) >= self.cache_max:
-                self._unwrapped.clear()
-            self._unwrapped[key] = bound
+            remember(self._unwrapped, key, bound, self.cache_max)
         return bound
 
     def _data_keys(self, key: bytes, partition: int) -> DataKeys:

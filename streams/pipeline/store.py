@@ -20,9 +20,9 @@ from streams.pipeline.caching import remember
 from streams.pipeline.sending import Outbox
 from streams.topology import partition_key, partition_of
 
-#: Decoded states kept in memory (oldest dropped first). Measured on the bench workload: ~4.5 KB
-#: of Python objects for a mean state, ~14 KB for the largest, so the bound keeps the cache to
-#: ~45-140 MB. Empty after a start or a rebalance.
+#: Decoded states kept in memory by default (``CONSENT_STATE_CACHE``; oldest dropped first).
+#: Measured on the bench workload: ~4.5 KB of Python objects for a mean state, ~14 KB for the
+#: largest, so the default keeps the cache to ~45-140 MB. Empty after a start or a rebalance.
 CACHE_MAX = 10_000
 
 

@@ -93,6 +93,8 @@ def test_transport_settings_are_typed_with_defaults_for_the_embedded_broker() ->
         ("CONSENT_REPLICATION_FACTOR", "0"),
         ("CONSENT_BATCH_MAX", "0"),
         ("CONSENT_BATCH_MAX", "many"),
+        ("CONSENT_STATE_CACHE", "0"),
+        ("CONSENT_STATE_CACHE", "lots"),
     ],
 )
 def test_transport_settings_out_of_range_name_the_variable(variable: str, value: str) -> None:
@@ -110,3 +112,21 @@ def test_batch_max_bounds_each_fetch_of_the_worker(tmp_path: Path) -> None:
     )
     worker = create_app(settings, load_policy(), bootstrap="127.0.0.1:1")
     assert worker.app.conf.broker_max_poll_records == 4000
+
+
+def test_state_cache_bounds_every_per_subject_cache_of_the_worker(tmp_path: Path) -> None:
+    from streams.app import create_app
+    from streams.core.policy import load_policy
+
+    assert Settings.from_env({}).state_cache == 10_000
+    settings = Settings.from_env(
+        {"CONSENT_STATE_CACHE": "50000", "CONSENT_DATA_DIR": str(tmp_path / "data")}
+    )
+    worker = create_app(settings, load_policy(), bootstrap="127.0.0.1:1")
+    index = worker.pipeline.timers
+    assert index is not None
+    assert (worker.pipeline.store.cache_max, worker.keys.cache_max, index.memo_max) == (
+        50_000,
+        50_000,
+        50_000,
+    )
