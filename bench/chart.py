@@ -69,8 +69,8 @@ def _throughput(ax: Any, throughput: dict[str, Any]) -> None:
 
 
 def _latency(ax: Any, latency: list[dict[str, Any]]) -> None:
-    rate = latency[0]["median"]["rate"] if latency else 0
-    ax.set_title(f"End-to-end latency at {rate:,} events/s (CDF)")
+    rates = sorted({entry["median"]["rate"] for entry in latency})
+    ax.set_title(f"End-to-end latency at {', '.join(f'{r:,}' for r in rates)} events/s (CDF)")
     ax.set_xlabel("publish to destination message, ms (log scale)")
     ax.set_ylabel("fraction of messages")
     ax.set_xscale("log")
@@ -82,7 +82,7 @@ def _latency(ax: Any, latency: list[dict[str, Any]]) -> None:
             continue
         n = len(values)
         fractions = [(i + 1) / n for i in range(n)]
-        label = f"{SYSTEMS[m['system']].label}, fetch wait {m['fetch_wait_ms']} ms"
+        label = f"{SYSTEMS[m['system']].label}, {m['rate']:,}/s, fetch wait {m['fetch_wait_ms']} ms"
         if m["missing"]:
             label += " (fell behind; delivered only)"
         ax.plot([max(v, 0.1) for v in values], fractions, label=label, linewidth=1.4)

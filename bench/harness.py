@@ -44,7 +44,7 @@ topic names). Results go to bench/results/<date>.json and a PNG chart next to it
 
 EPILOG = """\
 examples:
-  consent-streams bench                       the default run (~10-15 min on 2 cores)
+  consent-streams bench                       the default run (~15-20 min on 2 cores)
   consent-streams bench --quick               every measurement at small sizes (~5 min)
   consent-streams bench --repeat 3            medians of three runs of everything
   consent-streams bench --subjects 1000000    recovery and RSS with 1M subjects in the table
@@ -74,6 +74,13 @@ def _ints(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError("expected comma-separated integers") from None
     if not values or min(values) < 0:
         raise argparse.ArgumentTypeError("expected comma-separated integers >= 0")
+    return values
+
+
+def _rates(text: str) -> tuple[int, ...]:
+    values = _ints(text)
+    if min(values) < 1:
+        raise argparse.ArgumentTypeError("expected comma-separated rates >= 1")
     return values
 
 
@@ -186,7 +193,11 @@ def parser() -> argparse.ArgumentParser:
         f"(default {','.join(map(str, d.latency_fetch_waits_ms))})",
     )
     kafka.add_argument(
-        "--rate", type=_positive, default=d.latency_rate, help="latency load, events/s"
+        "--rate",
+        type=_rates,
+        default=d.latency_rates,
+        help="latency runs: one per load, events/s "
+        f"(default {','.join(map(str, d.latency_rates))})",
     )
     kafka.add_argument(
         "--latency-seconds",
@@ -232,7 +243,7 @@ def config_from(ns: argparse.Namespace) -> BenchConfig:
         latency_systems=ns.latency_systems,
         throughput_fetch_wait_ms=ns.throughput_fetch_wait_ms,
         latency_fetch_waits_ms=ns.fetch_wait_ms,
-        latency_rate=ns.rate,
+        latency_rates=ns.rate,
         latency_seconds=ns.latency_seconds,
         reader_fetch_wait_ms=ns.reader_fetch_wait_ms,
         partitions=ns.partitions,

@@ -3,7 +3,9 @@
 Each probe is an opt-out for a new subject, so every message it causes names it as
 ``caused_by_event_id``. The harness publishes at a fixed rate and follows the destination topics
 itself; arrival is when its reader receives the record, so the reader's own fetch wait (a few ms)
-is included, and stated.
+is included, and stated. For the worker it also reads ``/metrics`` before and after the steady
+load: records per fetched batch and the mean time of each of its steps (fold, send, store), so a
+miss can be put down to the worker's own work or to waiting for the broker.
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import urllib.request
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.kafka import Tail, cluster, create_topics, producer
 from bench.processes import Child
@@ -70,6 +74,13 @@ class LatencyRun:
     p99_ms: float
     max_ms: float
     cdf_ms: list[float] = field(repr=False)
+    #: The worker's fetched batches during the steady load, their mean records and step times
+    #: (None for the peers, which do not say).
+    batches: int | None = None
+    batch_records: float | None = None
+    fold_ms: float | None = None
+    send_ms: float | None = None
+    store_ms: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -103,6 +114,54 @@ class _Collector:
                 self.latencies.append((arrived - sent) * 1000)
         if self.expected and len(self.latencies) >= self.expected:
             self.complete.set()
+
+
+#: What the worker's /metrics says of its batches: (sum, count) of the records and of each step.
+BatchTotals = dict[str, tuple[float, float]]
+BATCH_FAMILIES = frozenset(("consent_streams_batch_records", "consent_streams_batch_step_seconds"))
+
+
+def batch_totals(port: int) -> BatchTotals | None:
+    """The worker's batch histograms' sums and counts, or None if it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            return read_batch_totals(response.read().decode())
+    except OSError:
+        return None
+
+
+def read_batch_totals(text: str) -> BatchTotals:
+    """The sums and counts of the batch histograms in a Prometheus text exposition."""
+    found: dict[str, list[float]] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name not in BATCH_FAMILIES:
+            continue
+        for sample in family.samples:
+            series = sample.labels.get("step", "records")
+            if sample.name.endswith("_sum"):
+                found.setdefault(series, [0.0, 0.0])[0] = sample.value
+            elif sample.name.endswith("_count"):
+                found.setdefault(series, [0.0, 0.0])[1] = sample.value
+    return {series: (total, count) for series, (total, count) in found.items()}
+
+
+def batch_means(before: BatchTotals | None, after: BatchTotals | None) -> dict[str, Any]:
+    """Batches between two readings, their mean records and mean step times in ms."""
+    if not before or not after or "records" not in after:
+        return {}
+    batches = after["records"][1] - before.get("records", (0.0, 0.0))[1]
+    if batches <= 0:
+        return {}
+
+    def mean(series: str) -> float:
+        total = after.get(series, (0.0, 0.0))[0] - before.get(series, (0.0, 0.0))[0]
+        return total / batches
+
+    return {
+        "batches": int(batches),
+        "batch_records": round(mean("records"), 1),
+        **{f"{step}_ms": round(mean(step) * 1000, 2) for step in ("fold", "send", "store")},
+    }
 
 
 async def _follow(tail: Tail, collector: _Collector, stop: asyncio.Event) -> None:
@@ -145,12 +204,15 @@ async def measure(
                 follower = asyncio.create_task(_follow(tail, collector, stop))
                 await _warm_up(out, run, warmup, collector, child)
                 log(f"    {system.key}: warm; {count:,} probes at {rate}/s")
+                scrape = system.is_worker
+                before = await asyncio.to_thread(batch_totals, run.web_port) if scrape else None
                 await _publish_steadily(out, run, steady, rate, collector)
                 collector.expected = expected
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(collector.complete.wait(), 2 * wait / 1000 + 10)
                 stop.set()
                 await follower
+                after = await asyncio.to_thread(batch_totals, run.web_port) if scrape else None
         finally:
             with contextlib.suppress(Exception):
                 await out.stop()
@@ -171,6 +233,7 @@ async def measure(
         p99_ms=round(quantile(values, 0.99), 2),
         max_ms=round(values[-1], 2) if values else float("nan"),
         cdf_ms=[round(v, 2) for v in values[::step]] + ([round(values[-1], 2)] if values else []),
+        **batch_means(before, after),
     )
 
 

@@ -29,6 +29,11 @@ def median_of(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
             out[name] = first  # a setting (fetch wait, events): as given, not as a float
         elif isinstance(first, int | float) and all(isinstance(v, int | float) for v in values):
             out[name] = round(statistics.median(values), 4)
+        elif any(isinstance(v, int | float) for v in values) and all(
+            v is None or isinstance(v, int | float) for v in values
+        ):
+            # a figure some runs could not read (a scrape that failed): the rest's median
+            out[name] = round(statistics.median(v for v in values if v is not None), 4)
         elif isinstance(first, list):
             out[name] = values[len(values) // 2]
         else:
@@ -201,6 +206,7 @@ def latency_table(results: Sequence[dict[str, Any]]) -> str:
     rows = [
         [
             SYSTEMS[r["system"]].label,
+            f"{r['rate']:,}/s",
             f"{r['fetch_wait_ms']} ms",
             _num(r["p50_ms"], 1),
             _num(r["p95_ms"], 1),
@@ -211,8 +217,33 @@ def latency_table(results: Sequence[dict[str, Any]]) -> str:
         ]
         for r in (entry["median"] for entry in results)
     ]
-    headers = ["system", "fetch wait", "p50 ms", "p95 ms", "p99 ms", "max ms", "messages"]
+    headers = ["system", "load", "fetch wait", "p50 ms", "p95 ms", "p99 ms", "max ms", "messages"]
     return _table(headers, rows)
+
+
+def batch_steps(run: dict[str, Any]) -> str:
+    """A worker's mean fetched batch in a latency run: its records and the time of each step."""
+    return (
+        f"{run['batch_records']:.1f} records; fold {run['fold_ms']:.1f} ms, "
+        f"send {run['send_ms']:.1f} ms, store {run['store_ms']:.1f} ms"
+    )
+
+
+def latency_steps(results: Sequence[dict[str, Any]]) -> str:
+    """Where the worker's batches spent their time in each latency run (its /metrics): the fold
+    is the worker's own work; send and store are mostly waiting for the broker's acks."""
+    lines = [
+        f"  {SYSTEMS[r['system']].label}, {r['rate']:,}/s, fetch wait {r['fetch_wait_ms']} ms: "
+        + batch_steps(r)
+        for r in (entry["median"] for entry in results)
+        if r.get("batches")
+    ]
+    if not lines:
+        return ""
+    return (
+        "The worker's mean batch under that load (its /metrics; send and store wait for acks):\n"
+        + "\n".join(lines)
+    )
 
 
 def recovery_table(result: dict[str, Any]) -> str:

@@ -227,31 +227,35 @@ class Suite:
                 if system.fixed_fetch_wait_ms is not None
                 else list(cfg.latency_fetch_waits_ms)
             )
-            for wait in waits:
+            for rate in cfg.latency_rates:
+                for wait in waits:
 
-                def measure(i: int, system: System = system, wait: int = wait) -> Awaitable[Any]:
-                    return latency.measure(
-                        system,
-                        self.engine,
-                        fetch_wait_ms=wait,
-                        rate=cfg.latency_rate,
-                        seconds=cfg.latency_seconds,
-                        reader_fetch_wait_ms=cfg.reader_fetch_wait_ms,
-                        workdir=self._dir(f"latency-{system.key}-{wait}-{i}"),
-                        partitions=cfg.partitions,
-                        bootstrap=cfg.bootstrap,
-                        log=self.log,
-                        extra_env=self._env(system.key),
-                    )
+                    def measure(
+                        i: int, system: System = system, rate: int = rate, wait: int = wait
+                    ) -> Awaitable[Any]:
+                        return latency.measure(
+                            system,
+                            self.engine,
+                            fetch_wait_ms=wait,
+                            rate=rate,
+                            seconds=cfg.latency_seconds,
+                            reader_fetch_wait_ms=cfg.reader_fetch_wait_ms,
+                            workdir=self._dir(f"latency-{system.key}-{rate}-{wait}-{i}"),
+                            partitions=cfg.partitions,
+                            bootstrap=cfg.bootstrap,
+                            log=self.log,
+                            extra_env=self._env(system.key),
+                        )
 
-                title = f"{system.label}, fetch wait {wait} ms"
-                measurements.append((f"{key}/{wait}", key, title, measure))
+                    title = f"{system.label}, {rate:,} events/s, fetch wait {wait} ms"
+                    measurements.append((f"{key}/{rate}/{wait}", key, title, measure))
         found = await self._rounds(
             "latency",
             measurements,
             lambda r: (
                 f"p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms, "
                 f"p99 {r['p99_ms']:.1f} ms ({r['messages']:,} messages)"
+                + (f"; per batch: {report.batch_steps(r)}" if r.get("batches") else "")
             ),
         )
         self.results["latency"].extend(found.values())
@@ -361,10 +365,13 @@ class Suite:
             print(report.scaleout_table(worker, results["scaleout"]))
         if results["latency"]:
             print(
-                f"\nEnd-to-end latency at {cfg.latency_rate:,} events/s for "
-                f"{cfg.latency_seconds:g} s (reader fetch wait {cfg.reader_fetch_wait_ms} ms)"
+                f"\nEnd-to-end latency at a steady load for {cfg.latency_seconds:g} s "
+                f"(reader fetch wait {cfg.reader_fetch_wait_ms} ms)"
             )
             print(report.latency_table(results["latency"]))
+            steps = report.latency_steps(results["latency"])
+            if steps:
+                print(steps)
         if results["recovery"]:
             print("\nTable recovery after a restart with an empty data directory")
             print(report.recovery_table(results["recovery"]))

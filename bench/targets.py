@@ -101,14 +101,16 @@ def throughput_checks(results: dict[str, Any]) -> list[Check]:
 
 def latency_checks(results: dict[str, Any]) -> list[Check]:
     runs = [entry["median"] for entry in results.get("latency", [])]
-    loop = {r["fetch_wait_ms"]: r for r in runs if r["system"] == "transport"}
+    loop = {(r["rate"], r["fetch_wait_ms"]): r for r in runs if r["system"] == "transport"}
     out = []
     for run in (r for r in runs if r["system"] == WORKER):
-        wait = run["fetch_wait_ms"]
-        target = f"p99 <= 1.5x the transport loop's (fetch wait {wait} ms)"
-        peer = loop.get(wait)
+        rate, wait = run["rate"], run["fetch_wait_ms"]
+        target = f"p99 <= 1.5x the transport loop's ({rate:,}/s, fetch wait {wait} ms)"
+        peer = loop.get((rate, wait))
         if peer is None:
-            out.append(_absent(target, f"p99 {run['p99_ms']:.0f} ms; no loop run at {wait} ms"))
+            out.append(
+                _absent(target, f"p99 {run['p99_ms']:.0f} ms; no loop run at {rate:,}/s, {wait} ms")
+            )
         elif run.get("missing"):
             out.append(Check(target, f"fell behind ({run['missing']:,} missing)", False, "-"))
         else:

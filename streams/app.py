@@ -21,7 +21,7 @@ from streams.pipeline.consumer import Batches, BatchHandler, BatchTransport
 from streams.pipeline.ledger_store import LEDGER_TABLE, LEDGER_TOPIC_CONFIG, LedgerStore
 from streams.pipeline.personal import COMPACTION_CONFIGS, KEYS_TABLE, KeysTable, SubjectKeys
 from streams.pipeline.sending import KeyHashes, Producer
-from streams.pipeline.stats import EventStats
+from streams.pipeline.stats import BatchStats, EventStats
 from streams.pipeline.store import SubjectStore
 from streams.pipeline.timers import TIMERS_TABLE, Reindexer, Ticker, TimerIndex
 from streams.recovery import use_bulk_recovery
@@ -47,6 +47,7 @@ class Counters:
     duplicates: int = 0
     emitted: dict[Destination, int] = field(default_factory=lambda: dict.fromkeys(Destination, 0))
     events: EventStats = field(default_factory=EventStats)  # per type, latency (for /metrics)
+    batches: BatchStats = field(default_factory=BatchStats)  # records and step times per batch
 
 
 @dataclass

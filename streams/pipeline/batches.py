@@ -138,6 +138,7 @@ class BatchPipeline:
 
     async def __call__(self, batches: Batches) -> None:
         names, counters = self.names, self.counters
+        began = time.perf_counter()
         if not self._started:
             self._started = True
             log.info(FIRST_FETCH, extra={"records": sum(len(b) for b in batches.values())})
@@ -194,7 +195,9 @@ class BatchPipeline:
         await self.keys_table.send(keys, outbox)
         # Outputs, ledger entries and keys first: once the broker has them, record the states
         # that caused them (and carry the entries' chain heads).
+        folded_at = time.perf_counter()
         last = await outbox.sent()
+        sent_at = time.perf_counter()
         self.keys_table.write(keys, last)
         if ledger is not None:
             ledger.write(entries, last)
@@ -217,6 +220,12 @@ class BatchPipeline:
         if index is not None:
             index.store(timers, flushed)
 
+        counters.batches.on_batch(
+            len(fresh) + len(forwarded),
+            folded_at - began,
+            sent_at - folded_at,
+            time.perf_counter() - sent_at,
+        )
         counters.duplicates += folded.duplicates
         stats, done = counters.events, time.time()
         for _, event, record in folded.folded:

@@ -22,12 +22,7 @@ from typing import Any
 
 import orjson
 from faust.types import TP
-from prometheus_client.metrics_core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from schemas.events import ConsentEvent
 from schemas.vocabulary import EventType
@@ -35,7 +30,7 @@ from streams.core.clocks import Clock, ClockRules, Stop, Summary, fulfils
 from streams.core.policy import Policy
 from streams.pipeline.fold import Admitted
 from streams.pipeline.sending import Outbox
-from streams.pipeline.stats import PREFIX, Histogram
+from streams.pipeline.stats import PREFIX, Histogram, histogram
 
 log = logging.getLogger("consent_streams")
 
@@ -348,11 +343,4 @@ def open_metrics(clocks: Iterable[Clock], now: datetime) -> Iterator[Metric]:
 
 
 def _histograms(name: str, text: str, observed: dict[Labels, Histogram]) -> Metric:
-    family = HistogramMetricFamily(PREFIX + name, text, labels=["controller", "rule"])
-    for labels, histogram in sorted(observed.items()):
-        family.add_metric(
-            list(labels),
-            [(bound, float(n)) for bound, n in histogram.cumulative()],
-            sum_value=histogram.total,
-        )
-    return family
+    return histogram(name, text, dict(sorted(observed.items())), ("controller", "rule"))

@@ -8,7 +8,7 @@ prometheus_client families only when /metrics is scraped. Label values are close
 from __future__ import annotations
 
 import bisect
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import orjson
@@ -37,6 +37,27 @@ LATENCY_BUCKETS: tuple[float, ...] = (
     60.0,
     300.0,
 )
+#: Seconds of one step of a fetched batch: the broker's acknowledgements take milliseconds to
+#: tens of milliseconds, a whole batch of a backlog seconds.
+STEP_BUCKETS: tuple[float, ...] = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    10.0,
+)
+#: Records per fetched batch.
+BATCH_BUCKETS: tuple[float, ...] = (1.0, 10.0, 100.0, 1000.0, 10000.0)
+#: The steps of a batch, in the worker's order (streams/pipeline/batches.py): fold it and hand
+#: its outputs to the producer; wait until the broker has the outputs; store what they came from.
+STEPS = ("fold", "send", "store")
 _KNOWN_TYPES = frozenset(t.value for t in EventType)
 
 
@@ -93,6 +114,24 @@ class EventStats:
         self.rejected[label] = self.rejected.get(label, 0) + 1
 
 
+@dataclass
+class BatchStats:
+    """Records per fetched batch and the seconds of each of its steps: where a batch's time
+    goes, the worker's own work or waiting for the broker."""
+
+    records: Histogram = field(default_factory=lambda: Histogram(BATCH_BUCKETS))
+    steps: dict[str, Histogram] = field(
+        default_factory=lambda: {step: Histogram(STEP_BUCKETS) for step in STEPS}
+    )
+
+    def on_batch(self, records: int, fold: float, send: float, store: float) -> None:
+        self.records.observe(records)
+        steps = self.steps
+        steps["fold"].observe(fold)
+        steps["send"].observe(send)
+        steps["store"].observe(store)
+
+
 def _number(value: float) -> str:
     return repr(float(value)) if value != int(value) else f"{int(value)}.0"
 
@@ -109,10 +148,41 @@ def counter(
     return family
 
 
-def histogram(name: str, help_text: str, observed: Histogram) -> HistogramMetricFamily:
-    return HistogramMetricFamily(
-        PREFIX + name,
-        help_text,
-        buckets=[(bound, float(n)) for bound, n in observed.cumulative()],
-        sum_value=observed.total,
-    )
+def histogram(
+    name: str,
+    help_text: str,
+    observed: Histogram | Mapping[tuple[str, ...], Histogram],
+    labels: Sequence[str] = (),
+) -> HistogramMetricFamily:
+    """A histogram family: one histogram, or one per entry of ``observed``, keyed by the values
+    of ``labels``."""
+    if not isinstance(observed, Mapping):
+        return HistogramMetricFamily(
+            PREFIX + name,
+            help_text,
+            buckets=[(bound, float(n)) for bound, n in observed.cumulative()],
+            sum_value=observed.total,
+        )
+    family = HistogramMetricFamily(PREFIX + name, help_text, labels=list(labels))
+    for values, each in observed.items():
+        family.add_metric(
+            list(values),
+            [(bound, float(n)) for bound, n in each.cumulative()],
+            sum_value=each.total,
+        )
+    return family
+
+
+def batch_metrics(stats: BatchStats) -> list[HistogramMetricFamily]:
+    """The families of :class:`BatchStats`: records per batch, and seconds per step."""
+    return [
+        histogram("batch_records", "Records per fetched batch of input.", stats.records),
+        histogram(
+            "batch_step_seconds",
+            "Seconds of each step of a fetched batch: fold (and hand the outputs to the "
+            "producer), send (until the broker has the outputs), store (the states they came "
+            "from, changelog acknowledged).",
+            {(step,): each for step, each in stats.steps.items()},
+            ("step",),
+        ),
+    ]

@@ -20,7 +20,7 @@ from streams.core.ledger import CorruptEntry, Entry, LedgerView, Record
 from streams.core.state import head_of
 from streams.pipeline.clocks import ClockBook
 from streams.pipeline.ledger_store import LedgerStore
-from streams.pipeline.stats import PREFIX, counter, histogram
+from streams.pipeline.stats import PREFIX, batch_metrics, counter, histogram
 from streams.pipeline.store import scan_stored
 from streams.pipeline.timers import Ticker, timer_metrics
 from streams.topology import TopicNames, partition_key, partition_of
@@ -194,6 +194,7 @@ class FaustBackend:
             "From an input record's Kafka timestamp to the end of its processing.",
             stats.latency,
         )
+        yield from batch_metrics(counters.batches)
         lag = GaugeMetricFamily(
             PREFIX + "consumer_lag",
             "Records in an owned input partition not yet processed and committed.",

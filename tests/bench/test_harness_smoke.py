@@ -34,7 +34,7 @@ def test_harness_measures_every_system_and_checks_their_output(tmp_path: Path) -
             "--events=600",
             "--event-subjects=60",
             "--subjects=3000",
-            "--latency-systems=quix",
+            "--latency-systems=consent-streams",
             "--fetch-wait-ms=10",
             "--rate=200",
             "--latency-seconds=1",
@@ -76,9 +76,13 @@ def test_harness_measures_every_system_and_checks_their_output(tmp_path: Path) -
 
     (latency,) = data["latency"]
     lat = latency["median"]
-    assert lat["system"] == "quix" and lat["fetch_wait_ms"] == 10
+    assert lat["system"] == "consent-streams" and lat["fetch_wait_ms"] == 10
+    assert lat["rate"] == 200
     assert lat["missing"] == 0 and lat["messages"] > 0
     assert 0 < lat["p50_ms"] <= lat["p95_ms"] <= lat["p99_ms"] <= lat["max_ms"]
+    # The worker's own account of its batches under that load, from its /metrics.
+    assert lat["batches"] >= 1 and lat["batch_records"] >= 1
+    assert lat["fold_ms"] > 0 and lat["send_ms"] > 0 and lat["store_ms"] > 0
 
     recovery = data["recovery"]["median"]
     assert recovery["probes_ok"], recovery["verdict"]

@@ -20,8 +20,15 @@ def results(**overrides: Any) -> dict[str, Any]:
         },
         "scaleout": run(26_000),
         "latency": [
-            {"median": {"system": "transport", "fetch_wait_ms": 10, "p99_ms": 30.0}},
-            {"median": {"system": "consent-streams", "fetch_wait_ms": 10, "p99_ms": 40.0}},
+            {"median": {"system": "transport", "rate": 1000, "fetch_wait_ms": 10, "p99_ms": 30.0}},
+            {
+                "median": {
+                    "system": "consent-streams",
+                    "rate": 1000,
+                    "fetch_wait_ms": 10,
+                    "p99_ms": 40.0,
+                }
+            },
         ],
         "recovery": {
             "median": {
@@ -108,3 +115,24 @@ def test_a_smaller_table_estimates_time_but_not_memory() -> None:
 def test_targets_without_their_measurements_are_not_measured() -> None:
     found = verdicts({"throughput": {}, "latency": [], "scaleout": None, "recovery": None})
     assert all(met is None for met, _ in found.values()), found
+
+
+def test_latency_is_checked_per_load_against_the_loop_at_the_same_load() -> None:
+    def run(system: str, rate: int, p99: float) -> dict[str, Any]:
+        return {"median": {"system": system, "rate": rate, "fetch_wait_ms": 10, "p99_ms": p99}}
+
+    found = verdicts(
+        results(
+            latency=[
+                run("transport", 200, 30.0),
+                run("transport", 1000, 100.0),
+                run("consent-streams", 200, 60.0),  # 2x the loop at 200/s
+                run("consent-streams", 1000, 120.0),  # 1.2x at 1,000/s, though 4x the other
+                run("consent-streams", 500, 40.0),  # no loop at this load
+            ]
+        )
+    )
+    met, gap = found["p99 <= 1.5x the transport loop's (200/s, fetch wait 10 ms)"]
+    assert met is False and gap.startswith("over by 0.50x")
+    assert found["p99 <= 1.5x the transport loop's (1,000/s, fetch wait 10 ms)"][0] is True
+    assert found["p99 <= 1.5x the transport loop's (500/s, fetch wait 10 ms)"][0] is None

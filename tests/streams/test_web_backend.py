@@ -12,7 +12,7 @@ from faust.types import TP
 from yarl import URL
 
 from schemas.vocabulary import Destination
-from streams.pipeline.stats import EventStats
+from streams.pipeline.stats import BatchStats, EventStats
 from streams.pipeline.web_backend import FaustBackend
 from streams.topology import partition_of
 from streams.web.routing import Local, Remote, Router, Unavailable
@@ -95,7 +95,9 @@ def test_metrics_families_from_the_pipeline_counters() -> None:
     stats = EventStats()
     stats.on_processed("unsubscribed", 0.2)
     stats.on_rejected(b"not json")
-    counters = SimpleNamespace(duplicates=1, emitted={Destination.EMAIL: 2}, events=stats)
+    counters = SimpleNamespace(
+        duplicates=1, emitted={Destination.EMAIL: 2}, events=stats, batches=BatchStats()
+    )
     app = SimpleNamespace(consumer=None)  # not started: no lag to tell
     backend = FaustBackend(app, table=None, counters=counters, topics=None)
     samples = {
@@ -109,4 +111,5 @@ def test_metrics_families_from_the_pipeline_counters() -> None:
     assert samples[("consent_streams_suppressions_emitted_total", (("destination", "email"),))] == 2
     assert samples[("consent_streams_processing_latency_seconds_bucket", (("le", "0.25"),))] == 1
     assert samples[("consent_streams_processing_latency_seconds_count", ())] == 1
+    assert samples[("consent_streams_batch_step_seconds_count", (("step", "send"),))] == 0
     assert not any(name == "consent_streams_consumer_lag" for name, _ in samples)

@@ -4,6 +4,7 @@ stays hidden. Auth, errors and headers are tested in process (test_api_reads.py)
 from __future__ import annotations
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from streams.core.policy import load_policy
 from tests.support.http import Reply, decision_path, event
@@ -111,6 +112,18 @@ async def test_metrics_count_events_and_requests(worker: Worker) -> None:
     ):
         assert needle in text, needle
     assert subject not in text
+    # Every fetched batch is counted once, with its records and the time of each step.
+    samples = {
+        (s.name, s.labels.get("step")): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name.startswith("consent_streams_batch_")
+    }
+    batches = samples["consent_streams_batch_records_count", None]
+    assert batches >= 1 and samples["consent_streams_batch_records_sum", None] >= 3
+    for step in ("fold", "send", "store"):
+        assert samples["consent_streams_batch_step_seconds_count", step] == batches, step
+        assert samples["consent_streams_batch_step_seconds_sum", step] > 0, step
 
 
 @pytest.mark.parametrize(
