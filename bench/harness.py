@@ -24,7 +24,9 @@ broker and the same fixed-seed workload:
               set of suppression messages and dead letters the engine computes; for the
               worker also with two processes (the scale-out row: % a second one adds)
   latency     end-to-end p50/p95/p99 from publish to destination message at a steady load,
-              once per consumer fetch wait (the naive Faust peer's is fixed at 1500 ms)
+              once per load (--rate) and consumer fetch wait (the naive Faust peer's is fixed
+              at 1500 ms); for the worker also its mean batch under that load (records, and
+              the time to fold, send and store it), read from its /metrics
   recovery    consent-streams only: table recovery time and records/s after a restart with
               an empty data directory, time to ready, and RSS before and after recovery
               with --subjects entries in the table (--subjects 1000000 for the 1M target)

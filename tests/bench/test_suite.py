@@ -53,6 +53,10 @@ def test_the_median_of_runs_keeps_what_every_run_shares_as_given() -> None:
     median = report.median_of(runs)
     assert median == {"fetch_wait_ms": 100, "p99_ms": 35.0, "messages": 995.0, "correct": False}
     assert type(median["fetch_wait_ms"]) is int
+    # A figure one run could not read (the worker's /metrics did not answer): the others' median.
+    partly = [{"send_ms": 8.0}, {"send_ms": None}, {"send_ms": 6.0}]
+    assert report.median_of(partly) == {"send_ms": 7.0}
+    assert report.median_of([{"send_ms": None}, {"send_ms": None}]) == {"send_ms": None}
 
 
 async def test_worker_env_reaches_the_worker_in_latency_runs_too(
