@@ -157,12 +157,7 @@ def histogram(
     """A histogram family: one histogram, or one per entry of ``observed``, keyed by the values
     of ``labels``."""
     if not isinstance(observed, Mapping):
-        return HistogramMetricFamily(
-            PREFIX + name,
-            help_text,
-            buckets=[(bound, float(n)) for bound, n in observed.cumulative()],
-            sum_value=observed.total,
-        )
+        observed = {(): observed}
     family = HistogramMetricFamily(PREFIX + name, help_text, labels=list(labels))
     for values, each in observed.items():
         family.add_metric(
