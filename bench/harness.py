@@ -22,7 +22,8 @@ broker and the same fixed-seed workload:
   throughput  events/s from first consume to last output, ratio to the transport limit,
               CPU seconds per 1k events, peak RSS, and whether the output is exactly the
               set of suppression messages and dead letters the engine computes; for the
-              worker also with two processes (the scale-out row: % a second one adds)
+              worker also its mean batch over the drain (from its /metrics), and with two
+              processes (the scale-out row: % a second one adds)
   latency     end-to-end p50/p95/p99 from publish to destination message at a steady load,
               once per load (--rate) and consumer fetch wait (the naive Faust peer's is fixed
               at 1500 ms); for the worker also its mean batch under that load (records, and

@@ -222,7 +222,7 @@ def latency_table(results: Sequence[dict[str, Any]]) -> str:
 
 
 def batch_steps(run: dict[str, Any]) -> str:
-    """A worker's mean fetched batch in a latency run: its records and the time of each step."""
+    """A worker's mean fetched batch in a run: its records and the time of each step."""
     return (
         f"{run['batch_records']:.1f} records; fold {run['fold_ms']:.1f} ms, "
         f"send {run['send_ms']:.1f} ms, store {run['store_ms']:.1f} ms"
@@ -244,6 +244,19 @@ def latency_steps(results: Sequence[dict[str, Any]]) -> str:
         "The worker's mean batch under that load (its /metrics; send and store wait for acks):\n"
         + "\n".join(lines)
     )
+
+
+def throughput_steps(results: dict[str, dict[str, Any]]) -> str:
+    """Where the worker's batches spent their time while draining the workload (its /metrics):
+    at full load a batch is as large as the worker takes, so this is mostly its own work."""
+    lines = [
+        f"  {SYSTEMS[key].label}: {batch_steps(entry['median'])}"
+        for key, entry in results.items()
+        if entry["median"].get("batches")
+    ]
+    if not lines:
+        return ""
+    return "The worker's mean batch while draining (its /metrics):\n" + "\n".join(lines)
 
 
 def recovery_table(result: dict[str, Any]) -> str:

@@ -199,6 +199,7 @@ class Suite:
                 lambda r: (
                     f"{r['events_per_s']:,.0f} events/s, {r['cpu_s_per_1k']:.3f} CPU s/1k, "
                     f"peak RSS {r['peak_rss_mb']:,.0f} MB; {r['verdict']}"
+                    + (f"; per batch: {report.batch_steps(r)}" if r.get("batches") else "")
                 ),
             )
         )
@@ -353,6 +354,9 @@ class Suite:
         if results["throughput"]:
             print("\nThroughput (whole workload published first; first consume to last output)")
             print(report.throughput_table(results["throughput"]))
+            steps = report.throughput_steps(results["throughput"])
+            if steps:
+                print(steps)
             cost = report.ledger_cost(results["throughput"])
             if cost:
                 print(cost)

@@ -4,7 +4,9 @@ the same with several worker processes on the same machine.
 Events/s is measured from the system's first consume to its last output record (producer
 timestamps on the same machine); CPU is the system's process tree over that window (summed over
 the processes). The report sets scale-out beside the one-worker figure of the same run: the
-percentage the added workers add.
+percentage the added workers add. For one worker process it also reads the worker's
+``/metrics`` once the outputs are in: its mean fetched batch over the drain (records, and the
+time of each step), which says how much of a batch is the worker's own work.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from bench.batches import SINCE_START, batch_means, batch_totals
 from bench.kafka import Progress, Seen, cluster, create_topics, publish, read_all
 from bench.processes import Child, Monitor, serves_ready
 from bench.reference import Expected, Verdict, compare, dead_letter_payload, suppression_key
@@ -48,6 +51,13 @@ class ThroughputRun:
     fetch_wait_ms: int
     correct: bool
     verdict: str
+    #: The worker's fetched batches over the whole drain, their mean records and step times
+    #: (one worker process only; None for the peers, which do not say).
+    batches: int | None = None
+    batch_records: float | None = None
+    fold_ms: float | None = None
+    send_ms: float | None = None
+    store_ms: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -202,6 +212,11 @@ async def measure(
                 seen, watch = await wait_for_outputs(
                     run, system.outputs(run), target, children[0], log, label, since=since
                 )
+                steps = (
+                    await asyncio.to_thread(batch_totals, run.web_port)
+                    if system.is_worker and workers == 1
+                    else None
+                )
             finally:
                 for child in children:
                     child.stop()
@@ -229,4 +244,5 @@ async def measure(
         fetch_wait_ms=wait,
         correct=verdict.ok,
         verdict=verdict.summary,
+        **batch_means(SINCE_START, steps),
     )

@@ -1,12 +1,12 @@
-"""The latency run's reading of the worker's batch metrics: mean records and step times."""
+"""Reading the worker's batch metrics: mean records and step times, per run and in the report."""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric
 
-from bench.latency import batch_means, read_batch_totals
-from bench.report import latency_steps
+from bench.batches import SINCE_START, batch_means, read_batch_totals
+from bench.report import latency_steps, throughput_steps
 from streams.pipeline.stats import BatchStats, batch_metrics, histogram
 from streams.web.metrics import exposition
 
@@ -52,3 +52,28 @@ def test_no_reading_or_no_batches_gives_no_means() -> None:
     assert batch_means(reading, reading) == {}  # no batch in between
     assert read_batch_totals("") == {}
     assert latency_steps([{"median": {"system": "quix", "rate": 200, "fetch_wait_ms": 10}}]) == ""
+
+
+def test_a_drain_is_read_from_the_start_and_reported_for_the_worker_only() -> None:
+    stats = BatchStats()
+    stats.on_batch(1000, fold=0.120, send=0.010, store=0.060)
+    stats.on_batch(500, fold=0.060, send=0.006, store=0.030)
+    means = batch_means(SINCE_START, read_batch_totals(scrape(stats)))
+    assert means == {
+        "batches": 2,
+        "batch_records": 750.0,
+        "fold_ms": 90.0,
+        "send_ms": 8.0,
+        "store_ms": 45.0,
+    }
+    results = {
+        "transport": {"median": {"system": "transport", "batches": None}},
+        "consent-streams": {"median": {"system": "consent-streams", **means}},
+    }
+    assert throughput_steps(results).splitlines() == [
+        "The worker's mean batch while draining (its /metrics):",
+        "  consent-streams worker: 750.0 records; fold 90.0 ms, send 8.0 ms, store 45.0 ms",
+    ]
+    assert throughput_steps({"transport": results["transport"]}) == ""
+    # A worker that does not answer its /metrics: no figures rather than zeros.
+    assert batch_means(SINCE_START, None) == {}
