@@ -4,8 +4,9 @@ Faust's driver hard-codes the worker consumer's fetch wait (1500 ms) and reads u
 records; no Faust setting reaches either. The three subclasses here are the only place that
 changes the driver:
 
-- :class:`ConsumerThread` sets ``fetch_max_wait_ms`` from the broker URL and
-  ``isolation_level=read_committed`` (aborted transactions of a publisher are never applied),
+- :class:`ConsumerThread` sets ``fetch_max_wait_ms`` from the broker URL,
+  ``isolation_level=read_committed`` (aborted transactions of a publisher are never applied)
+  and a prefetch backoff no longer than the fetch wait (see :func:`prefetch_backoff`),
   and ends the process with :data:`~streams.worker.EXIT_UNREADABLE_FETCH` and a log line naming
   the partition when a fetch cannot be read (a codec this process lacks, a corrupt batch),
   where Faust would exit 1 like any crash;
@@ -44,14 +45,33 @@ def broker_url(bootstrap: str, fetch_wait_ms: int) -> str:
     return f"{SCHEME}://{bootstrap}?{FETCH_WAIT_PARAM}={fetch_wait_ms}"
 
 
+#: aiokafka's prefetch backoff (seconds): how long fetched records not yet taken hold back the
+#: next fetch from their broker, for every partition it leads.
+AIOKAFKA_PREFETCH_BACKOFF = 0.1
+
+
+def prefetch_backoff(fetch_wait_ms: int) -> float:
+    """The fetcher's prefetch backoff for a fetch wait: the wait itself, at most aiokafka's.
+
+    While fetched records of a partition wait to be taken, aiokafka sends no fetch to that
+    partition's broker for up to the backoff, so new records of its other partitions wait too.
+    With aiokafka's 100 ms this set the worker's p99 at 200 events/s on one broker (65-87 ms
+    against the loop's 25 ms); no record should wait longer for it than for the fetch itself.
+    """
+    return min(fetch_wait_ms / 1000, AIOKAFKA_PREFETCH_BACKOFF)
+
+
 class ConsumerThread(driver.AIOKafkaConsumerThread):
     """The consumer thread; builds the worker's aiokafka consumer and reads its fetches."""
+
+    _prefetch_backoff = AIOKAFKA_PREFETCH_BACKOFF
 
     def _create_worker_consumer(self, transport: driver.Transport) -> AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
         # The consumer hands both to its fetcher when it starts, which happens after this.
         consumer._fetch_max_wait_ms = fetch_wait_ms(transport)
         consumer._isolation_level = READ_COMMITTED
+        self._prefetch_backoff = prefetch_backoff(consumer._fetch_max_wait_ms)
         return consumer
 
     async def _fetch_records(
@@ -61,6 +81,9 @@ class ConsumerThread(driver.AIOKafkaConsumerThread):
         timeout: float | None = None,
         max_records: int | None = None,
     ) -> Any:
+        fetcher = consumer._fetcher  # made when the consumer starts; takes no such setting
+        if fetcher is not None:
+            fetcher._prefetch_backoff = self._prefetch_backoff
         try:
             return await super()._fetch_records(
                 consumer, active_partitions, timeout=timeout, max_records=max_records

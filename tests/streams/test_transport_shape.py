@@ -6,11 +6,14 @@ pins in pyproject.toml.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib.metadata
 import inspect
 
 import faust
 import pytest
+from aiokafka import AIOKafkaConsumer
 from aiokafka.consumer.fetcher import READ_COMMITTED, Fetcher, FetchError, FetchResult
 from faust.transport import by_url
 from faust.transport.drivers import aiokafka as driver
@@ -55,6 +58,16 @@ def test_the_unreadable_fetch_report_finds_the_partition_where_aiokafka_keeps_it
     assert hasattr(FetchResult, "getall") and hasattr(FetchError, "check_raise")
 
 
+def test_the_prefetch_backoff_is_still_the_fetchers_own_attribute() -> None:
+    # ConsumerThread sets Fetcher._prefetch_backoff: the consumer passes no such setting (if
+    # it gains one, pass it there instead), and the fetcher reads the attribute per fetch.
+    assert "prefetch_backoff" not in inspect.getsource(AIOKafkaConsumer.start)
+    assert parameters(Fetcher.__init__).count("prefetch_backoff") == 1
+    source = inspect.getsource(Fetcher)
+    assert "backoff=self._prefetch_backoff" in source
+    assert "calculate_backoff()" in source
+
+
 def test_the_pins_are_the_installed_versions() -> None:
     assert importlib.metadata.version("faust-streaming") == "0.15.3"
     assert importlib.metadata.version("aiokafka").startswith("0.14.")
@@ -80,5 +93,10 @@ async def test_the_worker_consumer_fetches_with_the_setting_and_read_committed(
         # What aiokafka's fetcher actually uses, not what was passed in.
         assert consumer._fetcher._fetch_max_wait_ms == wait_ms
         assert consumer._fetcher._isolation_level == READ_COMMITTED
+        # Set on the fetcher (made by start) when the thread first reads from it; with no
+        # assignment the read itself waits for one.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(thread._fetch_records(consumer, set(), timeout=0), 0.2)
+        assert consumer._fetcher._prefetch_backoff == transport.prefetch_backoff(wait_ms)
     finally:
         await consumer.stop()
