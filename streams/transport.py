@@ -55,8 +55,8 @@ def prefetch_backoff(fetch_wait_ms: int) -> float:
 
     While fetched records of a partition wait to be taken, aiokafka sends no fetch to that
     partition's broker for up to the backoff, so new records of its other partitions wait too.
-    With aiokafka's 100 ms this set the worker's p99 at 200 events/s on one broker (65-87 ms
-    against the loop's 25 ms); no record should wait longer for it than for the fetch itself.
+    With aiokafka's 100 ms this was most of the worker's p99 at a light load on one broker
+    (docs/performance.md); no record should wait longer for it than for the fetch itself.
     """
     return min(fetch_wait_ms / 1000, AIOKAFKA_PREFETCH_BACKOFF)
 
