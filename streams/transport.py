@@ -64,15 +64,19 @@ def prefetch_backoff(fetch_wait_ms: int) -> float:
 class ConsumerThread(driver.AIOKafkaConsumerThread):
     """The consumer thread; builds the worker's aiokafka consumer and reads its fetches."""
 
-    _prefetch_backoff = AIOKAFKA_PREFETCH_BACKOFF
-
     def _create_worker_consumer(self, transport: driver.Transport) -> AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
         # The consumer hands both to its fetcher when it starts, which happens after this.
         consumer._fetch_max_wait_ms = fetch_wait_ms(transport)
         consumer._isolation_level = READ_COMMITTED
-        self._prefetch_backoff = prefetch_backoff(consumer._fetch_max_wait_ms)
         return consumer
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        # The consumer makes its fetcher when it starts, and hands it no prefetch backoff.
+        consumer = self._consumer
+        assert consumer is not None  # Faust's on_start has just made and started it
+        consumer._fetcher._prefetch_backoff = prefetch_backoff(consumer._fetch_max_wait_ms)
 
     async def _fetch_records(
         self,
@@ -81,9 +85,6 @@ class ConsumerThread(driver.AIOKafkaConsumerThread):
         timeout: float | None = None,
         max_records: int | None = None,
     ) -> Any:
-        fetcher = consumer._fetcher  # made when the consumer starts; takes no such setting
-        if fetcher is not None:
-            fetcher._prefetch_backoff = self._prefetch_backoff
         try:
             return await super()._fetch_records(
                 consumer, active_partitions, timeout=timeout, max_records=max_records

@@ -6,8 +6,6 @@ pins in pyproject.toml.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import importlib.metadata
 import inspect
 
@@ -43,6 +41,11 @@ def test_the_overridden_methods_keep_their_signatures() -> None:
         driver.Consumer._new_consumer_thread
     )
     assert driver.Transport.Consumer is driver.Consumer
+    # on_start makes the worker consumer and starts it (which makes its fetcher).
+    assert parameters(thread.on_start) == ["self"]
+    start = inspect.getsource(thread.on_start)
+    assert "self._consumer = self._create_consumer(" in start
+    assert "await self._consumer.start()" in start
     # The fetch wait is still hard-coded (if Faust gains a setting, use it instead).
     assert "fetch_max_wait_ms=1500" in inspect.getsource(thread._create_worker_consumer)
 
@@ -87,16 +90,13 @@ async def test_the_worker_consumer_fetches_with_the_setting_and_read_committed(
     app = faust.App(unique("shape"), broker=transport.broker_url(bootstrap, wait_ms))
     thread = app.consumer._thread
     assert isinstance(thread, transport.ConsumerThread)
-    consumer = thread._create_worker_consumer(app.transport)
-    await consumer.start()
+    await thread.on_start()  # makes and starts the worker consumer, as the thread does
+    consumer = thread._consumer
+    assert consumer is not None
     try:
         # What aiokafka's fetcher actually uses, not what was passed in.
         assert consumer._fetcher._fetch_max_wait_ms == wait_ms
         assert consumer._fetcher._isolation_level == READ_COMMITTED
-        # Set on the fetcher (made by start) when the thread first reads from it; with no
-        # assignment the read itself waits for one.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(thread._fetch_records(consumer, set(), timeout=0), 0.2)
         assert consumer._fetcher._prefetch_backoff == transport.prefetch_backoff(wait_ms)
     finally:
         await consumer.stop()
