@@ -117,6 +117,10 @@ class TimerIndex:
         #: partition -> subject keys a batch staged while the partition is being rebuilt: the
         #: rebuild leaves their items alone (they are newer than what it computed).
         self.touched: dict[int, set[bytes]] = {}
+        #: partition -> items per kind: counted from the whole index by the first census after
+        #: an assignment, then kept by every write (a scrape must not read a million entries).
+        #: Cleared when partitions move: recovery writes the store below this class.
+        self.counts: dict[int, dict[str, int]] = {}
 
     @property
     def changelog(self) -> str:
@@ -193,9 +197,6 @@ class TimerIndex:
             found.append((key, item))
         return found
 
-    def size(self, partition: int) -> int:
-        return sum(1 for _ in self._scan(partition))
-
     def entries(self, partition: int, after: bytes | None, limit: int) -> list[tuple[bytes, bytes]]:
         """Up to ``limit`` entries of ``partition`` in key order, from the first after ``after``."""
         return list(itertools.islice(self._scan(partition, after), limit))
@@ -209,18 +210,25 @@ class TimerIndex:
         return None if value is None else value.decode()
 
     def census(self, partition: int) -> tuple[dict[str, int], int | None]:
-        """Items of ``partition`` per kind, and the earliest due time (microseconds): a scan
-        of the partition's index (what a scrape costs)."""
+        """Items of ``partition`` per kind, and the earliest due time (microseconds). Only the
+        first call after an assignment reads the whole index; writes keep the count."""
+        counts = self.counts.get(partition)
+        if counts is None:
+            counts = self.counts[partition] = self.count(partition)
+        first = next(self._scan(partition), None)
+        due = None if first is None else int.from_bytes(first[0][:8], "big") - _SHIFT
+        return dict(counts), due
+
+    def count(self, partition: int) -> dict[str, int]:
+        """Items of ``partition`` per kind, from a read of its whole index."""
         counts: dict[str, int] = defaultdict(int)
-        first: int | None = None
-        for key, value in self._scan(partition):
-            if first is None:
-                first = int.from_bytes(key[:8], "big") - _SHIFT
-            try:
-                counts[decode(value).kind] += 1
-            except (TypeError, ValueError):
-                counts["unreadable"] += 1
-        return counts, first
+        for _, value in self._scan(partition):
+            counts[_kind(value)] += 1
+        return dict(counts)
+
+    def forget_counts(self) -> None:
+        """Partitions are moving: their next census counts again."""
+        self.counts.clear()
 
     # -- the store under the table (RocksDB, or memory in small setups) -------------------
 
@@ -258,7 +266,34 @@ class TimerIndex:
 
         return partition_of(item.subject_id.encode(), int(self.table.partitions))
 
+    def _recount(self, counts: dict[str, int], partition: int, items: list[Write]) -> None:
+        """Keep ``counts`` true through ``items`` (read what each replaces: a put may overwrite
+        an item, as a redelivered batch does, and a delete may find nothing)."""
+        writes = [(key, value) for key, value in items if len(key) == _KEY_SIZE]
+        if not writes:
+            return
+        now: dict[bytes, bytes | None] = {}  # a key written twice in one batch: the later wins
+        found = self._get_many(partition, [key for key, _ in writes])
+        for (key, value), stored in zip(writes, found, strict=True):
+            old = now.get(key, stored)
+            if old is not None:
+                counts[_kind(old)] -= 1
+            if value is not None:
+                kind = _kind(value)
+                counts[kind] = counts.get(kind, 0) + 1
+            now[key] = value
+
+    def _get_many(self, partition: int, keys: list[bytes]) -> list[bytes | None]:
+        store = self.table.data
+        if hasattr(store, "_db_for_partition"):
+            found: list[bytes | None] = store._db_for_partition(partition).get(keys)
+            return found
+        return [store.data.get(key) for key in keys]
+
     def _write(self, partition: int, items: list[Write], tp: TP, offset: int) -> None:
+        counts = self.counts.get(partition)
+        if counts is not None:
+            self._recount(counts, partition, items)
         store = self.table.data
         if not hasattr(store, "_db_for_partition"):
             for key, value in items:
@@ -443,6 +478,17 @@ class Reindexer:
             await asyncio.sleep(0)
 
 
+#: An item's kind as :func:`encode` writes it (the second element): read without decoding,
+#: as the count is kept on every index write.
+_KINDS = {orjson.dumps(kind.value): kind.value for kind in Kind}
+
+
+def _kind(value: bytes) -> str:
+    """The kind an index entry says it is; ``unreadable`` when it names none."""
+    parts = value.split(b",", 2)
+    return _KINDS.get(parts[1], "unreadable") if len(parts) == 3 else "unreadable"
+
+
 def _subject_of(value: bytes) -> bytes | None:
     try:
         item = decode(value)
@@ -495,6 +541,7 @@ class Ticker:
 
     def revoked(self) -> None:
         self.generation += 1
+        self.index.forget_counts()
         self.checked.clear()
         self.looked.clear()
 

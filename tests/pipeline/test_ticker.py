@@ -205,3 +205,14 @@ async def test_metrics_count_indexed_and_fired_clocks_and_the_oldest_overdue(
     assert found[("consent_streams_timers_indexed", "retention")] == 1
     assert found[("consent_streams_timers_oldest_overdue_seconds", "")] == 0  # retention at 09:05
     assert found[("consent_streams_timers_dropped_total", "")] == 0
+
+
+async def test_a_revocation_makes_the_next_census_read_the_index_again(engine: Engine) -> None:
+    """Recovery writes a partition's store below the index: a count kept from before a
+    rebalance could be wrong after it."""
+    world = World(engine)
+    await world.fold(**grant(1, 0))
+    samples(world)
+    assert world.index.counts  # kept from the first census on
+    world.ticker.revoked()
+    assert not world.index.counts

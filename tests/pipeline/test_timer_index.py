@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import orjson
 import pytest
+import rocksdict
 
 from streams.core.engine import Engine
 from streams.core.policy import parse_policy
@@ -194,3 +197,80 @@ async def test_a_flush_without_states_still_sends_the_index_writes(engine: Engin
     await index.send(writes, flush)
     index.store(writes, await store.save(again.states, flush))
     assert broker.waits == 1 and not states and len(items) == 3
+
+
+class _Rocks:
+    """A RocksDB store as Faust's driver holds it: one raw database per partition."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.dbs: dict[int, rocksdict.Rdict] = {}
+
+    def _db_for_partition(self, partition: int) -> rocksdict.Rdict:
+        if partition not in self.dbs:
+            options = rocksdict.Options(raw_mode=True)
+            self.dbs[partition] = rocksdict.Rdict(str(self.root / str(partition)), options)
+        return self.dbs[partition]
+
+    def set_persisted_offset(self, tp: Any, offset: int) -> None:
+        pass
+
+    def close(self) -> None:
+        for db in self.dbs.values():
+            db.close()
+
+
+@pytest.fixture(params=["memory", "rocksdb"])
+def any_index(
+    request: pytest.FixtureRequest, engine: Engine, tmp_path: Path
+) -> Iterator[TimerIndex]:
+    store: Any = SimpleNamespace(data={}) if request.param == "memory" else _Rocks(tmp_path)
+    table = SimpleNamespace(data=store, partitions=PARTITIONS)
+    yield TimerIndex(table, TimerPlan(engine.policy, engine.plans))
+    if isinstance(store, _Rocks):
+        store.close()
+
+
+def _item(kind: str, n: int, subject: str = "s-1") -> Due:
+    return Due(n, kind, "acme", subject, "offers", "email", f"e-{n}", n, "r")
+
+
+def _put(item: Due) -> Write:
+    return index_key(item), encode(item)
+
+
+def test_the_census_reads_the_index_once_and_writes_keep_it_true(
+    any_index: TimerIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scrape every few seconds must not read every entry of a large index: after the first
+    census, each write adjusts the count, whatever it overwrites or fails to find."""
+    index, partition = any_index, partition_of(b"s-1", PARTITIONS)
+    expiry, reminder, retention = _item("expiry", 5), _item("reminder", 3), _item("retention", 9)
+    index._write(partition, [_put(expiry), _put(reminder)], None, 0)  # type: ignore[arg-type]
+    reads: list[int] = []
+    count = index.count
+    monkeypatch.setattr(index, "count", lambda p: reads.append(p) or count(p))
+
+    def census() -> dict[str, int]:
+        counts, _ = index.census(partition)
+        assert {k: n for k, n in counts.items() if n} == count(partition)  # as a full read
+        return counts
+
+    assert census() == {"expiry": 1, "reminder": 1} and reads == [partition]
+    unreadable = index_key(_item("expiry", 7))
+    for writes in (
+        [_put(retention)],  # new
+        [_put(expiry)],  # again, as a redelivered batch puts it: not counted twice
+        [(index_key(reminder), None)],  # gone
+        [(index_key(reminder), None)],  # gone already: nothing to take away
+        [(unreadable, b'["from", "another", "version"]')],
+        [(unreadable, None), _put(_item("lapse", 8)), (index_key(_item("lapse", 8)), None)],
+    ):
+        index._write(partition, writes, None, 0)  # type: ignore[arg-type]
+        census()
+    assert {k: n for k, n in census().items() if n} == {"expiry": 1, "retention": 1}
+    assert index.census(partition)[1] == 5  # the earliest due time: the expiry's
+    assert reads == [partition]  # counted once
+    index.forget_counts()  # partitions moved: recovery may have written below the index
+    census()
+    assert reads == [partition, partition]
