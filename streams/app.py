@@ -20,6 +20,7 @@ from streams.pipeline.clocks import CLOCKS_TABLE, ClockBook
 from streams.pipeline.consumer import Batches, BatchHandler, BatchTransport
 from streams.pipeline.ledger_store import LEDGER_TABLE, LEDGER_TOPIC_CONFIG, LedgerStore
 from streams.pipeline.personal import COMPACTION_CONFIGS, KEYS_TABLE, KeysTable, SubjectKeys
+from streams.pipeline.rewrap import Rewrapper
 from streams.pipeline.sending import KeyHashes, Producer
 from streams.pipeline.stats import BatchStats, EventStats
 from streams.pipeline.store import SubjectStore
@@ -62,6 +63,7 @@ class ConsentStreams:
     ledger: LedgerStore  # declared even when CONSENT_LEDGER=false: its topic stays known
     pipeline: BatchPipeline
     ticker: Ticker | None = None  # None: timers off, or a policy without clocks
+    rewrap: Rewrapper | None = None  # data keys under the newest KEK, once per assignment
     deadlines: ClockBook | None = None  # legal deadline clocks (streams/pipeline/clocks.py)
 
 
@@ -182,7 +184,11 @@ def create_app(
         return pipeline.producer  # Faust starts its producer after the app is built
 
     reindex = Reindexer(index, states, fingerprint(policy, running), gate, producer)
-    ticker = Ticker(app, index, states, names, producer, clock, reindex=reindex, firing=running)
+    # Data keys move to the newest KEK once per assignment (streams/pipeline/rewrap.py).
+    rewrap = Rewrapper(keys, stored_keys, gate, producer)
+    ticker = Ticker(
+        app, index, states, names, producer, clock, reindex=reindex, rewrap=rewrap, firing=running
+    )
     app.timer(interval=settings.timer_interval, name="timers")(ticker.tick)
 
     async def serialised(batches: Batches) -> None:
@@ -222,6 +228,7 @@ def create_app(
         ledger=ledger,
         pipeline=pipeline,
         ticker=ticker if running else None,
+        rewrap=rewrap,
         deadlines=deadlines,
     )
     return streams

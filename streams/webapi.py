@@ -28,6 +28,7 @@ def attach_api(streams: ConsentStreams, settings: Settings) -> None:
         ledger=streams.ledger,
         opener=streams.keys.open,  # personal data opened, or left sealed after erasure
         ticker=streams.ticker,
+        rewrap=streams.rewrap,
     )
     faust_app: Any = streams.app
     server = cast(web.Application, faust_app.web.web_app)

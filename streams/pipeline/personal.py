@@ -31,7 +31,7 @@ from streams.core.state import HASHED, SubjectState
 from streams.core.statements import DENIAL, ERASURE_SCOPE, slot_key
 from streams.pipeline.caching import remember
 from streams.pipeline.sending import Outbox
-from streams.pipeline.store import stored, write_stored
+from streams.pipeline.store import stored, subjects_after, write_stored
 from streams.security.shredding import (
     DataKeys,
     FieldCipher,
@@ -304,6 +304,10 @@ class KeysTable:
 
     def get(self, key: bytes, partition: int) -> bytes | None:
         return stored(self.table, key, partition)
+
+    def entries(self, partition: int, after: bytes | None, limit: int) -> list[tuple[bytes, bytes]]:
+        """Up to ``limit`` stored (subject key, value) of ``partition``, after ``after``."""
+        return subjects_after(self.table, partition, after, limit)
 
     async def send(self, changes: Changes, outbox: Outbox) -> None:
         """Step 3: the changes go to the changelog with the batch's outputs."""

@@ -69,12 +69,7 @@ class SubjectStore:
     ) -> list[tuple[bytes, bytes]]:
         """Up to ``limit`` stored (key, state bytes) of ``partition`` in key order, from the
         first key after ``after``."""
-        found = (
-            (key, value)
-            for key, value in scan_stored(self.table, partition, after or b"")
-            if key != after and b"/" in key  # a state's key: not the store's offset entry
-        )
-        return list(itertools.islice(found, limit))
+        return subjects_after(self.table, partition, after, limit)
 
     def forget(self) -> None:
         """Drop every cached state (partitions are being revoked: they may come back changed)."""
@@ -115,6 +110,19 @@ def scan_stored(table: Any, partition: int, start: bytes) -> Iterator[tuple[byte
         for key, value in store.data.items()
         if key >= start and partition_of(partition_key(key), count) == partition
     )
+
+
+def subjects_after(
+    table: Any, partition: int, after: bytes | None, limit: int
+) -> list[tuple[bytes, bytes]]:
+    """Up to ``limit`` (subject key, value) of the store of ``partition`` beneath a raw Faust
+    table keyed by subject, in key order, from the first key after ``after``."""
+    found = (
+        (key, value)
+        for key, value in scan_stored(table, partition, after or b"")
+        if key != after and b"/" in key  # a subject's key: not the offset entry, nor a marker
+    )
+    return list(itertools.islice(found, limit))
 
 
 def write_stored(

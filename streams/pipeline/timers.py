@@ -52,6 +52,7 @@ from streams.core.statements import to_micros
 from streams.core.timers import OFF, Due, Kind, TimerPlan, due_event, notification
 from streams.pipeline.caching import remember
 from streams.pipeline.fold import Folded
+from streams.pipeline.rewrap import Rewrapper
 from streams.pipeline.sending import Outbox, Producer
 from streams.pipeline.stats import PREFIX
 from streams.pipeline.store import CACHE_MAX, SubjectStore
@@ -509,8 +510,9 @@ class Ticker:
     """Fires due items of the partitions this worker owns; see the module docstring.
 
     With a :class:`Reindexer`, each partition's index is first checked (and rebuilt if it was
-    built from something else) once per assignment, before anything of it is fired. With
-    ``firing`` false (the timers off) that check is all a tick does.
+    built from something else) once per assignment, before anything of it is fired; with a
+    :class:`~streams.pipeline.rewrap.Rewrapper`, its data keys are then brought under the newest
+    KEK. With ``firing`` false (the timers off) those checks are all a tick does.
     """
 
     def __init__(
@@ -523,6 +525,7 @@ class Ticker:
         clock: Callable[[], datetime],
         *,
         reindex: Reindexer | None = None,
+        rewrap: Rewrapper | None = None,
         firing: bool = True,
     ) -> None:
         self.app = app
@@ -532,6 +535,7 @@ class Ticker:
         self.producer = producer
         self.clock = clock
         self.reindex = reindex
+        self.rewrap = rewrap
         self.firing = firing
         self.generation = 0  # moves on every revocation: a tick in flight stops writing
         self.checked: set[int] = set()  # partitions whose index matches, this assignment
@@ -544,6 +548,8 @@ class Ticker:
         self.index.forget_counts()
         self.checked.clear()
         self.looked.clear()
+        if self.rewrap is not None:
+            self.rewrap.forget()
 
     async def before_batch(self) -> None:
         """Called with the batches' lock held, before each batch: on a new assignment, the
@@ -584,6 +590,8 @@ class Ticker:
                     return  # a rebalance: the next tick looks again
                 if generation == self.generation:
                     self.checked.add(partition)
+            if self.rewrap is not None and not await self.rewrap.ensure(partition, current):
+                return
             if not self.firing:
                 continue
             while generation == self.generation:

@@ -20,6 +20,7 @@ from streams.core.ledger import CorruptEntry, Entry, LedgerView, Record
 from streams.core.state import head_of
 from streams.pipeline.clocks import ClockBook
 from streams.pipeline.ledger_store import LedgerStore
+from streams.pipeline.rewrap import Rewrapper, rewrap_metrics
 from streams.pipeline.stats import PREFIX, batch_metrics, counter, histogram
 from streams.pipeline.store import scan_stored
 from streams.pipeline.timers import Ticker, timer_metrics
@@ -53,6 +54,7 @@ class FaustBackend:
         ledger: LedgerStore | None = None,
         opener: Opener = as_stored,
         ticker: Ticker | None = None,
+        rewrap: Rewrapper | None = None,
     ) -> None:
         self.app = app  # faust.App
         self.table = table  # faust Table[bytes, bytes]
@@ -62,6 +64,7 @@ class FaustBackend:
         self.ledger_store = ledger
         self.opener = opener
         self.ticker = ticker  # None: timers off
+        self.rewrap = rewrap
 
     @property
     def _changelog(self) -> str:
@@ -203,11 +206,13 @@ class FaustBackend:
         for topic, partition, behind in self.consumer_lag():
             lag.add_metric([topic, str(partition)], behind)
         yield lag
-        # Open clocks and the timer index are read only while no partition is moving (the
-        # tables are co-partitioned: the same partitions).
-        if self.clocks is None and self.ticker is None:
+        # Open clocks, the timer index and key rotation are read only while no partition is
+        # moving (the tables are co-partitioned: the same partitions).
+        if self.clocks is None and self.ticker is None and self.rewrap is None:
             return
         owned = self.active_partitions() if self.settled() else []
+        if self.rewrap is not None:
+            yield from rewrap_metrics(self.rewrap, owned)
         if self.clocks is not None:
             yield from self.clocks.metrics(owned, datetime.now(UTC))
         if self.ticker is not None:
