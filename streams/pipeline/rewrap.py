@@ -11,7 +11,9 @@ where they were; the next owner goes on.
 When a pass ends, the partition records which KEK every key it holds is wrapped by (a marker in
 the keys table, sent through its changelog like a key): as new keys are always wrapped by the
 newest KEK, the next assignment under the same keyring reads nothing. Destroyed keys (erasure)
-hold no wrapping and are left as they are.
+hold no wrapping and are left as they are. Keys wrapped by a KEK this worker is not given (a
+rotation rolled out out of order) stay as they are: the pass writes no marker, and the
+partition stays pending until its next assignment.
 """
 
 from __future__ import annotations
