@@ -164,15 +164,17 @@ class Rewrapper:
             raise
 
 
-def rewrap_metrics(rewrapper: Rewrapper, partitions: Iterable[int]) -> Iterator[Metric]:
-    """Key rotation on /metrics: partitions of ``partitions`` (this worker's active ones) whose
-    data keys are not yet known to be under the newest KEK, and keys moved since the start."""
-    yield GaugeMetricFamily(
-        PREFIX + "data_keys_rewrap_pending_partitions",
-        "Active partitions whose data keys are not yet all wrapped by the newest key-encryption "
-        "key. An older key may be retired once every worker reports 0.",
-        value=len(set(partitions) - rewrapper.done),
-    )
+def rewrap_metrics(rewrapper: Rewrapper, partitions: Iterable[int] | None) -> Iterator[Metric]:
+    """Key rotation on /metrics: partitions of ``partitions`` (this worker's active ones; None
+    while they move, and the gauge is left out rather than read as 0) whose data keys are not
+    yet known to be under the newest KEK, and keys moved since the start."""
+    if partitions is not None:
+        yield GaugeMetricFamily(
+            PREFIX + "data_keys_rewrap_pending_partitions",
+            "Active partitions whose data keys are not yet all wrapped by the newest "
+            "key-encryption key. An older key may be retired once every worker reports 0.",
+            value=len(set(partitions) - rewrapper.done),
+        )
     yield CounterMetricFamily(
         PREFIX + "data_keys_rewrapped",
         "Stored data keys wrapped again by the newest key-encryption key, since this worker "

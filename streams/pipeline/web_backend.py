@@ -210,9 +210,10 @@ class FaustBackend:
         # moving (the tables are co-partitioned: the same partitions).
         if self.clocks is None and self.ticker is None and self.rewrap is None:
             return
-        owned = self.active_partitions() if self.settled() else []
-        if self.rewrap is not None:
-            yield from rewrap_metrics(self.rewrap, owned)
+        settled = self.settled()
+        owned = self.active_partitions() if settled else []
+        if self.rewrap is not None:  # while partitions move, how many wait is not known
+            yield from rewrap_metrics(self.rewrap, owned if settled else None)
         if self.clocks is not None:
             yield from self.clocks.metrics(owned, datetime.now(UTC))
         if self.ticker is not None:

@@ -150,6 +150,8 @@ async def test_metrics_say_which_partitions_still_wait() -> None:
         await rewrapper.ensure(partition, always)
     assert samples()["consent_streams_data_keys_rewrap_pending_partitions"] == 0
     assert samples()["consent_streams_data_keys_rewrapped_total"] == 0  # nothing was stored
+    moving = {s.name for f in rewrap_metrics(rewrapper, None) for s in f.samples}
+    assert moving == {"consent_streams_data_keys_rewrapped_total"}  # pending: not known, not 0
 
 
 def test_a_stored_value_names_its_kek() -> None:
