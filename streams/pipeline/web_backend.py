@@ -210,11 +210,10 @@ class FaustBackend:
         # moving (the tables are co-partitioned: the same partitions).
         if self.clocks is None and self.ticker is None and self.rewrap is None:
             return
-        settled = self.settled()
-        owned = self.active_partitions() if settled else []
-        if self.rewrap is not None:  # while partitions move, how many wait is not known
-            yield from rewrap_metrics(self.rewrap, owned if settled else None)
+        owned = self.active_partitions() if self.settled() else None  # None: moving
+        if self.rewrap is not None:
+            yield from rewrap_metrics(self.rewrap, owned)
         if self.clocks is not None:
-            yield from self.clocks.metrics(owned, datetime.now(UTC))
+            yield from self.clocks.metrics(owned or [], datetime.now(UTC))
         if self.ticker is not None:
-            yield from timer_metrics(self.ticker, owned, self.ticker.clock())
+            yield from timer_metrics(self.ticker, owned or [], self.ticker.clock())
