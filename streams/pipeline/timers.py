@@ -570,6 +570,10 @@ class Ticker:
         app = self.app
         return not app.rebalancing and bool(app.tables.recovery.completed.is_set())
 
+    def stopping(self) -> bool:
+        """The worker is stopping: its producer may already be closed."""
+        return bool(self.app.should_stop)
+
     def active(self) -> list[int]:
         topic = self.index.changelog
         return sorted(
@@ -577,12 +581,24 @@ class Ticker:
         )
 
     async def tick(self) -> None:
+        try:
+            await self._tick()
+        except Exception as exc:
+            if not self.stopping():
+                raise
+            # A stop (SIGTERM) cut the pass short, its producer closed: like a revocation, what
+            # was not acknowledged is done again by the next owner. Not a crash: exit code 0.
+            log.info(
+                "timers: pass cut short by the worker stopping", extra={"error": type(exc).__name__}
+            )
+
+    async def _tick(self) -> None:
         if not self.settled():
             return
         generation = self.generation
 
         def current() -> bool:
-            return generation == self.generation and self.settled()
+            return generation == self.generation and self.settled() and not self.stopping()
 
         for partition in self.active():
             if self.reindex is not None and partition not in self.checked:
@@ -594,7 +610,7 @@ class Ticker:
                 return
             if not self.firing:
                 continue
-            while generation == self.generation:
+            while generation == self.generation and not self.stopping():
                 due = self.index.due(partition, self.clock())
                 if not due:
                     break

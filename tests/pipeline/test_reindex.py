@@ -226,6 +226,7 @@ def ticker_for(worker: Worker) -> Ticker:
     completed.set()
     app = SimpleNamespace(
         rebalancing=False,
+        should_stop=False,
         tables=SimpleNamespace(recovery=SimpleNamespace(completed=completed)),
         assignor=SimpleNamespace(
             assigned_actives=lambda: {TP(changelog, p) for p in range(PARTITIONS)}

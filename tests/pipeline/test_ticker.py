@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from aiokafka.errors import ProducerClosed
 from faust.types import TP
 
 from schemas.events import ConsentEvent
@@ -50,6 +51,7 @@ class World:
         completed.set()
         self.app = SimpleNamespace(
             rebalancing=False,
+            should_stop=False,
             tables=SimpleNamespace(recovery=SimpleNamespace(completed=completed)),
             assignor=SimpleNamespace(
                 assigned_actives=lambda: {TP(CHANGELOG, p) for p in range(PARTITIONS)}
@@ -177,6 +179,40 @@ async def test_a_revocation_while_firing_leaves_the_items_to_the_new_owner(
     await world.ticker.tick()
     assert len(world.broker.on(world.names.events)) == 2  # published once
     assert world.indexed() == ["expiry", "reminder", "retention"]  # not removed: fired again
+
+
+async def test_a_stop_cuts_a_pass_short_without_crashing_the_worker(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = World(engine)
+    await world.fold(**grant(1, 0))
+    world.now = T0 + timedelta(minutes=10)
+
+    async def closed_meanwhile(outbox: FakeOutbox) -> dict[tuple[str, int], int]:
+        world.app.should_stop = True  # SIGTERM: the worker closes its producer under the pass
+        raise ProducerClosed()
+
+    monkeypatch.setattr(FakeOutbox, "sent", closed_meanwhile)
+    await world.ticker.tick()  # no exception reaches Faust, which would exit non-zero
+    assert world.indexed() == ["expiry", "reminder", "retention"]  # left for the next owner
+
+    async def closed(outbox: FakeOutbox) -> dict[tuple[str, int], int]:
+        raise ProducerClosed()
+
+    world.app.should_stop = False
+    monkeypatch.setattr(FakeOutbox, "sent", closed)
+    with pytest.raises(ProducerClosed):  # the same failure while running is no stop
+        await world.ticker.tick()
+
+
+async def test_a_stopping_worker_starts_no_more_firing(engine: Engine) -> None:
+    world = World(engine)
+    await world.fold(**grant(1, 0))
+    world.now = T0 + timedelta(minutes=10)
+    world.app.should_stop = True
+    await world.ticker.tick()
+    assert world.broker.on(world.names.events) == world.broker.on(world.names.notifications) == []
+    assert world.indexed() == ["expiry", "reminder", "retention"]
 
 
 def samples(world: World) -> dict[tuple[str, str], float]:
