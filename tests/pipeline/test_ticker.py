@@ -93,6 +93,15 @@ def grant(n: int, minute: int) -> dict[str, Any]:
     }
 
 
+@pytest.fixture
+async def world(engine: Engine) -> World:
+    """A worker whose one grant's reminder, expiry and retention are all due."""
+    world = World(engine)
+    await world.fold(**grant(1, 0))
+    world.now = T0 + timedelta(minutes=10)
+    return world
+
+
 async def test_the_injected_clock_decides_what_fires(engine: Engine) -> None:
     world = World(engine)
     await world.fold(**grant(1, 0))
@@ -117,10 +126,7 @@ async def test_the_injected_clock_decides_what_fires(engine: Engine) -> None:
     assert world.indexed() == []
 
 
-async def test_nothing_is_removed_unless_the_broker_has_it(engine: Engine) -> None:
-    world = World(engine)
-    await world.fold(**grant(1, 0))
-    world.now = T0 + timedelta(minutes=10)
+async def test_nothing_is_removed_unless_the_broker_has_it(world: World) -> None:
     world.broker.fail = True
     with pytest.raises(ConnectionError):
         await world.ticker.tick()
@@ -153,10 +159,7 @@ async def test_a_stale_item_is_dropped_unfired(engine: Engine) -> None:
     assert len(gone) == 2 and not left & gone
 
 
-async def test_no_ticks_while_rebalancing(engine: Engine) -> None:
-    world = World(engine)
-    await world.fold(**grant(1, 0))
-    world.now = T0 + timedelta(minutes=10)
+async def test_no_ticks_while_rebalancing(world: World) -> None:
     world.app.rebalancing = True
     await world.ticker.tick()
     assert world.broker.on(world.names.events) == []
@@ -164,11 +167,8 @@ async def test_no_ticks_while_rebalancing(engine: Engine) -> None:
 
 
 async def test_a_revocation_while_firing_leaves_the_items_to_the_new_owner(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
+    world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    world = World(engine)
-    await world.fold(**grant(1, 0))
-    world.now = T0 + timedelta(minutes=10)
     acknowledge = FakeOutbox.sent
 
     async def revoked_meanwhile(outbox: FakeOutbox) -> dict[tuple[str, int], int]:
@@ -182,12 +182,8 @@ async def test_a_revocation_while_firing_leaves_the_items_to_the_new_owner(
 
 
 async def test_a_stop_cuts_a_pass_short_without_crashing_the_worker(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
+    world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    world = World(engine)
-    await world.fold(**grant(1, 0))
-    world.now = T0 + timedelta(minutes=10)
-
     async def closed_meanwhile(outbox: FakeOutbox) -> dict[tuple[str, int], int]:
         world.app.should_stop = True  # SIGTERM: the worker closes its producer under the pass
         raise ProducerClosed()
@@ -205,10 +201,7 @@ async def test_a_stop_cuts_a_pass_short_without_crashing_the_worker(
         await world.ticker.tick()
 
 
-async def test_a_stopping_worker_starts_no_more_firing(engine: Engine) -> None:
-    world = World(engine)
-    await world.fold(**grant(1, 0))
-    world.now = T0 + timedelta(minutes=10)
+async def test_a_stopping_worker_starts_no_more_firing(world: World) -> None:
     world.app.should_stop = True
     await world.ticker.tick()
     assert world.broker.on(world.names.events) == world.broker.on(world.names.notifications) == []
