@@ -34,10 +34,13 @@ def _parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(kind.value, help=text)
         sub.add_argument("--controller", required=True)
         sub.add_argument("--subject", required=True, help="the subject id")
+        confirm = kind is TokenKind.CONFIRM
         sub.add_argument(
             "--purpose",
-            required=kind is TokenKind.CONFIRM,
-            help="unsubscribe: omit for every direct-marketing purpose",
+            required=confirm,
+            help="the purpose confirmed"
+            if confirm
+            else "the purpose (default: every direct-marketing purpose)",
         )
         sub.add_argument("--channel", choices=[c.value for c in Channel])
         sub.add_argument(

@@ -37,6 +37,17 @@ def test_confirm_as_json(
     assert '"kind": "confirm"' in capsys.readouterr().out
 
 
+def test_a_confirmation_link_needs_its_purpose(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["confirm", "--controller", "hms-se", "--subject", "s"])
+    assert exited.value.code == 2
+    assert "--purpose" in capsys.readouterr().err
+    for command, words in (("confirm", "the purpose confirmed"), ("unsubscribe", "default")):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        assert words in capsys.readouterr().out
+
+
 def test_links_must_be_https(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
