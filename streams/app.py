@@ -65,6 +65,7 @@ class ConsentStreams:
     ticker: Ticker | None = None  # None: timers off, or a policy without clocks
     rewrap: Rewrapper | None = None  # data keys under the newest KEK, once per assignment
     deadlines: ClockBook | None = None  # legal deadline clocks (streams/pipeline/clocks.py)
+    memory: SharedMemory | None = None  # RocksDB's shared budget (None: stores in memory)
 
 
 def create_app(
@@ -200,7 +201,8 @@ def create_app(
     transport.batch_handler = BatchHandler(pipeline.topics, serialised)
     app.transport = transport
     stored = (subjects, keys_table, deadline_table, ledger_table, table)
-    share_memory(stored, SharedMemory())  # RocksDB's sizes and one memory budget
+    memory = SharedMemory()
+    shared = share_memory(stored, memory)  # RocksDB's sizes and one memory budget
     use_bulk_recovery(app, *stored)  # changelog batches straight into the stores
 
     async def unreachable(stream: StreamT[bytes]) -> AsyncIterator[None]:
@@ -230,5 +232,6 @@ def create_app(
         ticker=ticker if running else None,
         rewrap=rewrap,
         deadlines=deadlines,
+        memory=memory if shared else None,
     )
     return streams

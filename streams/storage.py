@@ -49,6 +49,11 @@ class SharedMemory:
         """Bytes the memtables of all the worker's databases hold now."""
         return int(self.buffers.get_usage())
 
+    @property
+    def block_cache_usage(self) -> int:
+        """Bytes the shared block cache holds now (at most its capacity)."""
+        return int(self.cache.get_usage())
+
 
 class SharedMemoryOptions(RocksDBOptions):
     """A store's options with the worker's sizes, shared cache and shared budget."""

@@ -29,6 +29,7 @@ def attach_api(streams: ConsentStreams, settings: Settings) -> None:
         opener=streams.keys.open,  # personal data opened, or left sealed after erasure
         ticker=streams.ticker,
         rewrap=streams.rewrap,
+        memory=streams.memory,
     )
     faust_app: Any = streams.app
     server = cast(web.Application, faust_app.web.web_app)

@@ -24,6 +24,7 @@ from streams.pipeline.rewrap import Rewrapper, rewrap_metrics
 from streams.pipeline.stats import PREFIX, batch_metrics, counter, histogram
 from streams.pipeline.store import scan_stored
 from streams.pipeline.timers import Ticker, timer_metrics
+from streams.storage import SharedMemory
 from streams.topology import TopicNames, partition_key, partition_of
 
 #: Kafka record headers as (name, value) pairs (the web layer's ``Headers``, structurally).
@@ -55,6 +56,7 @@ class FaustBackend:
         opener: Opener = as_stored,
         ticker: Ticker | None = None,
         rewrap: Rewrapper | None = None,
+        memory: SharedMemory | None = None,
     ) -> None:
         self.app = app  # faust.App
         self.table = table  # faust Table[bytes, bytes]
@@ -65,6 +67,7 @@ class FaustBackend:
         self.opener = opener
         self.ticker = ticker  # None: timers off
         self.rewrap = rewrap
+        self.memory = memory  # None: the tables are not in RocksDB
 
     @property
     def _changelog(self) -> str:
@@ -206,6 +209,16 @@ class FaustBackend:
         for topic, partition, behind in self.consumer_lag():
             lag.add_metric([topic, str(partition)], behind)
         yield lag
+        if self.memory is not None:
+            rocksdb = GaugeMetricFamily(
+                PREFIX + "rocksdb_memory_bytes",
+                "Memory RocksDB holds for all the worker's tables, by part: memtables (written, "
+                "not yet flushed) and the shared block cache (read); each within its budget.",
+                labels=["part"],
+            )
+            rocksdb.add_metric(["memtables"], self.memory.memtable_usage)
+            rocksdb.add_metric(["block_cache"], self.memory.block_cache_usage)
+            yield rocksdb
         # Open clocks, the timer index and key rotation are read only while no partition is
         # moving (the tables are co-partitioned: the same partitions).
         if self.clocks is None and self.ticker is None and self.rewrap is None:

@@ -87,6 +87,19 @@ def test_memtables_of_all_tables_count_against_one_budget(tmp_path: Path) -> Non
     assert states.data._db_for_partition(3)[b"x5999"] == VALUE  # flushed, not lost
 
 
+def test_reads_fill_the_one_block_cache_up_to_its_capacity(tmp_path: Path) -> None:
+    shared = SharedMemory(block_cache_bytes=2 * MB)
+    states, entries = tables(tmp_path)
+    share_memory([states, entries], shared)
+    for table in (states, entries):
+        fill(table, 0, 2)
+        db = table.data._db_for_partition(0)
+        db.flush()  # to table files: reads now go through the block cache
+        for i in range(0, 2000, 7):
+            assert db[b"k" + str(i).encode()] == VALUE
+    assert 1 * MB <= shared.block_cache_usage <= 2 * MB  # both databases, one bounded cache
+
+
 @pytest.mark.parametrize("name", ["max_open_files", "write_buffer_size", "bloom_filter_size"])
 def test_faust_still_opens_each_database_with_the_stores_options(name: str) -> None:
     """streams/storage.py swaps a store's ``rocksdb_options`` before any database opens."""

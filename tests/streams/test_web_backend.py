@@ -113,3 +113,19 @@ def test_metrics_families_from_the_pipeline_counters() -> None:
     assert samples[("consent_streams_processing_latency_seconds_count", ())] == 1
     assert samples[("consent_streams_batch_step_seconds_count", (("step", "send"),))] == 0
     assert not any(name == "consent_streams_consumer_lag" for name, _ in samples)
+    assert not any(name == "consent_streams_rocksdb_memory_bytes" for name, _ in samples)
+
+
+def test_rocksdb_memory_by_part() -> None:
+    counters = SimpleNamespace(duplicates=0, emitted={}, events=EventStats(), batches=BatchStats())
+    memory = SimpleNamespace(memtable_usage=5, block_cache_usage=7)
+    backend = FaustBackend(
+        SimpleNamespace(consumer=None), table=None, counters=counters, topics=None, memory=memory
+    )
+    samples = {
+        s.labels["part"]: s.value
+        for family in backend.metrics()
+        if family.name == "consent_streams_rocksdb_memory_bytes"
+        for s in family.samples
+    }
+    assert samples == {"memtables": 5, "block_cache": 7}

@@ -124,6 +124,15 @@ async def test_metrics_count_events_and_requests(worker: Worker) -> None:
     for step in ("fold", "send", "store"):
         assert samples["consent_streams_batch_step_seconds_count", step] == batches, step
         assert samples["consent_streams_batch_step_seconds_sum", step] > 0, step
+    # What RocksDB holds: the states just written are still in the memtables.
+    rocksdb = {
+        s.labels["part"]: s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "consent_streams_rocksdb_memory_bytes"
+    }
+    assert rocksdb.keys() == {"memtables", "block_cache"}
+    assert 0 < rocksdb["memtables"] <= 128 * 2**20 and rocksdb["block_cache"] <= 64 * 2**20
 
 
 @pytest.mark.parametrize(
