@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeAlias
 
+import aiohttp
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
+from prometheus_client.parser import text_string_to_metric_families
 
 from streams.broker import BrokerError, broker_binary, free_port, metadata_answers
 
@@ -174,6 +176,20 @@ def rss_bytes(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+async def rocksdb_bytes(url: str) -> int:
+    """Memory RocksDB holds in a worker (memtables and block cache), from its ``/metrics``."""
+    async with aiohttp.ClientSession() as http, http.get(f"{url}/metrics") as response:
+        text = await response.text()
+    return int(
+        sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            if family.name == "consent_streams_rocksdb_memory_bytes"
+            for sample in family.samples
+        )
+    )
 
 
 def cpu_seconds(pid: int) -> float:
