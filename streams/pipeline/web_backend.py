@@ -213,7 +213,7 @@ class FaustBackend:
             rocksdb = GaugeMetricFamily(
                 PREFIX + "rocksdb_memory_bytes",
                 "Memory RocksDB holds for all the worker's tables, by part: memtables (written, "
-                "not yet flushed) and the shared block cache (read); each within its budget.",
+                "not yet flushed) and the shared block cache (read); both fill up to a budget.",
                 labels=["part"],
             )
             rocksdb.add_metric(["memtables"], self.memory.memtable_usage)
