@@ -179,6 +179,8 @@ async def test_sustained_load_memory_levels_off_and_lag_does_not_grow(
                 await asyncio.sleep(tick)
             offered_for = time.monotonic() - started
             worker_cpu = cpu_seconds(pid) - cpu_before
+            if sampler.done():
+                sampler.result()  # it stopped early: say why (the worker's /metrics, say)
             sampler.cancel()
             sent = publisher.sent
             drain_started = time.monotonic()
