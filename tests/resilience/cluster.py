@@ -178,9 +178,9 @@ def rss_bytes(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
-async def rocksdb_bytes(url: str) -> int:
+async def rocksdb_bytes(http: aiohttp.ClientSession, url: str) -> int:
     """Memory RocksDB holds in a worker (memtables and block cache), from its ``/metrics``."""
-    async with aiohttp.ClientSession() as http, http.get(f"{url}/metrics") as response:
+    async with http.get(f"{url}/metrics") as response:
         text = await response.text()
     return int(
         sum(

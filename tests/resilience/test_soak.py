@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 import orjson
 import pytest
 
@@ -145,7 +146,10 @@ async def test_sustained_load_memory_levels_off_and_lag_does_not_grow(
             started = time.monotonic()
 
             async def sample() -> None:
-                async with LagProbe(broker.bootstrap, worker.app_id) as probe:
+                async with (
+                    LagProbe(broker.bootstrap, worker.app_id) as probe,
+                    aiohttp.ClientSession() as http,
+                ):
                     while True:
                         lags = await probe.lag(
                             {publisher.topic: publisher.sent},
@@ -155,7 +159,7 @@ async def test_sustained_load_memory_levels_off_and_lag_does_not_grow(
                             Sample(
                                 time.monotonic() - started,
                                 rss_bytes(pid),
-                                await rocksdb_bytes(worker.url),
+                                await rocksdb_bytes(http, worker.url),
                                 lags[publisher.topic],
                                 lags[pipeline.topics.by_subject],
                             )
