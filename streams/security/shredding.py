@@ -166,10 +166,13 @@ class DataKeys:
     def current(self, controller: str, subject_id: str) -> tuple[int, bytes]:
         """(generation, data key), creating a key when the subject has none (or it was erased)."""
         generation, wrapped = self._read(controller, subject_id)
-        if wrapped is not None:
-            context = _key_context(controller, subject_id, generation)
-            return generation, self.keyring.unwrap(wrapped, context)
-        generation += 1
+        if wrapped is None:
+            return self._made(controller, subject_id, generation + 1)
+        context = _key_context(controller, subject_id, generation)
+        return generation, self.keyring.unwrap(wrapped, context)
+
+    def _made(self, controller: str, subject_id: str, generation: int) -> tuple[int, bytes]:
+        """A new data key of ``generation``, stored wrapped by the newest KEK."""
         key = self._random(KEY_BYTES)
         context = _key_context(controller, subject_id, generation)
         self._write(
@@ -182,7 +185,7 @@ class DataKeys:
         needs (a key wrapped by an older KEK moves to the newest as its subject is written to)."""
         generation, wrapped = self._read(controller, subject_id)
         if wrapped is None:
-            return self.current(controller, subject_id)  # made
+            return self._made(controller, subject_id, generation + 1)
         context = _key_context(controller, subject_id, generation)
         key = self.keyring.unwrap(wrapped, context)
         if self.keyring.kid_of(wrapped) != self.keyring.current:
