@@ -20,6 +20,7 @@ from streams.pipeline.clocks import CLOCKS_TABLE, ClockBook
 from streams.pipeline.consumer import Batches, BatchHandler, BatchTransport
 from streams.pipeline.ledger_store import LEDGER_TABLE, LEDGER_TOPIC_CONFIG, LedgerStore
 from streams.pipeline.personal import COMPACTION_CONFIGS, KEYS_TABLE, KeysTable, SubjectKeys
+from streams.pipeline.replay import ReplayWindow
 from streams.pipeline.rewrap import Rewrapper
 from streams.pipeline.sending import KeyHashes, Producer
 from streams.pipeline.stats import BatchStats, EventStats
@@ -164,6 +165,7 @@ def create_app(
     index = TimerIndex(table, clocks, memo_max=settings.state_cache)
     # One batch, or one step of an index rebuild, at a time.
     gate = asyncio.Lock()
+    window = ReplayWindow(stored_keys)
     pipeline = BatchPipeline(
         app,
         engine,
@@ -179,6 +181,7 @@ def create_app(
         deadlines=deadlines,
         ledger=ledger if settings.ledger else None,
         seal=keys.seal_personal,  # personal data sealed under the subject's data key, then appended
+        window=window,  # what an earlier owner may have folded restates its decisions
     )
 
     def producer() -> Producer:
@@ -217,6 +220,7 @@ def create_app(
     async def forget(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         states.forget()  # a revoked partition may come back changed by another worker
         keys.forget()
+        window.forget()
         ticker.revoked()
 
     app.on_partitions_revoked.connect(forget)

@@ -185,6 +185,39 @@ class Engine:
         messages, effects = _messages(event, after, changes, statement, now)
         return Outcome(after, messages, False, False, effects)
 
+    def replayed(self, outcome: Outcome, event: ConsentEvent, now: datetime) -> Outcome:
+        """``outcome`` of an event an earlier owner of its partition may have folded before it
+        was killed, maybe in another order with the subject's other events, and with some of
+        that fold's messages delivered: each pair the event reaches (and each pair a notice
+        change can re-decide) is told its decision as it stands, after ``outcome``'s own
+        messages. Whatever that earlier fold told a pair is then followed by the decision.
+
+        A decision "not allowed" is restated as ``suppress``; one with no cause (a default)
+        names the event as its cause.
+        """
+        if event.type in _ACCESS:
+            return outcome
+        plan = self.plans[event.controller]
+        state = outcome.state
+        told = {(e.purpose, e.channel) for e in outcome.effects if e.action != _ERASE_VERB}
+        reached = {p.serial for p in plan.affected(self._placements(event))}
+        reached.update(p.serial for p in plan.renewed)
+        restated: list[Change] = []
+        for pair in plan.pairs:  # policy order
+            if pair.serial not in reached or not pair.destinations:
+                continue
+            if (pair.name, pair.channel_name) in told:
+                continue
+            ruling = pair.decide(state)
+            action = action_of(STATE_OF[ruling.reason]) or _SUPPRESS
+            restated.append((pair, ruling.reason, ruling.cause, action))
+        if not restated:
+            return outcome
+        messages, effects = _messages(event, state, restated, Statement.of(event), now)
+        return outcome._replace(
+            messages=outcome.messages + messages, effects=outcome.effects + effects
+        )
+
 
 def _restate(
     plan: ControllerPlan, state: SubjectState, event: ConsentEvent, now: datetime
@@ -207,6 +240,7 @@ def _restate(
 
 _PURGING = frozenset({EventType.CONFIRMATION_LAPSED.value, EventType.RETENTION_DUE.value})
 _ERASE = Action.ERASE
+_ERASE_VERB = _VERB[_ERASE]
 _EXPIRED = Reason.EXPIRED
 
 

@@ -2,7 +2,8 @@
 
 1. route (pure): rejects to the dead-letter topic, keyless records (and records published
    with another partitioner) forwarded once to the repartition topic, the rest fold here;
-2. fold (pure) into subject states;
+2. fold (pure) into subject states, after raising the partition's lease if the batch reaches it
+   (streams/pipeline/replay.py: what an earlier owner may have folded restates its decisions);
 3. send every output, dead letter, forwarded record and ledger entry, and the batch's data key
    creations and destructions to the keys changelog, and wait until the broker has them all;
 4. store the data keys and the ledger entries, then each changed state once (changelog
@@ -32,6 +33,7 @@ from streams.pipeline.consumer import Batches
 from streams.pipeline.fold import Record, Rejected, Sealer, fold, keep, route
 from streams.pipeline.ledger_store import LedgerStore
 from streams.pipeline.personal import KeysTable, SubjectKeys
+from streams.pipeline.replay import ReplayWindow
 from streams.pipeline.sending import KeyHashes, Outbox, Producer
 from streams.pipeline.store import SubjectStore
 from streams.pipeline.timers import TimerIndex
@@ -84,7 +86,9 @@ class BatchPipeline:
         deadlines: ClockBook | None = None,
         ledger: LedgerStore | None = None,  # None: no ledger (CONSENT_LEDGER=false)
         seal: Sealer = keep,
+        window: ReplayWindow | None = None,  # None: nothing is restated
     ) -> None:
+        self.window = window
         self.ledger = ledger
         self.seal = seal
         self.app = app
@@ -151,6 +155,9 @@ class BatchPipeline:
         routed = route(fresh, self.engine, place, now=now)
         again = route(forwarded, self.engine, self.place, repartitioned=True, now=now)
         self.keys.forget_pending()  # a batch that failed before step 3 left its changes
+        window = self.window
+        if window is not None:
+            await self._lease(window, batches)
         ledger = self.ledger
         folded = fold(
             routed.fold + again.fold,
@@ -160,6 +167,7 @@ class BatchPipeline:
             erasure=self.keys,
             ledger=ledger is not None,
             seal=self.seal,
+            replayed=window.replayed if window is not None else None,
         )
         deadlines = self.deadlines
         started = deadlines.start(folded.fresh) if deadlines is not None else []
@@ -231,6 +239,19 @@ class BatchPipeline:
         for _, event, record in folded.folded:
             stamp = record.timestamp
             stats.on_processed(event.type.value, done - stamp if stamp else None)
+
+    async def _lease(self, window: ReplayWindow, batches: Batches) -> None:
+        """Raise the leases the batch reaches before folding it (streams/pipeline/replay.py)."""
+        raised = window.raised(batches)
+        if not raised:
+            return
+        outbox = self.producer.outbox()
+        try:
+            await self.keys_table.send(raised, outbox)
+            self.keys_table.write(raised, await outbox.sent())
+        except BaseException:
+            window.forget()  # raised here, maybe never stored: read the leases again
+            raise
 
     async def _dead_letter(self, outbox: Outbox, rejected: Rejected) -> None:
         record, errors = rejected

@@ -143,6 +143,7 @@ def fold(
     erasure: Erasure | None = None,
     ledger: bool = True,
     seal: Sealer = keep,
+    replayed: Callable[[Record], bool] | None = None,
 ) -> Folded:
     """Fold a batch into subject states; ``load(key, partition)`` reads a stored state once.
 
@@ -150,7 +151,9 @@ def fold(
     ledger (through ``seal``), received at ``now``; the new state carries the new chain head.
     With ``erasure``, an erased address seen again is recognised by its keyed hash, and an
     outcome that shreds destroys the subject's data key (after its own ledger entry is sealed)
-    and keeps only keyed hashes of its identifiers.
+    and keeps only keyed hashes of its identifiers. A record ``replayed`` says an earlier owner
+    of its partition may have folded (and not committed) restates every decision its event
+    reaches (:meth:`Engine.replayed`).
     """
     out = Folded()
     current: dict[bytes, SubjectState] = {}
@@ -163,6 +166,8 @@ def fold(
             if erasure is not None:
                 event = erasure.recognise(state, event)
             outcome = engine.apply(state, event, now)
+            if replayed is not None and replayed(record):
+                outcome = engine.replayed(outcome, event, now)
             after = outcome.state
             appended = None
             if ledger and not outcome.duplicate:

@@ -119,6 +119,45 @@ def test_redelivery_of_a_superseded_event_restates_nothing(
     assert engine.apply(state, grant, NOW).messages == ()
 
 
+def test_a_replayed_event_restates_every_pair_it_reaches_as_decided(
+    engine: Engine, event: MakeEvent
+) -> None:
+    # A withdrawal older than the grant changes nothing; replayed, it restates the grant's
+    # allow under the grant's own id (what an earlier fold in another order may have denied).
+    grant = event("consent.granted", 5, purpose="offers", channel="email")
+    state, [granted] = run(engine, [grant])
+    late = event("consent.withdrawn", 1, purpose="offers", channel="email")
+    plain = engine.apply(state, late, NOW)
+    assert plain.messages == ()
+    replayed = engine.replayed(plain, late, NOW)
+    assert replayed.state is plain.state and not replayed.duplicate
+    assert [m.value for m in replayed.messages] == [m.value for m in granted.messages]
+    assert [(e.purpose, e.channel, e.action) for e in replayed.effects] == [
+        ("offers", "email", "allow")
+    ]
+
+
+def test_a_replayed_event_restates_not_allowed_as_suppress_and_says_nothing_twice(
+    engine: Engine, event: MakeEvent
+) -> None:
+    pending = event("consent.granted", 1, purpose="newsletter", channel="email")
+    state, [outcome] = run(engine, [pending])
+    assert outcome.messages == ()  # not allowed yet: nothing said ...
+    told = {(d, m.action, m.reason) for d, m in messages(engine.replayed(outcome, pending, NOW))}
+    # ... but a replay may follow an earlier fold that allowed: it says suppress.
+    assert told and {(a, r) for _, a, r in told} == {("suppress", "pending_confirmation")}
+    unsubscribe = event("unsubscribed", 2, purpose="offers")
+    _, [changed] = run(engine, [unsubscribe], state)
+    again = engine.replayed(changed, unsubscribe, NOW)
+    assert again.messages == changed.messages  # every pair reached was already told
+
+
+def test_a_replayed_access_request_still_decides_nothing(engine: Engine, event: MakeEvent) -> None:
+    request = event("access.requested", 1)
+    outcome = engine.apply(EMPTY, request, NOW)
+    assert engine.replayed(outcome, request, NOW) == outcome
+
+
 def test_restriction_suppresses_everything_but_legal_obligations(
     engine: Engine, event: MakeEvent
 ) -> None:
