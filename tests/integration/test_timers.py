@@ -315,6 +315,7 @@ async def test_a_lifetime_added_to_the_policy_expires_consents_given_before_it(
         CONSENT_POLICY_FILE=str(policy),
         CONSENT_TIMERS="true",
         CONSENT_TIMER_INTERVAL="0.2",
+        CONSENT_PRODUCER_MAX_BATCH_SIZE="1",  # restarted: see the broker notes
     )
     worker = pipeline.worker
     subject = unique("subject")
