@@ -151,9 +151,9 @@ def fold(
     ledger (through ``seal``), received at ``now``; the new state carries the new chain head.
     With ``erasure``, an erased address seen again is recognised by its keyed hash, and an
     outcome that shreds destroys the subject's data key (after its own ledger entry is sealed)
-    and keeps only keyed hashes of its identifiers. A record ``replayed`` says an earlier owner
-    of its partition may have folded (and not committed) restates every decision its event
-    reaches (:meth:`Engine.replayed`).
+    and keeps only keyed hashes of its identifiers. An event whose record an earlier owner of
+    its partition may have folded (``replayed``) restates every decision it reaches
+    (:meth:`Engine.replayed`).
     """
     out = Folded()
     current: dict[bytes, SubjectState] = {}
