@@ -28,7 +28,7 @@ from streams.pipeline.personal import Changes, KeysTable
 #: Records a lease reaches past the last one folded: one changelog write per this many records of
 #: a partition. After a kill or a rebalance, what was folded since the last commit and up to this
 #: many records more restate their decisions.
-STEP = 10_000
+STEP = 1_000
 #: Key of a partition's lease (then the partition number): no '/', so never a subject's key.
 _LEASE = b"\x00folding\x00"
 
