@@ -245,10 +245,8 @@ class BatchPipeline:
         raised = window.raised(batches)
         if not raised:
             return
-        outbox = self.producer.outbox()
         try:
-            await self.keys_table.send(raised, outbox)
-            self.keys_table.write(raised, await outbox.sent())
+            await self.keys_table.save(raised, self.producer.outbox())
         except BaseException:
             window.forget()  # raised here, maybe never stored: read the leases again
             raise

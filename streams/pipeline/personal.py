@@ -315,6 +315,12 @@ class KeysTable:
         for key, (partition, value) in changes.items():
             await outbox.add(topic, key, value, partition=partition)  # the key's own partition
 
+    async def save(self, changes: Changes, outbox: Outbox) -> None:
+        """Outside a batch's flush: ``changes`` through ``outbox`` to the changelog, then, once
+        acknowledged, into the store (as a batch does in steps 3 and 4)."""
+        await self.send(changes, outbox)
+        self.write(changes, await outbox.sent())
+
     def write(self, changes: Changes, last: Mapping[tuple[str, int], int]) -> None:
         """Step 4: once the broker has them (``last``: offsets of the outbox), into the store."""
         topic = self.topic

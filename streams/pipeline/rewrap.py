@@ -155,10 +155,8 @@ class Rewrapper:
         """As a batch writes its key changes: the changelog acknowledges, then the store."""
         if not changes:
             return
-        outbox = self.producer().outbox()
         try:
-            await self.table.send(changes, outbox)
-            self.table.write(changes, await outbox.sent())
+            await self.table.save(changes, self.producer().outbox())
         except BaseException:
             self.keys.forget()  # values taken but never stored: read them again
             raise
