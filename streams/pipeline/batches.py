@@ -4,12 +4,15 @@
    with another partitioner) forwarded once to the repartition topic, the rest fold here;
 2. fold (pure) into subject states, after raising the partition's lease if the batch reaches it
    (streams/pipeline/replay.py: what an earlier owner may have folded restates its decisions);
+   step 4 raises it ahead with the states, so this waits for a raise only when a batch outgrows
+   the last one;
 3. send every output, dead letter, forwarded record and ledger entry, and the batch's data key
    creations and destructions to the keys changelog, and wait until the broker has them all;
 4. store the data keys and the ledger entries, then each changed state once (changelog
    acknowledged, then the store), with the deadline clocks the batch stopped at step 3
-   (streams/pipeline/clocks.py) and the timer index writes in the same flush: the states carry
-   the ledger chain heads, so a head is never stored before its entries;
+   (streams/pipeline/clocks.py), the timer index writes and the leases raised ahead in the same
+   flush: the states carry the ledger chain heads, so a head is never stored before its
+   entries;
 5. only then may the consumer mark the batch's offsets committable.
 
 A kill at any point before 5 redelivers the batch; the engine's redelivery rule restates what
@@ -214,6 +217,9 @@ class BatchPipeline:
         saving = self.producer.outbox()
         if index is not None:  # due work goes with the states it comes from
             await index.send(timers, saving)
+        # Leases raised ahead with the states: the next batch need not wait for a raise.
+        leases = window.ahead(batches) if window is not None else {}
+        await self.keys_table.send(leases, saving)
         stopped = None
         if deadlines is not None and (started or fulfilled):
             # Honoured: the broker has every instruction the batch caused; an access request
@@ -223,6 +229,9 @@ class BatchPipeline:
         # One flush: states, deadline clocks and index writes acknowledged together; the states
         # are stored first, the index after them, all before the batch may be committed.
         flushed = await self.store.save(folded.states, saving)
+        if window is not None and leases:
+            self.keys_table.write(leases, flushed)
+            window.stored(leases)
         if deadlines is not None and stopped is not None:
             deadlines.written(stopped, flushed)
         if index is not None:

@@ -38,6 +38,7 @@ from streams.core.policy import Policy
 from streams.core.state import EMPTY, SubjectState
 from streams.pipeline.fold import Admitted, Record, fold, route
 from streams.pipeline.ledger_store import split_key
+from streams.pipeline.replay import raised_after, raised_before
 from tests.resilience.cluster import Record as Output
 from tests.resilience.report import Mode, Report
 from tests.resilience.workload import Verdict, generate, judge
@@ -70,6 +71,7 @@ def simulate(
     crashes: int,
     ordering: str = "acknowledged-first",
     commit_probability: float = 0.1,
+    lease_floor: int = 5,
     lease_step: int = 25,
     restate: bool = True,
 ) -> Simulation:
@@ -107,14 +109,19 @@ def simulate(
         for subject, record in records:
             hop.append(Record(HOP, 0, len(hop), subject, record.value))
 
+    def raise_ahead(batch: dict[str, list[Record]]) -> None:
+        for name, records in batch.items():
+            if records:
+                lease[name] = raised_after(lease[name], *_reach(records), lease_floor, lease_step)
+
     while any(position[name] < len(log) for name, log in logs.items()):
         taken = {INPUT: rng.randint(0, 20), HOP: rng.randint(0, 5)}
         batch = {name: logs[name][position[name] : position[name] + n] for name, n in taken.items()}
         if not any(batch.values()):
             continue
         for name, records in batch.items():
-            if records and records[-1].offset >= lease[name]:
-                lease[name] = records[-1].offset + 1 + lease_step
+            if records:
+                lease[name] = raised_before(lease[name], *_reach(records), lease_floor, lease_step)
         fresh = route(batch[INPUT], engine, lambda subject: 0)
         again = route(batch[HOP], engine, lambda subject: 0, repartitioned=True)
         folded = fold(
@@ -138,6 +145,8 @@ def simulate(
                 topics[destination] += [(k, v) for _, k, v in sent[: rng.randint(0, len(sent))]]
             forward(fresh.forward[: rng.randint(0, len(fresh.forward))])
             ledger.update((k, v) for _, k, v in entries[: rng.randint(0, len(entries))])
+            if processed % 2:  # the flush's lease raise was acknowledged before the kill
+                raise_ahead(batch)
             position = dict(committed)
             window = dict(lease)
             continue
@@ -145,7 +154,8 @@ def simulate(
             topics[destination].append((key, value))
         forward(fresh.forward)
         ledger.update((k, v) for _, k, v in entries)
-        table.update(states)  # ... then the states stored
+        table.update(states)  # ... then the states stored, with the leases raised ahead
+        raise_ahead(batch)
         for name, records in batch.items():
             position[name] += len(records)
         if rng.random() < commit_probability:
@@ -161,6 +171,11 @@ def simulate(
     return Simulation(
         verdict, crashes, len(workload.events), len(workload.records), problems, repeated
     )
+
+
+def _reach(records: list[Record]) -> tuple[int, int]:
+    """(last offset, offsets spanned) of a partition's records in a batch."""
+    return records[-1].offset, records[-1].offset - records[0].offset + 1
 
 
 def _below(window: dict[str, int], record: Record) -> bool:
